@@ -1,0 +1,41 @@
+.DEFAULT_GOAL := help
+.PHONY: help setup demo test test-fast lint format typecheck check bench lock clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
+
+setup: ## Create/refresh .venv from constraints.txt
+	./dev setup
+
+demo: ## Run the offline demo (no API key, no Redis server needed)
+	./dev demo
+
+test: ## Run the whole test suite (what CI runs)
+	./dev test
+
+test-fast: ## Unit tests only
+	./dev test tests/unit_tests -q
+
+lint: ## ruff lint + format check
+	./dev ruff check streamagent tests benchmarks
+	./dev ruff format --check streamagent
+
+format: ## Format the code
+	./dev ruff format streamagent tests benchmarks
+	./dev ruff check --fix streamagent tests benchmarks
+
+typecheck: ## mypy --strict on the package
+	./dev mypy
+
+check: lint typecheck test ## Everything CI checks
+
+bench: ## Run every benchmark (prints markdown tables)
+	./dev python benchmarks/streaming.py
+	./dev python benchmarks/checkpointers.py
+	./dev python benchmarks/tools.py
+
+lock: ## Regenerate constraints.txt from the current venv (host-free)
+	./dev python -m pip freeze --exclude-editable | grep -v '@ file' > constraints.new && mv constraints.new constraints.txt
+
+clean: ## Remove caches (keeps .venv)
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .hypothesis
