@@ -1,0 +1,189 @@
+"""Retry policy for model calls: classification, backoff delays, ``Retry-After``.
+
+Pure logic (no I/O): the model node's sync and async shells use it through tenacity.
+
+Example:
+    >>> from streamagent.config import RetryConfig
+    >>> from streamagent.errors import RateLimitedError
+    >>> policy = RetryPolicy(RetryConfig(jitter=False, initial_delay_seconds=1, backoff_factor=2))
+    >>> policy.delay_seconds(RateLimitedError("429"), attempt=3)
+    4.0
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import openai
+
+from streamagent.config import RetryConfig
+from streamagent.errors import (
+    AgentRunError,
+    AuthenticationError,
+    ContextTooLongError,
+    ModelRequestError,
+    ModelUnavailableError,
+    RateLimitedError,
+    StreamAgentError,
+    StreamBrokenError,
+)
+
+__all__ = ["RetryPolicy", "classify_error", "retry_after_seconds"]
+
+logger = logging.getLogger(__name__)
+
+_RETRY_AFTER_ATTR = "_streamagent_retry_after"
+
+
+def retry_after_seconds(
+    headers: Mapping[str, str] | None, *, now: float | None = None
+) -> float | None:
+    """Parse ``retry-after-ms`` or ``Retry-After`` (seconds or HTTP date) into seconds.
+
+    >>> retry_after_seconds({"retry-after-ms": "250"})
+    0.25
+    >>> retry_after_seconds({"retry-after": "3"})
+    3.0
+    """
+    if not headers:
+        return None
+    lowered = {k.lower(): v for k, v in headers.items()}
+    ms = lowered.get("retry-after-ms")
+    if ms is not None:
+        try:
+            return max(0.0, float(ms) / 1000.0)
+        except ValueError:
+            pass
+    value = lowered.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    current = time.time() if now is None else now
+    return max(0.0, parsed.timestamp() - current)
+
+
+def _status_error(exc: openai.APIStatusError) -> StreamAgentError:
+    status = exc.status_code
+    body_msg = _api_message(exc)
+    where = "the model endpoint"
+    err: ModelRequestError
+    if status == 429:
+        err = RateLimitedError(
+            f"rate limited by {where} (HTTP 429): {body_msg}", status_code=status
+        )
+    elif status in (401, 403):
+        err = AuthenticationError(
+            f"{where} rejected the credentials (HTTP {status}): {body_msg}. "
+            "Check OPENAI_API_KEY / ModelConfig.api_key.",
+            status_code=status,
+        )
+    elif status in (408, 409) or status >= 500:
+        err = ModelUnavailableError(
+            f"{where} is unavailable (HTTP {status}): {body_msg}", status_code=status
+        )
+    elif status == 400 and "context_length" in (_api_code(exc) or "") + body_msg:
+        err = ContextTooLongError(
+            f"the input is too long for the model: {body_msg}", status_code=status
+        )
+    else:
+        err = ModelRequestError(
+            f"{where} refused the request (HTTP {status}): {body_msg}", status_code=status
+        )
+    delay = retry_after_seconds(dict(exc.response.headers)) if exc.response is not None else None
+    setattr(err, _RETRY_AFTER_ATTR, delay)
+    return err
+
+
+def _api_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, Mapping):
+        inner = body.get("error", body)
+        if isinstance(inner, Mapping) and inner.get("message"):
+            return str(inner["message"])
+        if body.get("message"):
+            return str(body["message"])
+    return exc.message
+
+
+def _api_code(exc: openai.APIStatusError) -> str | None:
+    code = getattr(exc, "code", None)
+    return str(code) if code else None
+
+
+def classify_error(exc: BaseException) -> StreamAgentError:  # noqa: PLR0911
+    """Map an exception raised while calling the model to a streamagent error class."""
+    if isinstance(exc, StreamAgentError):
+        return exc
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc)
+    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+        return ModelUnavailableError(f"the model endpoint timed out: {type(exc).__name__}")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return StreamBrokenError(f"the response stream broke: {exc}")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        if isinstance(cause, httpx.RemoteProtocolError | httpx.ReadError):
+            return StreamBrokenError(f"the response stream broke: {cause}")
+        return ModelUnavailableError(f"cannot connect to the model endpoint: {exc}")
+    if isinstance(exc, httpx.TransportError | ConnectionError):
+        return ModelUnavailableError(f"cannot connect to the model endpoint: {exc}")
+    if isinstance(exc, json.JSONDecodeError):
+        return StreamBrokenError(f"the model sent a malformed stream chunk: {exc.msg}")
+    if isinstance(exc, openai.APIResponseValidationError):
+        return StreamBrokenError(f"the model sent an invalid response: {exc}")
+    return AgentRunError(f"unexpected error calling the model: {type(exc).__name__}: {exc}")
+
+
+class RetryPolicy:
+    """Which errors to retry and how long to wait (full jitter, ``Retry-After`` honoured)."""
+
+    def __init__(self, config: RetryConfig, *, rng: random.Random | None = None) -> None:
+        self.config = config
+        self._rng = rng or random.Random()
+
+    @property
+    def max_attempts(self) -> int:
+        return self.config.max_retries + 1
+
+    def should_retry(self, error: BaseException, *, attempt: int) -> bool:
+        return attempt < self.max_attempts and self.config.is_retryable(error)
+
+    def delay_seconds(self, error: BaseException, *, attempt: int) -> float:
+        """Delay before the retry that follows failed attempt ``attempt`` (1-based)."""
+        cfg = self.config
+        hinted = getattr(error, _RETRY_AFTER_ATTR, None)
+        if isinstance(hinted, int | float):
+            return float(min(hinted, cfg.max_delay_seconds))
+        ceiling = min(
+            cfg.max_delay_seconds, cfg.initial_delay_seconds * cfg.backoff_factor ** (attempt - 1)
+        )
+        if cfg.jitter:
+            return self._rng.uniform(0.0, ceiling)
+        return float(ceiling)
+
+    @staticmethod
+    def retry_after_hint(error: BaseException) -> float | None:
+        value = getattr(error, _RETRY_AFTER_ATTR, None)
+        return float(value) if isinstance(value, int | float) else None
+
+    def describe(self, error: StreamAgentError, *, attempt: int, delay: float) -> dict[str, Any]:
+        return {
+            "attempt": attempt,
+            "max_attempts": self.max_attempts,
+            "delay_seconds": round(delay, 4),
+            "error": error.to_dict(),
+        }
