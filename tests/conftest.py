@@ -1,0 +1,47 @@
+"""Shared fixtures: the scripted OpenAI server and agent configs pointing at it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from streamagent.config import AgentConfig, ModelConfig, RetryConfig
+
+if TYPE_CHECKING:
+    from streamagent.testing import ScriptedOpenAIServer
+
+
+@pytest.fixture
+def make_server() -> Iterator[Callable[..., ScriptedOpenAIServer]]:
+    """Start scripted servers on demand; all are stopped at teardown."""
+    from streamagent.testing import ScriptedOpenAIServer
+
+    started: list[ScriptedOpenAIServer] = []
+
+    def factory(script: Any = (), **kwargs: Any) -> ScriptedOpenAIServer:
+        server = ScriptedOpenAIServer(script, **kwargs).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+def config_for(server: ScriptedOpenAIServer, **overrides: Any) -> AgentConfig:
+    """An AgentConfig reaching ``server`` with fast, jitter-free retries."""
+    model = ModelConfig(
+        model=overrides.pop("model", "gpt-4o"),
+        base_url=server.base_url,
+        api_key="sk-test-not-a-real-key",
+        timeout_seconds=overrides.pop("timeout_seconds", 10.0),
+        context_window=overrides.pop("context_window", None),
+        max_tokens=overrides.pop("max_tokens", 4096),
+    )
+    retry = overrides.pop(
+        "retry",
+        RetryConfig(max_retries=3, initial_delay_seconds=0.01, max_delay_seconds=0.2, jitter=False),
+    )
+    return AgentConfig(model=model, retry=retry, **overrides)
