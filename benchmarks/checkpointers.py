@@ -1,0 +1,239 @@
+"""Checkpointer benchmark: streamagent's Redis saver against LangGraph's and others' savers.
+
+Run by hand (prints markdown tables)::
+
+    .venv/bin/python benchmarks/checkpointers.py [--runs 3] [--iterations 150]
+
+Savers: InMemorySaver, AsyncSqliteSaver (a temp file), AsyncPostgresSaver (``PG_URL``, default
+the local PostgreSQL, database ``test``), langgraph-checkpoint-plainredis and streamagent, the
+two Redis savers on the same Redis (``REDIS_URL``, default 127.0.0.1:6379/0, else embedded).
+All measured in one process, interleaved call by call; each figure is the median over runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import redis
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
+from langgraph.checkpoint.base.id import uuid6
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+
+from streamagent.memory import AsyncRedisSaver, default_redis_url
+
+WORDS = "the agent streams tokens while the saver keeps every turn of the thread safe".split()
+
+
+def text(seed: int, tokens: int = 200) -> str:
+    return " ".join(WORDS[(seed + i) % len(WORDS)] for i in range(tokens))
+
+
+def message(i: int) -> BaseMessage:
+    cls = HumanMessage if i % 2 == 0 else AIMessage
+    return cls(text(i), id=f"m{i}-{uuid.uuid4().hex[:6]}")
+
+
+def redis_url() -> str:
+    url = "redis://127.0.0.1:6379/0"
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.ConnectionError:
+        return default_redis_url()
+    return url
+
+
+@asynccontextmanager
+async def savers(url: str, pg_url: str) -> AsyncIterator[dict[str, BaseCheckpointSaver[Any]]]:
+    out: dict[str, BaseCheckpointSaver[Any]] = {"InMemorySaver": InMemorySaver()}
+    async with AsyncExitStack() as stack:
+        try:
+            from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+
+            path = tempfile.mktemp(suffix=".sqlite")
+            out["AsyncSqliteSaver"] = await stack.enter_async_context(
+                AsyncSqliteSaver.from_conn_string(path)
+            )
+        except ImportError as exc:
+            print(f"(sqlite saver unavailable: {exc})")
+        try:
+            from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+            pg = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(pg_url))
+            await pg.setup()
+            out["AsyncPostgresSaver"] = pg
+        except Exception as exc:
+            print(f"(postgres saver unavailable: {type(exc).__name__}: {exc})")
+        from langgraph_checkpoint_plainredis import AsyncRedisSaver as PlainRedis
+
+        out["plainredis"] = PlainRedis(url=url, prefix=f"bench-plain-{uuid.uuid4().hex[:6]}")
+        mine = await stack.enter_async_context(
+            AsyncRedisSaver.from_url(url, key_prefix=f"bench-sa-{uuid.uuid4().hex[:6]}")
+        )
+        await mine.asetup()
+        out["streamagent"] = mine
+        yield out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+async def bench_ops(
+    all_savers: dict[str, Any], size: int, iterations: int
+) -> dict[str, dict[str, list[float]]]:
+    """put / get_tuple / put_writes latencies with a messages channel of ``size`` messages."""
+    times: dict[str, dict[str, list[float]]] = {
+        n: {"put": [], "get": [], "writes": []} for n in all_savers
+    }
+    threads = {n: f"ops-{uuid.uuid4().hex[:8]}" for n in all_savers}
+    parents: dict[str, Any] = {n: None for n in all_savers}
+    history = [message(i) for i in range(size)]
+    for it in range(iterations):
+        history = [*history[1:], message(size + it)]  # sliding window: always ``size`` messages
+        ck = empty_checkpoint()
+        ck["id"] = str(uuid6(clock_seq=it))
+        ck["channel_values"] = {"messages": list(history), "branch:to:model": None}
+        for name, saver in all_savers.items():
+            version = saver.get_next_version(ck["channel_versions"].get("messages"), None)
+            ck_n = {**ck, "channel_versions": {"messages": version, "branch:to:model": version}}
+            config = {"configurable": {"thread_id": threads[name], "checkpoint_ns": ""}}
+            if parents[name]:
+                config["configurable"]["checkpoint_id"] = parents[name]
+            t0 = time.perf_counter()
+            saved = await saver.aput(
+                config, ck_n, {"source": "loop", "step": it}, dict(ck_n["channel_versions"])
+            )
+            t1 = time.perf_counter()
+            await saver.aput_writes(
+                saved, [("messages", [history[-1]]), ("branch:to:model", None)], f"task-{it}"
+            )
+            t2 = time.perf_counter()
+            got = await saver.aget_tuple(
+                {"configurable": {"thread_id": threads[name], "checkpoint_ns": ""}}
+            )
+            t3 = time.perf_counter()
+            assert got is not None
+            assert len(got.checkpoint["channel_values"]["messages"]) == size
+            parents[name] = saved["configurable"]["checkpoint_id"]
+            times[name]["put"].append(t1 - t0)
+            times[name]["writes"].append(t2 - t1)
+            times[name]["get"].append(t3 - t2)
+    for name, saver in all_savers.items():
+        await saver.adelete_thread(threads[name])
+    return times
+
+
+def chat_graph(saver: Any) -> Any:
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", lambda s: {"messages": [AIMessage(text(len(s["messages"])))]})
+    builder.add_edge(START, "model")
+    return builder.compile(checkpointer=saver)
+
+
+async def bench_turns(all_savers: dict[str, Any], turns: int = 20) -> dict[str, list[float]]:
+    out: dict[str, list[float]] = {n: [] for n in all_savers}
+    graphs = {n: chat_graph(s) for n, s in all_savers.items()}
+    threads = {n: f"turns-{uuid.uuid4().hex[:8]}" for n in all_savers}
+    for i in range(turns):
+        for name, graph in graphs.items():
+            config = {"configurable": {"thread_id": threads[name]}}
+            t0 = time.perf_counter()
+            await graph.ainvoke({"messages": [HumanMessage(text(i))]}, config)
+            out[name].append(time.perf_counter() - t0)
+    for name, saver in all_savers.items():
+        await saver.adelete_thread(threads[name])
+    return out
+
+
+async def bench_storage(
+    all_savers: dict[str, Any], url: str, sizes: tuple[int, ...]
+) -> dict[str, dict[int, int]]:
+    client = redis.Redis.from_url(url)
+    out: dict[str, dict[int, int]] = {}
+    for name in ("streamagent", "plainredis"):
+        saver = all_savers[name]
+        out[name] = {}
+        for size in sizes:
+            thread = f"mem-{uuid.uuid4().hex[:8]}"
+            graph = chat_graph(saver)
+            client.execute_command("MEMORY PURGE")
+            time.sleep(0.2)
+            before = int(client.info("memory")["used_memory"])
+            for i in range(size // 2):
+                await graph.ainvoke(
+                    {"messages": [HumanMessage(text(i))]}, {"configurable": {"thread_id": thread}}
+                )
+            out[name][size] = int(client.info("memory")["used_memory"]) - before
+            await saver.adelete_thread(thread)
+    client.close()
+    return out
+
+
+def us(v: float) -> str:
+    return f"{v * 1e6:,.0f}"
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=150)
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    args = parser.parse_args()
+    url = redis_url()
+    print(
+        f"Redis: {redis.Redis.from_url(url).info('server')['redis_version']}; runs: {args.runs}\n"
+    )
+    async with savers(url, args.pg_url) as all_savers:
+        names = list(all_savers)
+        ops: dict[int, list[dict[str, dict[str, list[float]]]]] = {20: [], 100: []}
+        turn_runs: list[dict[str, list[float]]] = []
+        for _ in range(args.runs):
+            for size, runs_of_size in ops.items():
+                runs_of_size.append(await bench_ops(all_savers, size, args.iterations))
+            turn_runs.append(await bench_turns(all_savers))
+        for size, runs in ops.items():
+            print(
+                f"### {size} messages of ~200 tokens in the messages channel (µs, median of runs)\n"
+            )
+            print(
+                "| saver | put p50 | put p99 | get_tuple p50 | get_tuple p99 | put_writes p50 | put_writes p99 |"
+            )
+            print("|---|---:|---:|---:|---:|---:|---:|")
+            for name in names:
+                cells = []
+                for op in ("put", "get", "writes"):
+                    for q in (0.5, 0.99):
+                        cells.append(us(statistics.median(pct(r[name][op], q) for r in runs)))
+                print(f"| {name} | " + " | ".join(cells) + " |")
+            print()
+        print("### 20-turn conversation (ms per turn, median of turns, median of runs)\n")
+        print("| saver | ms per turn |\n|---|---:|")
+        for name in names:
+            print(
+                f"| {name} | {statistics.median(statistics.median(r[name]) for r in turn_runs) * 1e3:.2f} |"
+            )
+        print()
+        storage = await bench_storage(all_savers, url, (100, 200, 400))
+        print("### Redis memory per thread (INFO used_memory delta)\n")
+        print("| saver | 100 messages | 200 messages | 400 messages |\n|---|---:|---:|---:|")
+        for name, row in storage.items():
+            print(
+                f"| {name} | "
+                + " | ".join(f"{row[s] / 1e6:.2f} MB" for s in (100, 200, 400))
+                + " |"
+            )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,30 @@
+"""Conversation memory on Redis: LangGraph checkpointers, the embedded server, and the
+``ConversationManager`` view.
+
+* :class:`RedisSaver` / :class:`AsyncRedisSaver` — ``BaseCheckpointSaver`` on plain Redis
+  (>= 6.2), Valkey or Redis Cluster: core commands only, one hash tag per thread, atomic Lua
+  writes, TTL on every key, ``keep_last``, each message stored once, strict deserialization.
+* :class:`EmbeddedRedis`, :func:`default_redis_url`, :func:`default_data_dir` — a private,
+  persistent redis-server when ``REDIS_URL`` is not set.
+* :class:`ConversationManager` with :class:`MemoryConfig` — add/get/clear messages of a
+  session, a view over the same saver thread the agent uses.
+"""
+
+from streamagent.memory.aio import AsyncRedisSaver
+from streamagent.memory.config import MemoryConfig
+from streamagent.memory.conversation import ConversationManager
+from streamagent.memory.embedded import EmbeddedRedis, default_data_dir, default_redis_url
+from streamagent.memory.serde import StrictSerializer, UnsafeDeserializationError
+from streamagent.memory.sync import RedisSaver
+
+__all__ = [
+    "AsyncRedisSaver",
+    "ConversationManager",
+    "EmbeddedRedis",
+    "MemoryConfig",
+    "RedisSaver",
+    "StrictSerializer",
+    "UnsafeDeserializationError",
+    "default_data_dir",
+    "default_redis_url",
+]

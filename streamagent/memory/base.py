@@ -1,0 +1,572 @@
+"""Pure logic of the Redis savers: keys, encodings, message dedup, reply decoding (no I/O).
+
+Layout: all keys of a thread share the hash tag ``{prefix:thread_id}`` (see ``_lua.py`` for the
+eight keys). Each message of a list-of-messages value (the ``messages`` channel and the writes
+to it) is stored once, in the thread's ``msgs`` hash under a 24-hex-char BLAKE2b digest of its
+serialized form (which includes the message id); the value itself stores only the refs. When a
+new version of a channel extends the previous version this process wrote, only the appended
+refs are stored (a ``D`` value pointing at the base version, a full ``R`` value every
+:data:`FULL_EVERY` versions), so a thread's storage grows linearly with its messages.
+:class:`RedisSaver <streamagent.memory.sync.RedisSaver>` and
+:class:`AsyncRedisSaver <streamagent.memory.aio.AsyncRedisSaver>` are thin I/O shells over
+:class:`BaseRedisSaver`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import struct
+import threading
+import weakref
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ormsgpack
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    PendingWrite,
+    get_checkpoint_id,
+    get_checkpoint_metadata,
+    writes_sort_key,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from streamagent.errors import ConfigurationError
+from streamagent.memory.serde import StrictSerializer
+
+__all__ = [
+    "FULL_EVERY",
+    "KEY_KINDS",
+    "SCHEMA_VERSION",
+    "BaseRedisSaver",
+    "PutPlan",
+    "WritesPlan",
+    "thread_keys",
+]
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1"
+KEY_KINDS = ("cp", "refs", "idx", "blobs", "msgs", "w", "wi", "ns")
+FULL_EVERY = 32
+LIST_BATCH = 32
+_REF_LEN = 24
+_DELTA_CACHE_SIZE = 4096
+_STORED_THREADS = 1024
+
+
+def thread_keys(prefix: str, thread_id: str) -> list[str]:
+    """The eight keys of one thread, in the order the Lua scripts expect.
+
+    >>> thread_keys("sa", "t1")[:2]
+    ['{sa:t1}:cp', '{sa:t1}:refs']
+    """
+    return [f"{{{prefix}:{thread_id}}}:{kind}" for kind in KEY_KINDS]
+
+
+def _check_name(kind: str, value: str) -> str:
+    if "\x00" in value or "\x01" in value:
+        raise ValueError(f"{kind} must not contain NUL or \\x01 characters: {value!r}")
+    return value
+
+
+def _pack(type_: str, payload: bytes) -> bytes:
+    return type_.encode() + b"\x00" + payload
+
+
+def _unpack(value: bytes) -> tuple[str, bytes]:
+    type_, _, payload = value.partition(b"\x00")
+    return type_.decode(), payload
+
+
+def _is_message_list(value: Any) -> bool:
+    return type(value) is list and bool(value) and all(isinstance(m, BaseMessage) for m in value)
+
+
+class _EncodeCache:
+    """Serialized form of message objects this process already encoded, by object identity.
+
+    An entry is used only while the object is alive and still has the same ``id`` and the
+    same ``content`` object, so replacing a message or its content re-encodes it. Messages in
+    LangGraph state are values: mutating nested fields (``additional_kwargs``...) of a message
+    that was already checkpointed, in place, is not detected.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._entries: OrderedDict[int, tuple[Any, Any, Any, str, bytes]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, message: BaseMessage) -> tuple[str, bytes] | None:
+        with self._lock:
+            entry = self._entries.get(id(message))
+        if entry is None:
+            return None
+        ref_obj, msg_id, content, ref, packed = entry
+        if ref_obj() is message and message.id == msg_id and message.content is content:
+            return ref, packed
+        return None
+
+    def put(self, message: BaseMessage, ref: str, packed: bytes) -> None:
+        try:
+            ref_obj = weakref.ref(message)
+        except TypeError:
+            return
+        with self._lock:
+            self._entries[id(message)] = (ref_obj, message.id, message.content, ref, packed)
+            if len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+
+@dataclass
+class _Messages:
+    """Messages of one write operation: refs with the values to store."""
+
+    cache: _EncodeCache
+    values: dict[str, bytes] = field(default_factory=dict)
+
+    def encode(self, serde: SerializerProtocol, messages: list[BaseMessage]) -> list[str]:
+        refs = []
+        for message in messages:
+            hit = self.cache.get(message)
+            if hit is None:
+                type_, data = serde.dumps_typed(message)
+                packed = _pack(type_, data)
+                ref = hashlib.blake2b(packed, digest_size=_REF_LEN // 2).hexdigest()
+                self.cache.put(message, ref, packed)
+            else:
+                ref, packed = hit
+            self.values[ref] = packed
+            refs.append(ref)
+        return refs
+
+
+@dataclass
+class PutPlan:
+    """Arguments of one ``PUT_SCRIPT`` call; ``args(full=True)`` drops every shortcut."""
+
+    keys: list[str]
+    head: list[Any]
+    blobs: list[tuple[str, bytes]]
+    full_blobs: list[tuple[str, bytes]]
+    messages: dict[str, bytes]
+    bases: list[str]
+    cache_updates: list[tuple[tuple[str, str, str], tuple[str, tuple[str, ...], int]]]
+    known: set[str] = field(default_factory=set)
+
+    def args(self, *, full: bool = False) -> list[Any]:
+        blobs = self.full_blobs if full else self.blobs
+        bases = [] if full else self.bases
+        known = set() if full else self.known
+        sent = [(r, v) for r, v in self.messages.items() if r not in known]
+        out: list[Any] = [*self.head, len(blobs), len(sent), len(known), len(bases)]
+        for suffix, value in blobs:
+            out += [suffix, value]
+        for ref, value in sent:
+            out += [ref, value]
+        return out + list(known) + bases
+
+
+@dataclass
+class WritesPlan:
+    """Arguments of one ``PUT_WRITES_SCRIPT`` call."""
+
+    keys: list[str]
+    ttl: int
+    writes: list[tuple[str, str, bytes]]
+    messages: dict[str, bytes]
+    known: set[str] = field(default_factory=set)
+
+    def args(self, *, full: bool = False) -> list[Any]:
+        known = set() if full else self.known
+        sent = [(r, v) for r, v in self.messages.items() if r not in known]
+        out: list[Any] = [self.ttl, len(self.writes), len(sent), len(known)]
+        for mode, field_, value in self.writes:
+            out += [mode, field_, value]
+        for ref, value in sent:
+            out += [ref, value]
+        return out + list(known)
+
+
+class BaseRedisSaver(BaseCheckpointSaver[str]):
+    """Options, encodings and decoding shared by the sync and async savers (no I/O)."""
+
+    def __init__(
+        self,
+        *,
+        key_prefix: str = "streamagent",
+        ttl_seconds: int | None = None,
+        refresh_ttl_on_read: bool = False,
+        keep_last: int | None = None,
+        serde: SerializerProtocol | None = None,
+    ) -> None:
+        super().__init__(serde=serde or StrictSerializer())
+        if not key_prefix or any(c in key_prefix for c in "{}\x00*?[]"):
+            raise ConfigurationError(f"invalid key_prefix {key_prefix!r}")
+        if ttl_seconds is not None and ttl_seconds <= 0:
+            raise ConfigurationError(f"ttl_seconds must be positive or None, got {ttl_seconds}")
+        if keep_last is not None and keep_last < 1:
+            raise ConfigurationError(f"keep_last must be >= 1 or None, got {keep_last}")
+        self.key_prefix = key_prefix
+        self.ttl_seconds = ttl_seconds
+        self.refresh_ttl_on_read = refresh_ttl_on_read
+        self.keep_last = keep_last
+        # (thread, ns, channel) -> (version, refs, depth) of the last list this process wrote
+        self._last_lists: OrderedDict[tuple[str, str, str], tuple[str, tuple[str, ...], int]] = (
+            OrderedDict()
+        )
+        # thread -> refs of messages this process knows are stored (verified by the scripts)
+        self._stored: OrderedDict[str, set[str]] = OrderedDict()
+        self._encoded = _EncodeCache()
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ keys
+    def schema_key(self) -> str:
+        """The key recording the storage schema version (written by ``setup``)."""
+        return f"{self.key_prefix}:schema"
+
+    def keys_for(self, thread_id: str) -> list[str]:
+        """The keys of ``thread_id`` (all in one hash slot)."""
+        return thread_keys(self.key_prefix, str(thread_id))
+
+    def index_match(self) -> str:
+        """SCAN pattern matching the index key of every thread under this prefix."""
+        return f"{{{self.key_prefix}:*}}:idx"
+
+    def thread_of_index_key(self, key: bytes | str) -> str:
+        """Inverse of the ``idx`` key name."""
+        text = key.decode() if isinstance(key, bytes) else key
+        return text[len(self.key_prefix) + 2 : -len("}:idx")]
+
+    @property
+    def _ttl(self) -> int:
+        return self.ttl_seconds or 0
+
+    def read_args(self, targets: Sequence[tuple[str, str]]) -> list[Any]:
+        """``READ_SCRIPT`` arguments for ``(ns, checkpoint_id or "")`` pairs."""
+        ttl = self._ttl if self.refresh_ttl_on_read else 0
+        out: list[Any] = [ttl]
+        for ns, checkpoint_id in targets:
+            out += [ns, checkpoint_id]
+        return out
+
+    # ------------------------------------------------------------------ put
+    def plan_put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> tuple[PutPlan, RunnableConfig]:
+        """Serialize a checkpoint into script arguments and the config ``put`` returns."""
+        configurable = config["configurable"]
+        thread_id = str(configurable["thread_id"])
+        ns = _check_name("checkpoint_ns", configurable.get("checkpoint_ns", ""))
+        stored = checkpoint.copy()
+        values: dict[str, Any] = stored.pop("channel_values")  # type: ignore[misc]
+        record = ormsgpack.packb(
+            [
+                *self.serde.dumps_typed(stored),
+                *self.serde.dumps_typed(get_checkpoint_metadata(config, metadata)),
+                configurable.get("checkpoint_id"),
+            ]
+        )
+        refs = "\x01".join(
+            f"{_check_name('channel', ch)}\x00{ver}"
+            for ch, ver in checkpoint["channel_versions"].items()
+        )
+        messages = _Messages(self._encoded)
+        plan = PutPlan(
+            keys=self.keys_for(thread_id),
+            head=[self._ttl, self.keep_last or 0, ns, checkpoint["id"], record, refs],
+            blobs=[],
+            full_blobs=[],
+            messages=messages.values,
+            bases=[],
+            cache_updates=[],
+        )
+        for channel, version in new_versions.items():
+            suffix = f"{channel}\x00{version}"
+            if channel not in values:
+                plan.blobs.append((suffix, _pack("empty", b"")))
+                plan.full_blobs.append(plan.blobs[-1])
+                continue
+            value = values[channel]
+            if not _is_message_list(value):
+                packed = _pack(*self.serde.dumps_typed(value))
+                plan.blobs.append((suffix, packed))
+                plan.full_blobs.append((suffix, packed))
+                continue
+            list_refs = tuple(messages.encode(self.serde, value))
+            full = _pack("R", "".join(list_refs).encode())
+            plan.full_blobs.append((suffix, full))
+            key = (thread_id, ns, channel)
+            delta = self._delta(key, list_refs)
+            if delta is None:
+                plan.blobs.append((suffix, full))
+                depth = 0
+            else:
+                base_version, added, depth = delta
+                plan.blobs.append((suffix, _pack("D", f"{base_version}\x00{added}".encode())))
+                plan.bases.append(f"{channel}\x00{base_version}")
+            plan.cache_updates.append((key, (str(version), list_refs, depth)))
+        plan.known = self._known_refs(plan.keys[0], plan.messages)
+        returned: RunnableConfig = {
+            "configurable": {
+                "thread_id": configurable["thread_id"],
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        return plan, returned
+
+    def _delta(
+        self, key: tuple[str, str, str], refs: tuple[str, ...]
+    ) -> tuple[str, str, int] | None:
+        if self.keep_last is not None:
+            return None
+        with self._lock:
+            last = self._last_lists.get(key)
+        if last is None:
+            return None
+        version, base, depth = last
+        if depth + 1 >= FULL_EVERY or len(refs) <= len(base) or refs[: len(base)] != base:
+            return None
+        return version, "".join(refs[len(base) :]), depth + 1
+
+    def _known_refs(self, thread_id: str, messages: Mapping[str, bytes]) -> set[str]:
+        with self._lock:
+            stored = self._stored.get(thread_id)
+            return {ref for ref in messages if ref in stored} if stored else set()
+
+    def remember_stored(self, thread_id: str, refs: Iterable[str]) -> None:
+        """Record message refs a successful write stored (not sent again, only checked)."""
+        with self._lock:
+            stored = self._stored.setdefault(thread_id, set())
+            stored.update(refs)
+            self._stored.move_to_end(thread_id)
+            while len(self._stored) > _STORED_THREADS:
+                self._stored.popitem(last=False)
+
+    def remember_put(self, plan: PutPlan, *, full: bool) -> None:
+        """Record the lists a successful put stored, as bases for later deltas."""
+        self.remember_stored(plan.keys[0], plan.messages)
+        with self._lock:
+            for key, (version, refs, depth) in plan.cache_updates:
+                self._last_lists[key] = (version, refs, 0 if full else depth)
+                self._last_lists.move_to_end(key)
+            while len(self._last_lists) > _DELTA_CACHE_SIZE:
+                self._last_lists.popitem(last=False)
+
+    def forget_thread(self, thread_id: str) -> None:
+        """Drop cached delta bases of a deleted thread."""
+        with self._lock:
+            for key in [k for k in self._last_lists if k[0] == thread_id]:
+                del self._last_lists[key]
+            self._stored.pop(self.keys_for(thread_id)[0], None)
+
+    # ------------------------------------------------------------------ writes
+    def plan_put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> WritesPlan:
+        """Serialize pending writes (special writes overwrite, regular ones never do)."""
+        configurable = config["configurable"]
+        ns = _check_name("checkpoint_ns", configurable.get("checkpoint_ns", ""))
+        prefix = f"{ns}\x00{configurable['checkpoint_id']}\x00{_check_name('task_id', task_id)}"
+        messages = _Messages(self._encoded)
+        planned: list[tuple[str, str, bytes]] = []
+        head = f"\x00{_check_name('task_path', task_path)}\x00"
+        for idx, (channel, value) in enumerate(writes):
+            write_idx = WRITES_IDX_MAP.get(channel, idx)
+            if _is_message_list(value):
+                type_, payload = "R", "".join(messages.encode(self.serde, value)).encode()
+            else:
+                type_, payload = self.serde.dumps_typed(value)
+            record = (
+                type_.encode()
+                + b"\x00"
+                + _check_name("channel", channel).encode()
+                + head.encode()
+                + payload
+            )
+            planned.append(("1" if write_idx < 0 else "0", f"{prefix}\x00{write_idx}", record))
+        keys = self.keys_for(str(configurable["thread_id"]))
+        return WritesPlan(
+            keys=keys,
+            ttl=self._ttl,
+            writes=planned,
+            messages=messages.values,
+            known=self._known_refs(keys[0], messages.values),
+        )
+
+    # ------------------------------------------------------------------ reads
+    def decode_read(
+        self,
+        reply: Sequence[Any],
+        thread_id: str,
+        namespaces: Sequence[str],
+        configs: Sequence[RunnableConfig | None],
+    ) -> list[CheckpointTuple | None]:
+        """Decode a ``READ_SCRIPT`` reply into checkpoint tuples (``None`` where missing).
+
+        ``configs[i]`` is returned as the tuple's config when given (``get_tuple`` with a
+        checkpoint id returns the caller's config unchanged, like ``InMemorySaver``).
+        """
+        results, refs, values = reply
+        messages = {
+            _text(ref): value for ref, value in zip(refs, values, strict=True) if value is not None
+        }
+        out: list[CheckpointTuple | None] = []
+        for result, ns, config in zip(results, namespaces, configs, strict=True):
+            out.append(
+                self._decode_one(result, thread_id, ns, config, messages) if result else None
+            )
+        return out
+
+    def _decode_value(self, packed: bytes, messages: Mapping[str, bytes]) -> Any:
+        type_, payload = _unpack(packed)
+        if type_ == "R":
+            return self._load_messages(payload, messages)
+        return self.serde.loads_typed((type_, payload))
+
+    def _load_messages(self, payload: bytes, messages: Mapping[str, bytes]) -> list[Any]:
+        text = payload.decode()
+        parts = []
+        for i in range(0, len(text), _REF_LEN):
+            ref = text[i : i + _REF_LEN]
+            packed = messages.get(ref)
+            if packed is None:
+                raise LookupError(f"checkpoint references message {ref} that is not stored")
+            parts.append(_unpack(packed))
+        if all(type_ == "msgpack" for type_, _ in parts):
+            # one msgpack array of the stored items: a single deserializer call
+            array = b"\xdd" + struct.pack(">I", len(parts)) + b"".join(p for _, p in parts)
+            return list(self.serde.loads_typed(("msgpack", array)))
+        return [self.serde.loads_typed(part) for part in parts]
+
+    def _decode_one(
+        self,
+        result: Sequence[Any],
+        thread_id: str,
+        ns: str,
+        config: RunnableConfig | None,
+        messages: Mapping[str, bytes],
+    ) -> CheckpointTuple:
+        raw_id, record, refs, blob_values, write_fields, write_values = result
+        checkpoint_id = _text(raw_id)
+        ck_type, ck_data, md_type, md_data, parent = ormsgpack.unpackb(record)
+        checkpoint: Checkpoint = self.serde.loads_typed((ck_type, ck_data))
+        channel_values: dict[str, Any] = {}
+        entries = _text(refs).split("\x01") if refs else []
+        for entry, packed in zip(entries, blob_values, strict=True):
+            if packed is None or packed.startswith(b"empty\x00"):
+                continue
+            channel_values[entry.partition("\x00")[0]] = self._decode_value(packed, messages)
+        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for field_, record_w in zip(write_fields, write_values, strict=True):
+            if record_w is None:
+                continue
+            _, _, task_id, idx = _text(field_).split("\x00")
+            type_, channel, task_path, payload = record_w.split(b"\x00", 3)
+            value = self._decode_value(type_ + b"\x00" + payload, messages)
+            key = writes_sort_key(task_path.decode(), task_id, int(idx))
+            pending.append((key, (task_id, channel.decode(), value)))
+        pending.sort(key=lambda item: item[0])
+        own: RunnableConfig = config or {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint_id,
+            }
+        }
+        parent_config: RunnableConfig | None = None
+        if parent:
+            parent_config = {
+                "configurable": {
+                    "thread_id": thread_id,
+                    "checkpoint_ns": ns,
+                    "checkpoint_id": parent,
+                }
+            }
+        return CheckpointTuple(
+            config=own,
+            checkpoint={**checkpoint, "channel_values": channel_values},
+            metadata=self.serde.loads_typed((md_type, md_data)),
+            parent_config=parent_config,
+            pending_writes=[write for _, write in pending],
+        )
+
+    # ------------------------------------------------------------------ list
+    def list_targets(
+        self,
+        namespaces_in_order: Sequence[bytes | str],
+        members: Sequence[bytes | str],
+        config: RunnableConfig | None,
+        before: RunnableConfig | None,
+    ) -> list[tuple[str, str]]:
+        """``(ns, id)`` pairs to list, in ``InMemorySaver`` order (namespaces by first use,
+        newest checkpoint first), filtered by the config's namespace/id and ``before``."""
+        by_ns: dict[str, list[str]] = {}
+        for member in members:
+            ns, _, checkpoint_id = _text(member).partition("\x00")
+            by_ns.setdefault(ns, []).append(checkpoint_id)
+        wanted_ns = config["configurable"].get("checkpoint_ns") if config else None
+        wanted_id = get_checkpoint_id(config) if config else None
+        before_id = get_checkpoint_id(before) if before else None
+        out: list[tuple[str, str]] = []
+        for raw_ns in namespaces_in_order:
+            ns = _text(raw_ns)
+            if wanted_ns is not None and ns != wanted_ns:
+                continue
+            for checkpoint_id in sorted(by_ns.get(ns, ()), reverse=True):
+                if wanted_id and checkpoint_id != wanted_id:
+                    continue
+                if before_id and checkpoint_id >= before_id:
+                    continue
+                out.append((ns, checkpoint_id))
+        return out
+
+    @staticmethod
+    def batches(targets: Sequence[tuple[str, str]]) -> Iterator[Sequence[tuple[str, str]]]:
+        """Split list targets into script-sized batches."""
+        for start in range(0, len(targets), LIST_BATCH):
+            yield targets[start : start + LIST_BATCH]
+
+    @staticmethod
+    def matches(item: CheckpointTuple, filter: Mapping[str, Any] | None) -> bool:
+        """Metadata filter with ``InMemorySaver`` semantics (equality of every key)."""
+        if not filter:
+            return True
+        metadata: Mapping[str, Any] = item.metadata
+        return all(metadata.get(key) == value for key, value in filter.items())
+
+    # ------------------------------------------------------------------ versions
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        """Same scheme as ``InMemorySaver``: zero-padded counter plus a random fraction, so
+        two forks of one checkpoint never share a blob version."""
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(current.split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
