@@ -1,0 +1,155 @@
+"""``create_agent_graph`` (uncompiled, composable) and ``build_agent`` (compiled, with memory)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import RunnableLambda
+from langchain_core.tools import BaseTool
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from streamagent.config import AgentConfig
+from streamagent.cost import CostCalculator
+from streamagent.nodes.model import ModelNode
+from streamagent.nodes.prune import PruneNode
+from streamagent.nodes.tools import ToolRouter
+from streamagent.observe import AgentObserver
+from streamagent.state import AgentState
+
+__all__ = ["ToolLike", "build_agent", "create_agent_graph", "default_saver", "route_after_model"]
+
+logger = logging.getLogger(__name__)
+
+#: A LangChain tool, a (decorated) function, or the TypeScript service's dict form.
+ToolLike = BaseTool | Callable[..., Any] | Mapping[str, Any]
+
+
+def route_after_model(state: Mapping[str, Any]) -> Literal["tools", "__end__"]:
+    """Go to the tool router when the last AI message asked for tools, else finish."""
+    messages = state.get("messages") or []
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
+        return "tools"
+    return END
+
+
+def _as_tools(tools: Sequence[ToolLike]) -> list[BaseTool]:
+    from streamagent.tools import as_tool
+
+    converted = [as_tool(t) for t in tools]
+    names = [t.name for t in converted]
+    dupes = {n for n in names if names.count(n) > 1}
+    if dupes:
+        from streamagent.errors import ConfigurationError
+
+        raise ConfigurationError(f"duplicate tool names: {', '.join(sorted(dupes))}")
+    return converted
+
+
+def create_agent_graph(
+    *,
+    model: BaseChatModel | str | None = None,
+    tools: Sequence[ToolLike] = (),
+    config: AgentConfig | None = None,
+    name: str = "agent",
+    observer: AgentObserver | None = None,
+) -> StateGraph[AgentState]:
+    """The agent as an *uncompiled* ``StateGraph``: prune → model → (tools → prune | END).
+
+    Compile it with your own checkpointer, or add it (compiled) as a node of a bigger graph —
+    its state shares the ``messages`` key with any ``MessagesState`` parent.
+
+    ``model`` is a chat model instance, a model name, or ``None`` for ChatOpenAI built from
+    ``config.model`` (lazily, at the first call: building the graph does no I/O and needs no key).
+
+    Example:
+        >>> from streamagent import AgentConfig, ModelConfig, create_agent_graph
+        >>> builder = create_agent_graph(config=AgentConfig(model=ModelConfig(api_key="sk-x")))
+        >>> sorted(builder.nodes)
+        ['model', 'prune', 'tools']
+        >>> app = builder.compile()   # no checkpointer: stateless runs
+    """
+    cfg = config or AgentConfig()
+    llm: BaseChatModel | None = None
+    if isinstance(model, str):
+        cfg = cfg.with_model(model=model)
+    elif model is not None:
+        llm = model
+    tool_list = _as_tools(tools)
+    costs = CostCalculator(prices=cfg.prices)
+    prune = PruneNode(tools=tool_list, config=cfg, observer=observer)
+    model_node = ModelNode(
+        llm=llm, tools=tool_list, config=cfg, name=name, costs=costs, observer=observer
+    )
+    router = ToolRouter(tools=tool_list, config=cfg, name=name, observer=observer)
+
+    builder: StateGraph[AgentState] = StateGraph(AgentState)
+    builder.add_node("prune", RunnableLambda(prune.invoke, afunc=prune.ainvoke, name="prune"))
+    builder.add_node(
+        "model", RunnableLambda(model_node.invoke, afunc=model_node.ainvoke, name="model")
+    )
+    builder.add_node("tools", RunnableLambda(router.invoke, afunc=router.ainvoke, name="tools"))
+    builder.add_edge(START, "prune")
+    builder.add_edge("prune", "model")
+    builder.add_conditional_edges("model", route_after_model, ["tools", END])
+    builder.add_edge("tools", "prune")
+    return builder
+
+
+def default_saver() -> BaseCheckpointSaver[Any]:
+    """A :class:`~streamagent.memory.RedisSaver` on ``REDIS_URL`` or the embedded server."""
+    import redis
+
+    from streamagent.memory import RedisSaver, default_redis_url
+
+    client = redis.Redis.from_url(
+        default_redis_url(),
+        socket_timeout=10.0,
+        socket_connect_timeout=5.0,
+        health_check_interval=30,
+    )
+    saver = RedisSaver(client)
+    saver.setup()
+    return saver
+
+
+def build_agent(
+    *,
+    model: BaseChatModel | str | None = None,
+    tools: Sequence[ToolLike] = (),
+    config: AgentConfig | None = None,
+    name: str = "agent",
+    checkpointer: BaseCheckpointSaver[Any] | Literal[False] | None = None,
+    observer: AgentObserver | None = None,
+) -> CompiledStateGraph[AgentState, Any, AgentState, AgentState]:
+    """Compile the agent with memory for the common case.
+
+    ``checkpointer=None`` uses Redis: ``REDIS_URL`` when set, else an embedded Redis server
+    started on first use (data under :func:`streamagent.memory.default_data_dir`, persistent,
+    stopped at exit). ``checkpointer=False`` compiles without memory. This function connects
+    to Redis (it runs ``setup()``), unlike :func:`create_agent_graph`.
+
+    Example:
+        >>> from streamagent import AgentConfig, ModelConfig, build_agent
+        >>> agent = build_agent(config=AgentConfig(model=ModelConfig(api_key="sk-x")),
+        ...                     checkpointer=False)
+        >>> agent.name
+        'agent'
+    """
+    cfg = config or AgentConfig()
+    builder = create_agent_graph(model=model, tools=tools, config=cfg, name=name, observer=observer)
+    saver: BaseCheckpointSaver[Any] | None
+    if checkpointer is None:
+        saver = default_saver()
+    elif checkpointer is False:
+        saver = None
+    else:
+        saver = checkpointer
+    compiled = builder.compile(checkpointer=saver, name=name)
+    return compiled.with_config(recursion_limit=cfg.recursion_limit)

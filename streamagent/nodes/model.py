@@ -1,0 +1,340 @@
+"""The model node: stream one chat completion, retry it, account usage and cost.
+
+The node is the single owner of retries (the SDK's are off): retryable failures are retried
+with backoff; a failure after tokens were streamed is announced with a ``retry`` custom
+stream event so consumers discard that partial output. A stream that ends without a
+``finish_reason`` is an error, never a silent success. Budgets (steps, tokens, USD) are checked
+*before* the call.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    SystemMessage,
+    ToolMessage,
+)
+from langchain_core.messages.ai import add_ai_message_chunks
+from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables.config import merge_configs
+from langchain_core.tools import BaseTool
+from langgraph.config import get_stream_writer
+from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from streamagent.config import AgentConfig
+from streamagent.cost import CostCalculator, Usage
+from streamagent.errors import (
+    BudgetExceededError,
+    StepLimitExceededError,
+    StreamAgentError,
+    StreamBrokenError,
+)
+from streamagent.llm import create_chat_model
+from streamagent.observe import AgentObserver, NullObserver
+from streamagent.retry import RetryPolicy, classify_error
+from streamagent.tokens import TokenCounter
+
+__all__ = ["RETRY_EVENT", "ModelNode"]
+
+logger = logging.getLogger(__name__)
+
+#: ``custom`` stream events written by this node carry ``{"streamagent": RETRY_EVENT, ...}``.
+RETRY_EVENT = "retry"
+_OVERRIDABLE = ("model", "base_url", "temperature", "max_tokens")
+
+
+@dataclass
+class _Attempt:
+    """Per-invocation bookkeeping (never shared between concurrent runs)."""
+
+    emitted: bool = False
+    started: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    number: int = 0
+
+
+def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
+    """Merge streamed chunks into one message; a stream without finish_reason is broken."""
+    if not chunks:
+        raise StreamBrokenError("the model stream ended before sending anything")
+    merged = chunks[0] if len(chunks) == 1 else add_ai_message_chunks(chunks[0], *chunks[1:])
+    if not merged.response_metadata.get("finish_reason"):
+        raise StreamBrokenError(
+            "the model stream ended without a finish_reason (truncated stream, no [DONE])"
+        )
+    data = merged.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"})
+    return AIMessage(**data)
+
+
+class ModelNode:
+    """Callable node (sync ``invoke`` / async ``ainvoke``) around a chat model."""
+
+    def __init__(
+        self,
+        *,
+        llm: BaseChatModel | None,
+        tools: Sequence[BaseTool],
+        config: AgentConfig,
+        name: str,
+        costs: CostCalculator | None = None,
+        observer: AgentObserver | None = None,
+    ) -> None:
+        self.config = config
+        self.name = name
+        self.model_name = config.model.model
+        self._tools = list(tools)
+        self._fixed: Runnable[LanguageModelInput, BaseMessage] | None = (
+            None if llm is None else self._bind(llm)
+        )
+        self._lazy: dict[
+            tuple[tuple[str, Any], ...], Runnable[LanguageModelInput, BaseMessage]
+        ] = {}
+        self.policy = RetryPolicy(config.retry)
+        self.costs = costs or CostCalculator(prices=config.prices)
+        self.counter = TokenCounter(self.model_name)
+        self.observer: AgentObserver = observer or NullObserver()
+        self._tags = [f"streamagent:{name}"]
+
+    def _bind(self, llm: BaseChatModel) -> Runnable[LanguageModelInput, BaseMessage]:
+        return llm.bind_tools(self._tools) if self._tools else llm
+
+    def runnable(self, config: RunnableConfig | None) -> Runnable[LanguageModelInput, BaseMessage]:
+        """The chat model to call: the one given, or ChatOpenAI built from the configuration.
+
+        Without a fixed model, a run's ``configurable`` may override ``model``, ``base_url``,
+        ``temperature`` and ``max_tokens`` (LangGraph Server / Studio assistants use this).
+        """
+        if self._fixed is not None:
+            return self._fixed
+        configurable = (config or {}).get("configurable") or {}
+        overrides = tuple(sorted((k, configurable[k]) for k in _OVERRIDABLE if k in configurable))
+        runnable = self._lazy.get(overrides)
+        if runnable is None:
+            model_cfg = replace(self.config.model, **dict(overrides))
+            runnable = self._bind(create_chat_model(model_cfg))
+            self._lazy[overrides] = runnable
+        return runnable
+
+    def model_for(self, config: RunnableConfig | None) -> str:
+        configurable = (config or {}).get("configurable") or {}
+        if self._fixed is None and isinstance(configurable.get("model"), str):
+            return str(configurable["model"])
+        return self.model_name
+
+    # ------------------------------------------------------------------ pure parts
+    def model_input(self, state: dict[str, Any]) -> list[BaseMessage]:
+        """The messages the model sees: the prune node's view of the thread + system prompt."""
+        messages: list[BaseMessage] = list(state.get("messages") or [])
+        view = state.get("context_view") or {}
+        kept = view.get("kept_ids")
+        shrunk: dict[str, str] = view.get("shrunk") or {}
+        if kept is not None:
+            keep = set(kept)
+            messages = [m for m in messages if m.id in keep]
+        if shrunk:
+            messages = [
+                m.model_copy(update={"content": shrunk[m.id]})
+                if isinstance(m, ToolMessage) and m.id in shrunk
+                else m
+                for m in messages
+            ]
+        if self.config.system_prompt and not any(isinstance(m, SystemMessage) for m in messages):
+            messages.insert(0, SystemMessage(content=self.config.system_prompt))
+        return messages
+
+    def check_budgets(
+        self, state: dict[str, Any], messages: list[BaseMessage], *, model: str | None = None
+    ) -> None:
+        """Raise before a call that would exceed ``max_steps``, tokens or USD budgets."""
+        cfg = self.config
+        steps = int(state.get("run_steps") or 0)
+        if steps >= cfg.max_steps:
+            raise StepLimitExceededError(
+                f"the agent made {steps} model calls in this run without a final answer "
+                f"(max_steps={cfg.max_steps}); send a new message to continue"
+            )
+        if cfg.max_total_tokens is None and cfg.max_cost_usd is None:
+            return
+        used = Usage.from_dict(state.get("usage") or {})
+        estimate = self.counter.count_messages(messages)
+        if cfg.max_total_tokens is not None and used.total_tokens + estimate > cfg.max_total_tokens:
+            raise BudgetExceededError(
+                f"token budget reached: this thread used {used.total_tokens} tokens and the next "
+                f"call needs ~{estimate} more (max_total_tokens={cfg.max_total_tokens})"
+            )
+        if cfg.max_cost_usd is not None:
+            spent = state.get("cost_usd")
+            next_cost = self.costs.cost(
+                Usage(input_tokens=estimate), model=model or self.model_name
+            )
+            if spent is None or next_cost is None:
+                if used.requests:
+                    logger.warning(
+                        "max_cost_usd cannot be enforced: price of %r unknown", self.model_name
+                    )
+                return
+            if spent + next_cost > cfg.max_cost_usd:
+                raise BudgetExceededError(
+                    f"cost budget reached: this thread cost ${spent} and the next call would add "
+                    f"~${next_cost:.6f} (max_cost_usd=${cfg.max_cost_usd})"
+                )
+
+    def state_update(
+        self,
+        state: dict[str, Any],
+        message: AIMessage,
+        messages: list[BaseMessage],
+        attempt: _Attempt,
+        *,
+        model: str | None = None,
+    ) -> dict[str, Any]:
+        """Usage/cost bookkeeping for one successful call (pure)."""
+        usage = Usage.from_usage_metadata(message.usage_metadata)
+        if message.usage_metadata is None:
+            usage = Usage(
+                input_tokens=self.counter.count_messages(messages),
+                output_tokens=self.counter.count_text(message.text),
+                requests=1,
+            )
+            message.response_metadata["usage_estimated"] = True
+        model = model or self.model_name
+        cost: Decimal | None = self.costs.cost(usage, model=model)
+        message.response_metadata["cost_usd"] = None if cost is None else str(cost)
+        message.response_metadata["attempts"] = attempt.number
+        if message.name is None:
+            message.name = self.name
+        latency = time.perf_counter() - attempt.started
+        ttft = None if attempt.first_token_at is None else attempt.first_token_at - attempt.started
+        self.observer.on_model_call(
+            model=model,
+            usage=usage,
+            cost_usd=cost,
+            latency_seconds=latency,
+            time_to_first_token_seconds=ttft,
+            output_chunks=int(message.response_metadata.get("streamed_chunks", 0)),
+        )
+        return {
+            "messages": [message],
+            "usage": usage.to_dict(),
+            "cost_usd": cost,
+            "run_steps": int(state.get("run_steps") or 0) + 1,
+        }
+
+    def _llm_config(self, config: RunnableConfig | None) -> RunnableConfig:
+        extra: RunnableConfig = {"tags": self._tags, "metadata": {"streamagent_agent": self.name}}
+        return merge_configs(config, extra)
+
+    def _retrying_kwargs(self, attempt: _Attempt) -> dict[str, Any]:
+        return {
+            "stop": stop_after_attempt(self.policy.max_attempts),
+            "retry": retry_if_exception(self.config.retry.is_retryable),
+            "wait": self._wait,
+            "before_sleep": functools.partial(self._before_sleep, attempt),
+            "reraise": True,
+        }
+
+    def _wait(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        return self.policy.delay_seconds(exc or Exception(), attempt=retry_state.attempt_number)
+
+    def _before_sleep(self, attempt: _Attempt, retry_state: RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        error = classify_error(exc) if exc else StreamBrokenError("unknown failure")
+        delay = retry_state.upcoming_sleep
+        info = self.policy.describe(error, attempt=retry_state.attempt_number, delay=delay)
+        info["discard_partial_output"] = attempt.emitted
+        logger.warning(
+            "model call attempt %d/%d failed (%s); retrying in %.2fs",
+            retry_state.attempt_number,
+            self.policy.max_attempts,
+            error.message,
+            delay,
+        )
+        self.observer.on_retry(model=self.model_name, error=error)
+        if attempt.emitted:
+            get_stream_writer()({"streamagent": RETRY_EVENT, "agent": self.name, **info})
+        attempt.emitted = False
+        attempt.first_token_at = None
+
+    @staticmethod
+    def _note_chunk(attempt: _Attempt, chunk: AIMessageChunk) -> None:
+        if not attempt.emitted and (chunk.content or chunk.tool_call_chunks):
+            attempt.emitted = True
+            attempt.first_token_at = time.perf_counter()
+
+    def _failed(self, exc: BaseException, attempt: _Attempt) -> StreamAgentError:
+        error = classify_error(exc)
+        error.attempts = attempt.number
+        self.observer.on_error(error)
+        return error
+
+    # ------------------------------------------------------------------ async shell
+    async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        messages = self.model_input(state)
+        model = self.model_for(config)
+        self.check_budgets(state, messages, model=model)
+        attempt = _Attempt()
+        try:
+            async for retry_attempt in AsyncRetrying(**self._retrying_kwargs(attempt)):
+                with retry_attempt:
+                    attempt.number = retry_attempt.retry_state.attempt_number
+                    message = await self._astream_once(messages, config, attempt)
+        except Exception as exc:
+            raise self._failed(exc, attempt) from exc
+        return self.state_update(state, message, messages, attempt, model=model)
+
+    async def _astream_once(
+        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+    ) -> AIMessage:
+        chunks: list[AIMessageChunk] = []
+        try:
+            async for chunk in self.runnable(config).astream(messages, self._llm_config(config)):
+                if isinstance(chunk, AIMessageChunk):
+                    self._note_chunk(attempt, chunk)
+                    chunks.append(chunk)
+            message = _final_message(chunks)
+        except Exception as exc:
+            raise classify_error(exc) from exc
+        message.response_metadata["streamed_chunks"] = len(chunks)
+        return message
+
+    # ------------------------------------------------------------------ sync shell
+    def invoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        messages = self.model_input(state)
+        model = self.model_for(config)
+        self.check_budgets(state, messages, model=model)
+        attempt = _Attempt()
+        try:
+            for retry_attempt in Retrying(**self._retrying_kwargs(attempt)):
+                with retry_attempt:
+                    attempt.number = retry_attempt.retry_state.attempt_number
+                    message = self._stream_once(messages, config, attempt)
+        except Exception as exc:
+            raise self._failed(exc, attempt) from exc
+        return self.state_update(state, message, messages, attempt, model=model)
+
+    def _stream_once(
+        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+    ) -> AIMessage:
+        chunks: list[AIMessageChunk] = []
+        try:
+            for chunk in self.runnable(config).stream(messages, self._llm_config(config)):
+                if isinstance(chunk, AIMessageChunk):
+                    self._note_chunk(attempt, chunk)
+                    chunks.append(chunk)
+            message = _final_message(chunks)
+        except Exception as exc:
+            raise classify_error(exc) from exc
+        message.response_metadata["streamed_chunks"] = len(chunks)
+        return message

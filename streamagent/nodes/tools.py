@@ -1,0 +1,314 @@
+"""The tool router: run every tool call of the last AI message, in parallel, safely.
+
+Guarantees: every tool_call id of the AI message gets exactly one ToolMessage. Unknown tool,
+invalid arguments (including JSON the model broke), a tool's exception and a timeout each
+become a ``status="error"`` ToolMessage the model can read. Calls that need human approval
+pause the graph with ``interrupt()`` *before* anything runs; resume with
+``Command(resume=decision)`` where ``decision`` is one of:
+
+* ``"approve"`` / ``True`` — run all pending calls; ``"reject"`` / ``False`` — run none;
+* ``{"action": "approve" | "reject", "reason": str}`` — the same, with a reason for the model;
+* ``{call_id: "approve" | "reject" | {"action": "edit", "args": {...}} | {"action": "reject",
+  "reason": ...}}`` — per call (missing ids are rejected).
+
+The router is written from scratch rather than on ``langgraph.prebuilt.ToolNode`` because it
+needs per-call timeouts, approval before execution and the one-message-per-id guarantee for
+invalid tool calls, none of which ToolNode offers together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ToolCall, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool, ToolException
+from langgraph.errors import GraphBubbleUp
+from langgraph.types import interrupt
+from pydantic import ValidationError
+
+from streamagent.config import AgentConfig
+from streamagent.errors import InvalidInputError
+from streamagent.observe import AgentObserver, NullObserver
+
+__all__ = ["APPROVAL_INTERRUPT_TYPE", "ApprovalDecision", "ToolRouter"]
+
+logger = logging.getLogger(__name__)
+
+APPROVAL_INTERRUPT_TYPE = "tool_approval"
+_APPROVAL_KEY = "streamagent_approval"
+
+
+@dataclass(frozen=True)
+class ApprovalDecision:
+    """What a human decided for one pending call."""
+
+    approved: bool
+    args: dict[str, Any] | None = None
+    reason: str | None = None
+
+
+def _error(call_id: str, name: str, text: str) -> ToolMessage:
+    return ToolMessage(content=text, tool_call_id=call_id, name=name, status="error")
+
+
+def _format_validation(err: ValidationError) -> str:
+    parts = []
+    for item in err.errors():
+        loc = ".".join(str(p) for p in item.get("loc", ())) or "(arguments)"
+        parts.append(f"{loc}: {item.get('msg')}")
+    return "; ".join(parts)
+
+
+class ToolRouter:
+    """Callable node (sync ``invoke`` / async ``ainvoke``) that executes tool calls."""
+
+    def __init__(
+        self,
+        *,
+        tools: Sequence[BaseTool],
+        config: AgentConfig,
+        name: str,
+        observer: AgentObserver | None = None,
+    ) -> None:
+        self.tools = {t.name: t for t in tools}
+        self.config = config
+        self.name = name
+        self.observer: AgentObserver = observer or NullObserver()
+
+    # ------------------------------------------------------------------ pure parts
+    @staticmethod
+    def pending(state: Mapping[str, Any]) -> tuple[AIMessage | None, list[ToolMessage]]:
+        """The last AI message with tool calls and ToolMessages already answering it."""
+        messages: list[BaseMessage] = list(state.get("messages") or [])
+        answered: list[ToolMessage] = []
+        for message in reversed(messages):
+            if isinstance(message, ToolMessage):
+                answered.append(message)
+                continue
+            if isinstance(message, AIMessage):
+                return message, answered
+            break
+        return None, answered
+
+    def needs_approval(self, call: ToolCall) -> bool:
+        name = call["name"]
+        operation = call["args"].get("operation") if isinstance(call.get("args"), dict) else None
+        rules = self.config.require_approval
+        if name in rules or (operation is not None and f"{name}:{operation}" in rules):
+            return True
+        tool = self.tools.get(name)
+        flag = (tool.metadata or {}).get(_APPROVAL_KEY) if tool is not None else None
+        if flag is True:
+            return True
+        return bool(isinstance(flag, frozenset | set) and operation in flag)
+
+    @staticmethod
+    def parse_decisions(value: Any, calls: Sequence[ToolCall]) -> dict[str, ApprovalDecision]:
+        """Turn a resume value into one decision per pending call id."""
+        ids = [c["id"] or "" for c in calls]
+        if value is True or value == "approve":
+            return {i: ApprovalDecision(approved=True) for i in ids}
+        if value is False or value == "reject" or value is None:
+            return {i: ApprovalDecision(approved=False) for i in ids}
+        if isinstance(value, Mapping) and "action" in value:
+            single = ToolRouter._one_decision(value)
+            return {i: single for i in ids}
+        if isinstance(value, Mapping):
+            return {i: ToolRouter._one_decision(value.get(i, "reject")) for i in ids}
+        raise InvalidInputError(
+            "approval resume value must be 'approve', 'reject', True/False, "
+            "{'action': ...} or a mapping of tool_call id to a decision"
+        )
+
+    @staticmethod
+    def _one_decision(value: Any) -> ApprovalDecision:
+        if value is True or value == "approve":
+            return ApprovalDecision(approved=True)
+        if value is False or value == "reject" or value is None:
+            return ApprovalDecision(approved=False)
+        if isinstance(value, Mapping):
+            action = value.get("action")
+            reason = value.get("reason")
+            if action == "approve":
+                return ApprovalDecision(approved=True, reason=reason)
+            if action == "edit" and isinstance(value.get("args"), Mapping):
+                return ApprovalDecision(approved=True, args=dict(value["args"]), reason=reason)
+            if action == "reject":
+                return ApprovalDecision(approved=False, reason=reason)
+        raise InvalidInputError(f"unknown approval decision: {value!r}")
+
+    def plan(
+        self, ai: AIMessage, answered: Sequence[ToolMessage]
+    ) -> tuple[list[ToolCall], dict[str, ToolMessage], list[str]]:
+        """Split calls into runnable ones and immediate error results; keep the call order."""
+        done = {m.tool_call_id for m in answered}
+        order: list[str] = []
+        results: dict[str, ToolMessage] = {}
+        runnable: list[ToolCall] = []
+        for bad in ai.invalid_tool_calls:
+            call_id = bad.get("id") or ""
+            if call_id in done:
+                continue
+            order.append(call_id)
+            results[call_id] = _error(
+                call_id,
+                bad.get("name") or "unknown",
+                f"the arguments of tool {bad.get('name')!r} are not valid JSON "
+                f"({bad.get('error') or 'parse error'}); send the call again with a JSON object",
+            )
+        for call in ai.tool_calls:
+            call_id = call["id"] or ""
+            if call_id in done:
+                continue
+            order.append(call_id)
+            if call["name"] not in self.tools:
+                known = ", ".join(sorted(self.tools)) or "none"
+                results[call_id] = _error(
+                    call_id,
+                    call["name"],
+                    f"unknown tool {call['name']!r}; available tools: {known}",
+                )
+            else:
+                runnable.append(call)
+        return runnable, results, order
+
+    def approve(self, calls: list[ToolCall]) -> tuple[list[ToolCall], dict[str, ToolMessage]]:
+        """Ask a human (``interrupt``) about calls that need approval; returns what may run."""
+        gated = [c for c in calls if self.needs_approval(c)]
+        if not gated:
+            return calls, {}
+        request = {
+            "type": APPROVAL_INTERRUPT_TYPE,
+            "agent": self.name,
+            "calls": [{"id": c["id"], "name": c["name"], "args": c["args"]} for c in gated],
+        }
+        decisions = self.parse_decisions(interrupt(request), gated)
+        rejected: dict[str, ToolMessage] = {}
+        allowed: list[ToolCall] = []
+        for call in calls:
+            decision = decisions.get(call["id"] or "")
+            if decision is None:
+                allowed.append(call)
+            elif decision.approved:
+                allowed.append(
+                    {**call, "args": decision.args} if decision.args is not None else call
+                )
+            else:
+                why = f": {decision.reason}" if decision.reason else ""
+                rejected[call["id"] or ""] = _error(
+                    call["id"] or "",
+                    call["name"],
+                    f"a human rejected this call to {call['name']!r}{why}",
+                )
+        return allowed, rejected
+
+    def _outcome(self, call: ToolCall, result: Any, started: float) -> ToolMessage:
+        """Normalise a tool's result or exception into one ToolMessage (pure)."""
+        call_id, name = call["id"] or "", call["name"]
+        if isinstance(result, GraphBubbleUp):
+            raise result
+        if isinstance(result, ToolMessage):
+            message = result
+        elif isinstance(result, TimeoutError):
+            message = _error(
+                call_id,
+                name,
+                f"tool {name!r} timed out after {self.config.tool_timeout_seconds:g}s; "
+                "try a smaller task or a shorter command",
+            )
+        elif isinstance(result, ValidationError):
+            message = _error(
+                call_id, name, f"invalid arguments for tool {name!r}: {_format_validation(result)}"
+            )
+        elif isinstance(result, ToolException):
+            message = _error(call_id, name, f"tool {name!r} refused: {result}")
+        elif isinstance(result, BaseException):
+            logger.error("tool %s raised", name, exc_info=result)
+            message = _error(
+                call_id, name, f"tool {name!r} failed with {type(result).__name__}: {result}"
+            )
+        else:
+            message = ToolMessage(content=str(result), tool_call_id=call_id, name=name)
+        if message.name is None:
+            message.name = name
+        self.observer.on_tool_call(
+            tool=name, status=message.status, duration_seconds=time.perf_counter() - started
+        )
+        return message
+
+    @staticmethod
+    def _update(order: list[str], results: dict[str, ToolMessage]) -> dict[str, Any]:
+        return {"messages": [results[i] for i in order if i in results]}
+
+    def _prepare(
+        self, state: Mapping[str, Any]
+    ) -> tuple[list[ToolCall], dict[str, ToolMessage], list[str]]:
+        ai, answered = self.pending(state)
+        if ai is None:
+            return [], {}, []
+        runnable, results, order = self.plan(ai, answered)
+        allowed, rejected = self.approve(runnable)
+        results.update(rejected)
+        return allowed, results, order
+
+    # ------------------------------------------------------------------ async shell
+    async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        allowed, results, order = self._prepare(state)
+        limit = asyncio.Semaphore(self.config.max_parallel_tools)
+        outcomes = await asyncio.gather(*(self._arun_one(c, config, limit) for c in allowed))
+        for call, message in zip(allowed, outcomes, strict=True):
+            results[call["id"] or ""] = message
+        return self._update(order, results)
+
+    async def _arun_one(
+        self, call: ToolCall, config: RunnableConfig, limit: asyncio.Semaphore
+    ) -> ToolMessage:
+        async with limit:
+            started = time.perf_counter()
+            tool = self.tools[call["name"]]
+            try:
+                result: Any = await asyncio.wait_for(
+                    tool.ainvoke({**call, "type": "tool_call"}, config),
+                    timeout=self.config.tool_timeout_seconds,
+                )
+            except GraphBubbleUp:
+                raise
+            except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
+                result = exc
+            return self._outcome(call, result, started)
+
+    # ------------------------------------------------------------------ sync shell
+    def invoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+        allowed, results, order = self._prepare(state)
+        if allowed:
+            pool = concurrent.futures.ThreadPoolExecutor(
+                max_workers=min(len(allowed), self.config.max_parallel_tools),
+                thread_name_prefix="streamagent-tool",
+            )
+            try:
+                started = time.perf_counter()
+                futures = [
+                    pool.submit(self.tools[c["name"]].invoke, {**c, "type": "tool_call"}, config)
+                    for c in allowed
+                ]
+                for call, future in zip(allowed, futures, strict=True):
+                    remaining = self.config.tool_timeout_seconds - (time.perf_counter() - started)
+                    try:
+                        result: Any = future.result(timeout=max(0.0, remaining))
+                    except concurrent.futures.TimeoutError:
+                        result = TimeoutError()
+                    except GraphBubbleUp:
+                        raise
+                    except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
+                        result = exc
+                    results[call["id"] or ""] = self._outcome(call, result, started)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+        return self._update(order, results)

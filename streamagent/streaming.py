@@ -1,0 +1,417 @@
+"""Typed stream chunks over LangGraph's native streaming.
+
+``astream_chunks`` / ``stream_chunks`` run any compiled graph that contains the agent (alone
+or nested) with ``stream_mode=["messages", "updates", "custom"], subgraphs=True`` and turn
+what LangGraph emits into :class:`StreamChunk` values:
+
+========================  =================================================================
+``content``               a text delta (``.content``)
+``tool_call_delta``       partial tool-call arguments as they stream (``.tool_call``)
+``tool_call``             a complete, parsed tool call (``.tool_call``: id, name, args)
+``tool_result``           a tool's result (``.tool_result``: tool_call_id, name, content, status)
+``retry``                 a model call is retried: discard that call's partial output (``.retry``)
+``interrupt``             the run paused for human approval (``.interrupt``); resume with
+                          ``resume=...``
+``done``                  usage (input/cached/output/reasoning tokens), ``cost_usd``
+                          (``Decimal`` or ``None`` = unknown), latency, time to first token
+``error``                 a classified, readable error (``.error``); the stream then ends
+========================  =================================================================
+
+The translation is pure (:class:`ChunkTranslator`); the async and sync functions are thin
+shells over ``graph.astream`` / ``graph.stream``.
+
+Example:
+    >>> from streamagent.streaming import StreamChunk
+    >>> StreamChunk(type="content", content="Hi").to_dict()
+    {'type': 'content', 'content': 'Hi'}
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    RemoveMessage,
+    ToolMessage,
+    convert_to_messages,
+)
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import GraphRecursionError
+from langgraph.pregel import Pregel
+from langgraph.types import Command
+
+from streamagent.cost import Usage
+from streamagent.errors import (
+    AgentRunError,
+    InvalidInputError,
+    StepLimitExceededError,
+    StreamAgentError,
+    UserError,
+)
+from streamagent.nodes.model import RETRY_EVENT
+
+__all__ = [
+    "ChunkTranslator",
+    "ChunkType",
+    "StreamChunk",
+    "astream_chunks",
+    "prepare_input",
+    "stream_chunks",
+]
+
+logger = logging.getLogger(__name__)
+
+ChunkType = Literal[
+    "content", "tool_call_delta", "tool_call", "tool_result", "retry", "interrupt", "done", "error"
+]
+_STREAM_MODES = ["messages", "updates", "custom"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamChunk:
+    """One typed event of an agent run. Only the fields of its ``type`` are set."""
+
+    type: ChunkType
+    content: str | None = None
+    tool_call: dict[str, Any] | None = None
+    tool_result: dict[str, Any] | None = None
+    retry: dict[str, Any] | None = None
+    interrupt: list[dict[str, Any]] | None = None
+    usage: dict[str, int] | None = None
+    cost_usd: Decimal | None = None
+    latency_seconds: float | None = None
+    time_to_first_token_seconds: float | None = None
+    error: dict[str, Any] | None = None
+    agent: str | None = None
+    namespace: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict without unset fields (``cost_usd`` as a string, exact)."""
+        out: dict[str, Any] = {"type": self.type}
+        for key in (
+            "content",
+            "tool_call",
+            "tool_result",
+            "retry",
+            "interrupt",
+            "usage",
+            "latency_seconds",
+            "time_to_first_token_seconds",
+            "error",
+            "agent",
+        ):
+            value = getattr(self, key)
+            if value is not None:
+                out[key] = value
+        if self.type == "done":
+            out["cost_usd"] = None if self.cost_usd is None else str(self.cost_usd)
+        if self.namespace:
+            out["namespace"] = list(self.namespace)
+        return out
+
+
+def prepare_input(messages: Any) -> list[BaseMessage]:
+    """Validate user input: a non-empty list of messages, dicts, tuples or strings.
+
+    >>> [m.type for m in prepare_input([{"role": "user", "content": "hi"}])]
+    ['human']
+    """
+    if isinstance(messages, str | BaseMessage | Mapping):
+        messages = [messages]
+    if not isinstance(messages, Sequence) or len(messages) == 0:
+        raise InvalidInputError("messages must be a non-empty list of messages")
+    try:
+        converted = convert_to_messages(messages)
+    except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
+        raise InvalidInputError(f"invalid message: {exc}") from exc
+    for message in converted:
+        if message.type not in ("human", "ai", "system", "tool"):
+            raise InvalidInputError(f"unsupported message role {message.type!r}")
+        if (
+            isinstance(message.content, str)
+            and message.type == "human"
+            and not message.content.strip()
+        ):
+            raise InvalidInputError("a user message is empty")
+        if message.id is None:
+            message.id = str(uuid.uuid4())
+    return converted
+
+
+def _agent_of(namespace: tuple[str, ...]) -> str | None:
+    return namespace[-1].split(":", 1)[0] if namespace else None
+
+
+class ChunkTranslator:
+    """Pure translation of LangGraph stream parts into :class:`StreamChunk` values."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.first_token_at: float | None = None
+        self.usage = Usage()
+        self.cost_usd: Decimal | None = Decimal(0)
+        self.cost_known = True
+        self._streamed_ids: set[str] = set()
+        self._partial: dict[str, list[str]] = {}
+
+    def _mark_token(self) -> None:
+        if self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+
+    def feed(self, namespace: tuple[str, ...], mode: str, data: Any) -> list[StreamChunk]:
+        if mode == "messages":
+            return self._messages(namespace, data)
+        if mode == "updates":
+            return self._updates(namespace, data)
+        if mode == "custom":
+            return self._custom(namespace, data)
+        return []
+
+    def _messages(self, namespace: tuple[str, ...], data: Any) -> list[StreamChunk]:
+        message, metadata = data
+        agent = (metadata or {}).get("streamagent_agent") or _agent_of(namespace)
+        out: list[StreamChunk] = []
+        if isinstance(message, AIMessageChunk):
+            if message.id:
+                self._streamed_ids.add(message.id)
+            text = message.text
+            if text:
+                self._mark_token()
+                out.append(
+                    StreamChunk(type="content", content=text, agent=agent, namespace=namespace)
+                )
+            for tc in message.tool_call_chunks:
+                self._mark_token()
+                out.append(
+                    StreamChunk(
+                        type="tool_call_delta",
+                        tool_call={
+                            "index": tc.get("index"),
+                            "id": tc.get("id"),
+                            "name": tc.get("name"),
+                            "args_delta": tc.get("args") or "",
+                        },
+                        agent=agent,
+                        namespace=namespace,
+                    )
+                )
+        elif (
+            isinstance(message, AIMessage) and message.id not in self._streamed_ids and message.text
+        ):
+            # a model that does not stream: its whole reply arrives as one message
+            self._mark_token()
+            out.append(
+                StreamChunk(type="content", content=message.text, agent=agent, namespace=namespace)
+            )
+        return out
+
+    def _updates(self, namespace: tuple[str, ...], data: Any) -> list[StreamChunk]:
+        out: list[StreamChunk] = []
+        if not isinstance(data, Mapping):
+            return out
+        for node, update in data.items():
+            if node == "__interrupt__":
+                out.append(
+                    StreamChunk(
+                        type="interrupt",
+                        interrupt=[{"id": i.id, "value": i.value} for i in update],
+                        agent=_agent_of(namespace),
+                        namespace=namespace,
+                    )
+                )
+                continue
+            if not isinstance(update, Mapping):
+                continue
+            if "usage" in update:
+                self.usage = self.usage + Usage.from_dict(update["usage"] or {})
+                cost = update.get("cost_usd")
+                if cost is None:
+                    self.cost_known = False
+                elif self.cost_usd is not None:
+                    self.cost_usd += cost
+            for message in update.get("messages") or []:
+                out.extend(self._message_update(namespace, message))
+        return out
+
+    def _message_update(self, namespace: tuple[str, ...], message: Any) -> list[StreamChunk]:
+        agent = _agent_of(namespace)
+        if isinstance(message, AIMessage):
+            agent = message.name or agent
+            calls = [
+                {"id": tc["id"], "name": tc["name"], "args": tc["args"]}
+                for tc in message.tool_calls
+            ] + [
+                {
+                    "id": tc.get("id"),
+                    "name": tc.get("name"),
+                    "args": None,
+                    "invalid_args": tc.get("args"),
+                    "error": tc.get("error"),
+                }
+                for tc in message.invalid_tool_calls
+            ]
+            return [
+                StreamChunk(type="tool_call", tool_call=c, agent=agent, namespace=namespace)
+                for c in calls
+            ]
+        if isinstance(message, ToolMessage):
+            return [
+                StreamChunk(
+                    type="tool_result",
+                    tool_result={
+                        "tool_call_id": message.tool_call_id,
+                        "name": message.name,
+                        "content": message.text,
+                        "status": message.status,
+                    },
+                    agent=agent,
+                    namespace=namespace,
+                )
+            ]
+        return []
+
+    def _custom(self, namespace: tuple[str, ...], data: Any) -> list[StreamChunk]:
+        if isinstance(data, Mapping) and data.get("streamagent") == RETRY_EVENT:
+            info = {k: v for k, v in data.items() if k not in ("streamagent", "agent")}
+            return [
+                StreamChunk(type="retry", retry=info, agent=data.get("agent"), namespace=namespace)
+            ]
+        return []
+
+    def done(self) -> StreamChunk:
+        now = time.perf_counter()
+        ttft = None if self.first_token_at is None else self.first_token_at - self.started
+        return StreamChunk(
+            type="done",
+            usage=self.usage.to_dict(),
+            cost_usd=self.cost_usd if self.cost_known else None,
+            latency_seconds=now - self.started,
+            time_to_first_token_seconds=ttft,
+        )
+
+    @staticmethod
+    def error(exc: BaseException) -> StreamChunk:
+        if isinstance(exc, GraphRecursionError):
+            err: StreamAgentError = StepLimitExceededError(
+                f"the run exceeded LangGraph's recursion limit: {exc}"
+            )
+        elif isinstance(exc, StreamAgentError):
+            err = exc
+        else:
+            logger.error("agent run failed", exc_info=exc)
+            err = AgentRunError(f"the agent run failed: {type(exc).__name__}: {exc}")
+        return StreamChunk(type="error", error=err.to_dict())
+
+
+def _run_config(thread_id: str | None, config: RunnableConfig | None) -> RunnableConfig:
+    cfg: dict[str, Any] = dict(config or {})
+    configurable = dict(cfg.get("configurable") or {})
+    configurable["thread_id"] = thread_id or configurable.get("thread_id") or str(uuid.uuid4())
+    cfg["configurable"] = configurable
+    return RunnableConfig(**cfg)  # type: ignore[typeddict-item]
+
+
+def _graph_input(messages: Any, resume: Any) -> Any:
+    if resume is not None:
+        return Command(resume=resume)
+    return {"messages": prepare_input(messages)}
+
+
+def _rollback_update(
+    graph: Pregel[Any, Any, Any, Any], graph_input: Any, exc: BaseException
+) -> dict[str, Any] | None:
+    """After a *user* error, the update that removes this turn's input from the thread."""
+    if not isinstance(exc, UserError) or graph.checkpointer in (None, False):
+        return None
+    if "model" not in graph.nodes or not isinstance(graph_input, dict):
+        return None
+    ids = [m.id for m in graph_input.get("messages", []) if getattr(m, "id", None)]
+    return {"messages": [RemoveMessage(id=i) for i in ids]} if ids else None
+
+
+async def astream_chunks(
+    graph: Pregel[Any, Any, Any, Any],
+    messages: Any,
+    *,
+    thread_id: str | None = None,
+    config: RunnableConfig | None = None,
+    resume: Any = None,
+) -> AsyncIterator[StreamChunk]:
+    """Run ``graph`` on ``messages`` and yield typed chunks (async).
+
+    ``messages`` are the *new* messages of this turn (the thread's history comes from the
+    checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt.
+    Errors never escape: they end the stream with one ``error`` chunk; a successful run ends
+    with ``done``.
+
+    Example:
+        >>> import asyncio
+        >>> from streamagent import build_agent, AgentConfig, ModelConfig
+        >>> from streamagent.testing import ScriptedOpenAIServer
+        >>> async def main() -> list[str]:
+        ...     with ScriptedOpenAIServer(["Hello there"]) as server:
+        ...         cfg = AgentConfig(model=ModelConfig(base_url=server.base_url, api_key="t"))
+        ...         agent = build_agent(config=cfg, checkpointer=False)
+        ...         return [c.type async for c in astream_chunks(agent, "hi", thread_id="t1")]
+        >>> asyncio.run(main())[-1]
+        'done'
+    """
+    translator = ChunkTranslator()
+    graph_input: Any = None
+    run_config = _run_config(thread_id, config)
+    try:
+        graph_input = _graph_input(messages, resume)
+        async for namespace, mode, data in graph.astream(
+            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
+        ):
+            for chunk in translator.feed(namespace, mode, data):
+                yield chunk
+    except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
+        rollback = _rollback_update(graph, graph_input, exc)
+        if rollback is not None:
+            try:
+                await graph.aupdate_state(run_config, rollback, as_node="model")
+            except Exception:
+                logger.exception("could not remove the rejected input from the thread")
+        yield translator.error(exc)
+        return
+    yield translator.done()
+
+
+def stream_chunks(
+    graph: Pregel[Any, Any, Any, Any],
+    messages: Any,
+    *,
+    thread_id: str | None = None,
+    config: RunnableConfig | None = None,
+    resume: Any = None,
+) -> Iterator[StreamChunk]:
+    """Synchronous twin of :func:`astream_chunks` (uses ``graph.stream``)."""
+    translator = ChunkTranslator()
+    graph_input: Any = None
+    run_config = _run_config(thread_id, config)
+    try:
+        graph_input = _graph_input(messages, resume)
+        for namespace, mode, data in graph.stream(
+            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
+        ):
+            yield from translator.feed(namespace, mode, data)
+    except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
+        rollback = _rollback_update(graph, graph_input, exc)
+        if rollback is not None:
+            try:
+                graph.update_state(run_config, rollback, as_node="model")
+            except Exception:
+                logger.exception("could not remove the rejected input from the thread")
+        yield translator.error(exc)
+        return
+    yield translator.done()

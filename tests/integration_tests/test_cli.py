@@ -1,0 +1,103 @@
+"""The ``streamagent`` CLI as a user runs it: a real process, real HTTP, real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from streamagent.testing import Reply, ToolCall
+
+CLI = [sys.executable, "-m", "streamagent.cli"]
+
+
+def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    # no REDIS_URL: the CLI must start its own embedded Redis (data under STREAMAGENT_DATA_DIR)
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "LANGSMITH_", "LANGCHAIN_")) and k != "REDIS_URL"
+    }
+    env["STREAMAGENT_DATA_DIR"] = str(tmp_path / "data")
+    env["NO_COLOR"] = "1"
+    env.update(extra)
+    return env
+
+
+def test_demo_json_streams_tokens_tool_call_memory_and_cost(tmp_path):
+    out = subprocess.run(
+        [*CLI, "demo", "--json", "--token-delay-ms", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    kinds = [line["type"] for line in lines]
+    assert kinds.count("done") == 2
+    assert "tool_call" in kinds and "tool_result" in kinds and kinds.count("content") > 10
+    summary = lines[-1]
+    assert summary["type"] == "summary"
+    assert summary["remembered_turn1"] is True and summary["file_written"] is True
+    assert summary["turn2_messages_sent"] >= 5
+    assert summary["total_cost_usd"] is not None and float(summary["total_cost_usd"]) > 0
+    assert "\x1b[" not in out.stdout, "--json output has no colour codes"
+
+
+def test_demo_human_output_exits_zero(tmp_path):
+    out = subprocess.run(
+        [*CLI, "demo", "--token-delay-ms", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=clean_env(tmp_path),
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "tool call" in out.stdout and "write_file" in out.stdout
+    assert "turn 1 remembered: True" in out.stdout
+
+
+def test_run_json_against_scripted_server_with_thread_continuation(make_server, tmp_path):
+    server = make_server(
+        [
+            Reply(tool_calls=[ToolCall("write_file", {"path": "a.txt", "content": "hi"})]),
+            "wrote it",
+            "still here",
+        ]
+    )
+    env = clean_env(tmp_path)
+    base = [
+        *CLI,
+        "run",
+        "--base-url",
+        server.base_url,
+        "--workspace",
+        str(tmp_path),
+        "--json",
+        "--thread",
+        "cli-t",
+    ]
+    first = subprocess.run(
+        [*base, "write a.txt"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    chunks = [json.loads(x) for x in first.stdout.splitlines()]
+    assert chunks[-1]["type"] == "done"
+    assert (tmp_path / "a.txt").read_text() == "hi"
+    second = subprocess.run(
+        [*base, "and now?"], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert len(server.requests[2].messages) == 5, "the thread continued from Redis"
+
+
+def test_missing_key_and_base_url_is_one_line_not_a_traceback(tmp_path):
+    out = subprocess.run(
+        [*CLI, "run", "hello"], capture_output=True, text=True, timeout=60, env=clean_env(tmp_path)
+    )
+    assert out.returncode == 2
+    assert "OPENAI_API_KEY" in out.stderr
+    assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
