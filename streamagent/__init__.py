@@ -27,10 +27,17 @@ if TYPE_CHECKING:
         MemoryConfig,
         RedisSaver,
     )
+    from streamagent.metrics import AgentMetrics
+    from streamagent.pruning import PruneResult, prune_messages, shrink_text
     from streamagent.service import CompletionResult, OpenAIService
     from streamagent.state import AgentState
     from streamagent.streaming import StreamChunk, astream_chunks, stream_chunks
-    from streamagent.tokens import count_message_tokens, count_tokens
+    from streamagent.tokens import (
+        TokenCounter,
+        count_message_tokens,
+        count_tokens,
+        get_token_counter,
+    )
     from streamagent.tools import as_tool, default_tools
 
 # Public names resolve lazily (PEP 562): ``import streamagent`` stays cheap and never does I/O.
@@ -63,6 +70,12 @@ _EXPORTS: dict[str, str] = {
     "count_tokens": "streamagent.tokens",
     "as_tool": "streamagent.tools",
     "default_tools": "streamagent.tools",
+    "TokenCounter": "streamagent.tokens",
+    "get_token_counter": "streamagent.tokens",
+    "PruneResult": "streamagent.pruning",
+    "prune_messages": "streamagent.pruning",
+    "shrink_text": "streamagent.pruning",
+    "AgentMetrics": "streamagent.metrics",
 }
 
 
@@ -81,6 +94,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "AgentConfig",
+    "AgentMetrics",
     "AgentRunError",
     "AgentState",
     "AsyncRedisSaver",
@@ -91,11 +105,13 @@ __all__ = [
     "ModelConfig",
     "ModelPrice",
     "OpenAIService",
+    "PruneResult",
     "PruningConfig",
     "RedisSaver",
     "RetryConfig",
     "StreamAgentError",
     "StreamChunk",
+    "TokenCounter",
     "Usage",
     "UserError",
     "as_tool",
@@ -107,6 +123,9 @@ __all__ = [
     "create_agent_graph",
     "create_openai_config",
     "default_tools",
+    "get_token_counter",
+    "prune_messages",
+    "shrink_text",
     "stream_chunks",
 ]
 __version__ = "0.1.0"

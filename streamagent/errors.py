@@ -67,6 +67,9 @@ class StreamAgentError(Exception):
         super().__init__(redact(message))
         self.message = redact(message)
         self.attempts = attempts
+        #: True when this turn's input itself caused the error (e.g. a message that can never
+        #: fit the context window): the streaming helpers then remove it from the thread.
+        self.rejects_input = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (used by the ``error`` stream chunk)."""

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import httpx2
 import openai
 
 from streamagent.config import RetryConfig
@@ -40,6 +41,39 @@ __all__ = ["RetryPolicy", "classify_error", "retry_after_seconds"]
 logger = logging.getLogger(__name__)
 
 _RETRY_AFTER_ATTR = "_streamagent_retry_after"
+
+# The openai SDK talks through ``httpx2``; LangChain and users may still raise ``httpx`` errors.
+_BROKEN_STREAM: tuple[type[BaseException], ...] = (
+    httpx.RemoteProtocolError,
+    httpx.ReadError,
+    httpx2.RemoteProtocolError,
+    httpx2.ReadError,
+)
+_TIMEOUT: tuple[type[BaseException], ...] = (
+    openai.APITimeoutError,
+    httpx.TimeoutException,
+    httpx2.TimeoutException,
+    TimeoutError,
+)
+_TRANSPORT: tuple[type[BaseException], ...] = (
+    httpx.TransportError,
+    httpx2.TransportError,
+    ConnectionError,
+)
+
+
+def _cause_of_type(
+    exc: BaseException, types: tuple[type[BaseException], ...]
+) -> BaseException | None:
+    """The first exception in ``exc``'s cause/context chain that is one of ``types``."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, types):
+            return current
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def retry_after_seconds(
@@ -130,16 +164,14 @@ def classify_error(exc: BaseException) -> StreamAgentError:  # noqa: PLR0911
         return exc
     if isinstance(exc, openai.APIStatusError):
         return _status_error(exc)
-    if isinstance(exc, openai.APITimeoutError | httpx.TimeoutException | TimeoutError):
+    if isinstance(exc, _TIMEOUT):
         return ModelUnavailableError(f"the model endpoint timed out: {type(exc).__name__}")
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+    broken = _cause_of_type(exc, _BROKEN_STREAM)
+    if broken is not None and isinstance(exc, (openai.APIConnectionError, httpx2.HTTPError)):
+        return StreamBrokenError(f"the response stream broke: {broken}")
+    if isinstance(exc, _BROKEN_STREAM):
         return StreamBrokenError(f"the response stream broke: {exc}")
-    if isinstance(exc, openai.APIConnectionError):
-        cause = exc.__cause__
-        if isinstance(cause, httpx.RemoteProtocolError | httpx.ReadError):
-            return StreamBrokenError(f"the response stream broke: {cause}")
-        return ModelUnavailableError(f"cannot connect to the model endpoint: {exc}")
-    if isinstance(exc, httpx.TransportError | ConnectionError):
+    if isinstance(exc, (openai.APIConnectionError, *_TRANSPORT)):
         return ModelUnavailableError(f"cannot connect to the model endpoint: {exc}")
     if isinstance(exc, json.JSONDecodeError):
         return StreamBrokenError(f"the model sent a malformed stream chunk: {exc.msg}")

@@ -329,8 +329,9 @@ def _graph_input(messages: Any, resume: Any) -> Any:
 def _rollback_update(
     graph: Pregel[Any, Any, Any, Any], graph_input: Any, exc: BaseException
 ) -> dict[str, Any] | None:
-    """After a *user* error, the update that removes this turn's input from the thread."""
-    if not isinstance(exc, UserError) or graph.checkpointer in (None, False):
+    """After an error caused by the input, the update that removes it from the thread."""
+    caused_by_input = isinstance(exc, UserError) or getattr(exc, "rejects_input", False)
+    if not caused_by_input or graph.checkpointer in (None, False):
         return None
     if "model" not in graph.nodes or not isinstance(graph_input, dict):
         return None

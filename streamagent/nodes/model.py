@@ -10,6 +10,7 @@ stream event so consumers discard that partial output. A stream that ends withou
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import time
 from collections.abc import Sequence
@@ -44,6 +45,7 @@ from streamagent.llm import create_chat_model
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.retry import RetryPolicy, classify_error
 from streamagent.tokens import TokenCounter
+from streamagent.tracing import annotate_current_run, model_run_metadata
 
 __all__ = ["RETRY_EVENT", "ModelNode"]
 
@@ -62,6 +64,7 @@ class _Attempt:
     started: float = field(default_factory=time.perf_counter)
     first_token_at: float | None = None
     number: int = 0
+    model: str = ""
 
 
 def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
@@ -74,7 +77,45 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
             "the model stream ended without a finish_reason (truncated stream, no [DONE])"
         )
     data = merged.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"})
+    data["tool_calls"], invalid = _strict_tool_calls(merged)
+    data["invalid_tool_calls"] = [*data.get("invalid_tool_calls", []), *invalid]
     return AIMessage(**data)
+
+
+def _strict_tool_calls(
+    merged: AIMessageChunk,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Parse streamed tool-call arguments strictly.
+
+    ``AIMessageChunk`` parses arguments with a *partial* JSON parser, so truncated arguments
+    such as ``{"a": 1, "b": `` silently become ``{"a": 1}`` -- a different call than the model
+    made. Here each call's complete argument string must be one JSON object; anything else
+    becomes an invalid tool call that the router answers with an error the model can act on.
+    """
+    valid: list[dict[str, Any]] = []
+    invalid: list[dict[str, Any]] = []
+    parsed = {c["id"]: c for c in merged.tool_calls if c.get("id")}
+    for chunk in merged.tool_call_chunks:
+        call_id, name, raw = chunk.get("id"), chunk.get("name"), chunk.get("args") or ""
+        if not call_id:
+            continue
+        try:
+            args = json.loads(raw) if raw.strip() else {}
+        except json.JSONDecodeError as exc:
+            error = f"{exc.msg} at character {exc.pos}"
+        else:
+            if isinstance(args, dict):
+                call = dict(parsed.get(call_id) or {"id": call_id, "type": "tool_call"})
+                call.update(name=name or call.get("name") or "", args=args)
+                valid.append(call)
+                continue
+            error = f"expected a JSON object, got {type(args).__name__}"
+        invalid.append(
+            {"type": "invalid_tool_call", "id": call_id, "name": name, "args": raw, "error": error}
+        )
+    known = {c["id"] for c in valid} | {c["id"] for c in invalid}
+    valid.extend(dict(c) for c in merged.tool_calls if c.get("id") not in known)
+    return valid, invalid
 
 
 class ModelNode:
@@ -224,12 +265,24 @@ class ModelNode:
             time_to_first_token_seconds=ttft,
             output_chunks=int(message.response_metadata.get("streamed_chunks", 0)),
         )
+        annotate_current_run(
+            model_run_metadata(model=model, usage=usage, cost_usd=cost, attempts=attempt.number)
+        )
         return {
             "messages": [message],
             "usage": usage.to_dict(),
             "cost_usd": cost,
             "run_steps": int(state.get("run_steps") or 0) + 1,
         }
+
+    def _checked_budgets(
+        self, state: dict[str, Any], messages: list[BaseMessage], *, model: str
+    ) -> None:
+        try:
+            self.check_budgets(state, messages, model=model)
+        except StreamAgentError as error:
+            self.observer.on_error(error)
+            raise
 
     def _llm_config(self, config: RunnableConfig | None) -> RunnableConfig:
         extra: RunnableConfig = {"tags": self._tags, "metadata": {"streamagent_agent": self.name}}
@@ -261,7 +314,7 @@ class ModelNode:
             error.message,
             delay,
         )
-        self.observer.on_retry(model=self.model_name, error=error)
+        self.observer.on_retry(model=attempt.model or self.model_name, error=error)
         if attempt.emitted:
             get_stream_writer()({"streamagent": RETRY_EVENT, "agent": self.name, **info})
         attempt.emitted = False
@@ -283,8 +336,8 @@ class ModelNode:
     async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         messages = self.model_input(state)
         model = self.model_for(config)
-        self.check_budgets(state, messages, model=model)
-        attempt = _Attempt()
+        self._checked_budgets(state, messages, model=model)
+        attempt = _Attempt(model=model)
         try:
             async for retry_attempt in AsyncRetrying(**self._retrying_kwargs(attempt)):
                 with retry_attempt:
@@ -313,8 +366,8 @@ class ModelNode:
     def invoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         messages = self.model_input(state)
         model = self.model_for(config)
-        self.check_budgets(state, messages, model=model)
-        attempt = _Attempt()
+        self._checked_budgets(state, messages, model=model)
+        attempt = _Attempt(model=model)
         try:
             for retry_attempt in Retrying(**self._retrying_kwargs(attempt)):
                 with retry_attempt:

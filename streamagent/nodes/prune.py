@@ -30,7 +30,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
 from streamagent.config import AgentConfig
-from streamagent.errors import InvalidInputError
+from streamagent.errors import ContextTooLongError, InvalidInputError
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.pruning import prune_messages, shrink_text
 from streamagent.tokens import TokenCounter
@@ -89,14 +89,20 @@ class PruneNode:
         messages: list[BaseMessage] = list(state.get("messages") or [])
         validate_thread(messages)
         pruning = self.config.pruning
-        result = prune_messages(
-            messages,
-            max_tokens=self.budget_tokens(),
-            count_tokens=self.counter.message_tokens,
-            max_messages=pruning.max_messages,
-            max_tool_output_tokens=pruning.max_tool_output_tokens,
-            truncate_text=self._truncate,
-        )
+        try:
+            result = prune_messages(
+                messages,
+                max_tokens=self.budget_tokens(),
+                count_tokens=self.counter.message_tokens,
+                max_messages=pruning.max_messages,
+                max_tool_output_tokens=pruning.max_tool_output_tokens,
+                truncate_text=self._truncate,
+            )
+        except ContextTooLongError as error:
+            # Before the first model call of a run the oversized part is the user's new input.
+            error.rejects_input = not isinstance(messages[-1], ToolMessage)
+            self.observer.on_error(error)
+            raise
         update: dict[str, Any] = {}
         if not isinstance(messages[-1], ToolMessage):
             update["run_steps"] = 0  # a new run starts with a user message

@@ -23,13 +23,23 @@ pytestmark = pytest.mark.cluster
 SLOTS = 16384
 
 
+def _cluster_port() -> int:
+    """A free port whose cluster-bus port (port + 10000) is valid too."""
+    for _ in range(1000):
+        port = free_port()
+        if port + 10000 <= 65535:
+            return port
+    raise AssertionError("no free port below 55536 for a Redis Cluster node")
+
+
 def _start_node(directory: Path, port: int) -> subprocess.Popen[bytes]:
     directory.mkdir(parents=True)
+    log = (directory / "redis.log").open("wb")
     return subprocess.Popen(
         [str(redis_server_path()), "--port", str(port), "--bind", "127.0.0.1",
          "--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"),
          "--dir", str(directory), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
 
@@ -48,7 +58,7 @@ def _wait(predicate: Any, what: str, timeout: float = 30.0) -> None:
 @pytest.fixture(scope="module")
 def cluster_ports(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
     base = tmp_path_factory.mktemp("cluster")
-    ports = [free_port() for _ in range(3)]
+    ports = [_cluster_port() for _ in range(3)]
     procs = [_start_node(base / str(p), p) for p in ports]
     try:
         clients = [redis.Redis(port=p, socket_timeout=2) for p in ports]

@@ -35,6 +35,12 @@ EXPECTED_TOP_LEVEL = {
     "create_openai_config",
     "default_tools",
     "stream_chunks",
+    "AgentMetrics",
+    "PruneResult",
+    "TokenCounter",
+    "get_token_counter",
+    "prune_messages",
+    "shrink_text",
 }
 
 
