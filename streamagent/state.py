@@ -13,8 +13,9 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
-from typing import Annotated, Any, NotRequired, TypedDict
+from typing import Annotated, Any, NotRequired, TypedDict, cast
 
 from langchain_core.messages import AnyMessage
 from langgraph.graph.message import add_messages
@@ -42,11 +43,10 @@ class UsageTotals(TypedDict, total=False):
 
 def add_usage(left: UsageTotals | None, right: UsageTotals | None) -> UsageTotals:
     """Reducer: sum two usage dicts key by key."""
-    out: dict[str, int] = {}
-    for key in USAGE_KEYS:
-        total = int((left or {}).get(key, 0)) + int((right or {}).get(key, 0))
-        out[key] = total
-    return UsageTotals(**out)  # type: ignore[typeddict-item]
+    lhs: Mapping[str, int] = cast("Mapping[str, int]", left or {})
+    rhs: Mapping[str, int] = cast("Mapping[str, int]", right or {})
+    out = {key: int(lhs.get(key, 0)) + int(rhs.get(key, 0)) for key in USAGE_KEYS}
+    return cast("UsageTotals", out)
 
 
 def add_cost(left: Decimal | None, right: Decimal | None) -> Decimal | None:

@@ -34,7 +34,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -47,7 +47,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langgraph.errors import GraphRecursionError
 from langgraph.pregel import Pregel
-from langgraph.types import Command
+from langgraph.types import Command, StreamMode
 
 from streamagent.cost import Usage
 from streamagent.errors import (
@@ -73,7 +73,7 @@ logger = logging.getLogger(__name__)
 ChunkType = Literal[
     "content", "tool_call_delta", "tool_call", "tool_result", "retry", "interrupt", "done", "error"
 ]
-_STREAM_MODES = ["messages", "updates", "custom"]
+_STREAM_MODES: list[StreamMode] = ["messages", "updates", "custom"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +292,7 @@ class ChunkTranslator:
         ttft = None if self.first_token_at is None else self.first_token_at - self.started
         return StreamChunk(
             type="done",
-            usage=self.usage.to_dict(),
+            usage=cast("dict[str, int]", dict(self.usage.to_dict())),
             cost_usd=self.cost_usd if self.cost_known else None,
             latency_seconds=now - self.started,
             time_to_first_token_seconds=ttft,
@@ -317,7 +317,7 @@ def _run_config(thread_id: str | None, config: RunnableConfig | None) -> Runnabl
     configurable = dict(cfg.get("configurable") or {})
     configurable["thread_id"] = thread_id or configurable.get("thread_id") or str(uuid.uuid4())
     cfg["configurable"] = configurable
-    return RunnableConfig(**cfg)  # type: ignore[typeddict-item]
+    return cast("RunnableConfig", cfg)
 
 
 def _graph_input(messages: Any, resume: Any) -> Any:
@@ -374,7 +374,7 @@ async def astream_chunks(
         async for namespace, mode, data in graph.astream(
             graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
         ):
-            for chunk in translator.feed(namespace, mode, data):
+            for chunk in translator.feed(cast("tuple[str, ...]", namespace), mode, data):
                 yield chunk
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
         rollback = _rollback_update(graph, graph_input, exc)
@@ -405,7 +405,7 @@ def stream_chunks(
         for namespace, mode, data in graph.stream(
             graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
         ):
-            yield from translator.feed(namespace, mode, data)
+            yield from translator.feed(cast("tuple[str, ...]", namespace), mode, data)
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
         rollback = _rollback_update(graph, graph_input, exc)
         if rollback is not None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -30,13 +30,24 @@ logger = logging.getLogger(__name__)
 ToolLike = BaseTool | Callable[..., Any] | Mapping[str, Any]
 
 
+def _node(
+    func: Callable[[dict[str, Any], RunnableConfig], dict[str, Any]],
+    afunc: Callable[[dict[str, Any], RunnableConfig], Awaitable[dict[str, Any]]],
+    name: str,
+) -> Runnable[AgentState, dict[str, Any]]:
+    """A node runnable with sync and async bodies (the nodes read the state as a plain dict)."""
+    return cast(
+        "Runnable[AgentState, dict[str, Any]]", RunnableLambda(func, afunc=afunc, name=name)
+    )
+
+
 def route_after_model(state: Mapping[str, Any]) -> Literal["tools", "__end__"]:
     """Go to the tool router when the last AI message asked for tools, else finish."""
     messages = state.get("messages") or []
     last = messages[-1] if messages else None
     if isinstance(last, AIMessage) and (last.tool_calls or last.invalid_tool_calls):
         return "tools"
-    return END
+    return "__end__"
 
 
 def _as_tools(tools: Sequence[ToolLike]) -> list[BaseTool]:
@@ -90,11 +101,9 @@ def create_agent_graph(
     router = ToolRouter(tools=tool_list, config=cfg, name=name, observer=observer)
 
     builder: StateGraph[AgentState] = StateGraph(AgentState)
-    builder.add_node("prune", RunnableLambda(prune.invoke, afunc=prune.ainvoke, name="prune"))
-    builder.add_node(
-        "model", RunnableLambda(model_node.invoke, afunc=model_node.ainvoke, name="model")
-    )
-    builder.add_node("tools", RunnableLambda(router.invoke, afunc=router.ainvoke, name="tools"))
+    builder.add_node("prune", _node(prune.invoke, prune.ainvoke, "prune"))
+    builder.add_node("model", _node(model_node.invoke, model_node.ainvoke, "model"))
+    builder.add_node("tools", _node(router.invoke, router.ainvoke, "tools"))
     builder.add_edge(START, "prune")
     builder.add_edge("prune", "model")
     builder.add_conditional_edges("model", route_after_model, ["tools", END])

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
+
+from langgraph.graph.state import CompiledStateGraph
 
 from streamagent.config import AgentConfig, ModelConfig
 from streamagent.graphs.agent import create_agent_graph
@@ -24,7 +27,7 @@ from streamagent.tools import default_tools
 __all__ = ["graph"]
 
 
-def _make_graph():  # type: ignore[no-untyped-def]
+def _make_graph() -> CompiledStateGraph[Any, Any, Any, Any]:
     model = ModelConfig(model=os.environ.get("STREAMAGENT_MODEL") or "gpt-4o")
     workspace = Path(os.environ.get("STREAMAGENT_WORKSPACE") or Path.cwd()).resolve()
     tools = default_tools(workspace)
