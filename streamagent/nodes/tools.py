@@ -228,7 +228,8 @@ class ToolRouter:
                 call_id, name, f"invalid arguments for tool {name!r}: {_format_validation(result)}"
             )
         elif isinstance(result, ToolException):
-            message = _error(call_id, name, f"tool {name!r} refused: {result}")
+            reason = str(result).removeprefix("refused: ")
+            message = _error(call_id, name, f"tool {name!r} refused: {reason}")
         elif isinstance(result, BaseException):
             logger.error("tool %s raised", name, exc_info=result)
             message = _error(
