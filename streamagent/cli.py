@@ -242,16 +242,23 @@ def chat(
     thread_id = thread or str(uuid.uuid4())
     printer = ChunkPrinter(json_lines=json_lines)
     typer.echo(f"thread: {thread_id}", err=True)
+    # One event loop for the whole session: the saver's connections belong to it.
+    asyncio.run(_chat_loop(agent, thread_id=thread_id, printer=printer))
+
+
+def _read_line() -> str:
+    try:
+        return input("you> ") if sys.stdin.isatty() else sys.stdin.readline()
+    except EOFError:
+        return ""
+
+
+async def _chat_loop(agent: Any, *, thread_id: str, printer: ChunkPrinter) -> None:
     while True:
-        try:
-            line = input("you> ") if sys.stdin.isatty() else sys.stdin.readline()
-        except EOFError:
-            break
+        line = await asyncio.to_thread(_read_line)
         if not line or not line.strip():
-            break
-        asyncio.run(
-            _drive_turn(agent, line.strip(), thread_id=thread_id, printer=printer, assume=None)
-        )
+            return
+        await _drive_turn(agent, line.strip(), thread_id=thread_id, printer=printer, assume=None)
 
 
 @app.command()

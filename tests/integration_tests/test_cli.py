@@ -101,3 +101,34 @@ def test_missing_key_and_base_url_is_one_line_not_a_traceback(tmp_path):
     assert out.returncode == 2
     assert "OPENAI_API_KEY" in out.stderr
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_chat_keeps_the_conversation_across_lines_and_threads(make_server, tmp_path):
+    server = make_server(["first answer", "second answer", "resumed answer"])
+    env = clean_env(tmp_path)
+    base = [*CLI, "chat", "--base-url", server.base_url, "--workspace", str(tmp_path)]
+    out = subprocess.run(
+        [*base, "--thread", "chat-t", "--json"],
+        input="hello\nand again\n\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    chunks = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [c["type"] for c in chunks].count("done") == 2
+    text = "".join(c.get("content") or "" for c in chunks if c["type"] == "content")
+    assert text == "first answersecond answer"
+    assert [m["role"] for m in server.requests[1].messages] == ["user", "assistant", "user"]
+    # a new process continues the same thread from the embedded Redis' persisted data
+    again = subprocess.run(
+        [*base, "--thread", "chat-t", "--json"],
+        input="still there?\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert len(server.requests[2].messages) == 5
