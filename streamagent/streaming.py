@@ -162,12 +162,21 @@ class ChunkTranslator:
         self.cost_known = True
         self._streamed_ids: set[str] = set()
         self._partial: dict[str, list[str]] = {}
+        self._interrupt_ids: set[str] = set()
+        self._namespaces: set[tuple[str, ...]] = set()
+        # (namespace, node) pairs whose node ran a subgraph: the node's update only repeats
+        # what the subgraph already reported (its messages, usage, interrupts)
+        self._subgraph_nodes: set[tuple[tuple[str, ...], str]] = set()
 
     def _mark_token(self) -> None:
         if self.first_token_at is None:
             self.first_token_at = time.perf_counter()
 
     def feed(self, namespace: tuple[str, ...], mode: str, data: Any) -> list[StreamChunk]:
+        if namespace and namespace not in self._namespaces:
+            self._namespaces.add(namespace)
+            for depth, task in enumerate(namespace):
+                self._subgraph_nodes.add((namespace[:depth], task.split(":", 1)[0]))
         if mode == "messages":
             return self._messages(namespace, data)
         if mode == "updates":
@@ -220,16 +229,9 @@ class ChunkTranslator:
             return out
         for node, update in data.items():
             if node == "__interrupt__":
-                out.append(
-                    StreamChunk(
-                        type="interrupt",
-                        interrupt=[{"id": i.id, "value": i.value} for i in update],
-                        agent=_agent_of(namespace),
-                        namespace=namespace,
-                    )
-                )
+                out.extend(self._interrupt(namespace, update))
                 continue
-            if not isinstance(update, Mapping):
+            if not isinstance(update, Mapping) or (namespace, node) in self._subgraph_nodes:
                 continue
             if "usage" in update:
                 self.usage = self.usage + Usage.from_dict(update["usage"] or {})
@@ -241,6 +243,21 @@ class ChunkTranslator:
             for message in update.get("messages") or []:
                 out.extend(self._message_update(namespace, message))
         return out
+
+    def _interrupt(self, namespace: tuple[str, ...], interrupts: Any) -> list[StreamChunk]:
+        # a subgraph's interrupt surfaces again in every enclosing graph: report it once
+        fresh = [i for i in interrupts if i.id not in self._interrupt_ids]
+        if not fresh:
+            return []
+        self._interrupt_ids.update(i.id for i in fresh)
+        return [
+            StreamChunk(
+                type="interrupt",
+                interrupt=[{"id": i.id, "value": i.value} for i in fresh],
+                agent=_agent_of(namespace),
+                namespace=namespace,
+            )
+        ]
 
     def _message_update(self, namespace: tuple[str, ...], message: Any) -> list[StreamChunk]:
         agent = _agent_of(namespace)
