@@ -70,6 +70,8 @@ _REQUEST_ERRORS: tuple[type[BaseException], ...] = (
     anyio.EndOfStream,
 )
 _DRAIN_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *_REQUEST_ERRORS)
+# how often (at most) a stream of already-buffered chunks lets the event loop run
+_PAUSE_EVERY_SECONDS = 0.001
 # how long to wait for the end of the body after ``[DONE]`` (see ``_adrain``)
 _DRAIN_SECONDS = 0.25
 # SDK ``create()`` options that are not part of the JSON body
@@ -365,6 +367,8 @@ class LeanChatOpenAI(ChatOpenAI):
         converter = _ChunkConverter(self, request)
         watchdog = _ChunkWatchdog(self.stream_chunk_timeout)
         chunks = 0
+        token_seen = False
+        next_pause = 0.0
         body = response.aiter_bytes()
         try:
             async for data in body:
@@ -381,7 +385,14 @@ class LeanChatOpenAI(ChatOpenAI):
                             logprobs=converter.logprobs(generation),
                         )
                     yield generation
-                    watchdog.waiting_since = watchdog.now()
+                    now = watchdog.waiting_since = watchdog.now()
+                    if now >= next_pause or (generation.text and not token_seen):
+                        # let the loop run: a consumer in another task (LangGraph's stream)
+                        # sees the first token at once and later ones at most ~1 ms late,
+                        # even when a burst of chunks is already buffered
+                        token_seen = token_seen or bool(generation.text)
+                        next_pause = now + _PAUSE_EVERY_SECONDS
+                        await asyncio.sleep(0)
                 if decoder.done:
                     await _adrain(body)
                     break
