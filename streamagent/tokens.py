@@ -31,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -67,6 +68,9 @@ __all__ = [
     "encoding_name_for_model",
     "get_encoding",
     "get_token_counter",
+    "aget_encoding",
+    "encoding_ready",
+    "preload_encoding",
 ]
 
 logger = logging.getLogger(__name__)
@@ -129,6 +133,42 @@ def get_encoding(name: str) -> tiktoken.Encoding:
                 encoding = build_encoding(name)
                 _encodings[name] = encoding
     return encoding
+
+
+def encoding_ready(name: str) -> bool:
+    """Whether encoding ``name`` is already built in this process (no loading happens)."""
+    return name in _encodings
+
+
+async def aget_encoding(name: str) -> tiktoken.Encoding:
+    """:func:`get_encoding` that builds a missing encoding in a worker thread.
+
+    The first build reads and verifies a ~2 MB rank file (a few hundred ms); doing that on the
+    event loop would stall every other coroutine (e.g. concurrent streams) meanwhile.
+    """
+    encoding = _encodings.get(name)
+    if encoding is not None:
+        return encoding
+    return await asyncio.to_thread(get_encoding, name)
+
+
+def preload_encoding(model: str) -> threading.Thread | None:
+    """Start building ``model``'s encoding in a daemon thread; ``None`` if already built.
+
+    :func:`streamagent.build_agent` calls this so the first turn does not pay the load.
+
+    >>> thread = preload_encoding("gpt-4o")
+    >>> thread is None or (thread.join() or encoding_ready("o200k_base"))
+    True
+    """
+    name = encoding_name_for_model(model)
+    if encoding_ready(name):
+        return None
+    thread = threading.Thread(
+        target=get_encoding, args=(name,), name=f"streamagent-tiktoken-{name}", daemon=True
+    )
+    thread.start()
+    return thread
 
 
 def encoding_for_model(model: str) -> tiktoken.Encoding:

@@ -21,6 +21,7 @@ from streamagent.nodes.prune import PruneNode
 from streamagent.nodes.tools import ToolRouter
 from streamagent.observe import AgentObserver
 from streamagent.state import AgentState
+from streamagent.tokens import preload_encoding
 
 __all__ = ["ToolLike", "build_agent", "create_agent_graph", "default_saver", "route_after_model"]
 
@@ -152,6 +153,7 @@ def build_agent(
         'agent'
     """
     cfg = config or AgentConfig()
+    preload_encoding(cfg.model.model if not isinstance(model, str) else model)
     builder = create_agent_graph(model=model, tools=tools, config=cfg, name=name, observer=observer)
     saver: BaseCheckpointSaver[Any] | None
     if checkpointer is None:

@@ -33,7 +33,7 @@ from streamagent.config import AgentConfig
 from streamagent.errors import ContextTooLongError, InvalidInputError
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.pruning import prune_messages, shrink_text
-from streamagent.tokens import TokenCounter
+from streamagent.tokens import TokenCounter, aget_encoding
 
 __all__ = ["PruneNode", "validate_thread"]
 
@@ -140,4 +140,6 @@ class PruneNode:
     async def ainvoke(
         self, state: dict[str, Any], config: RunnableConfig | None = None
     ) -> dict[str, Any]:
+        # The first use of an encoding builds it: off the event loop, so other streams go on.
+        await aget_encoding(self.counter.encoding_name)
         return self.invoke(state, config)

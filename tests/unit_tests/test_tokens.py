@@ -378,3 +378,52 @@ def test_tool_schema_count_is_cached() -> None:
 def test_unsupported_message_type_is_a_clear_type_error() -> None:
     with pytest.raises(TypeError, match="cannot count tokens of int"):
         count_message_tokens([42])  # type: ignore[list-item]
+
+
+async def test_aget_encoding_builds_off_the_event_loop_and_caches() -> None:
+    import asyncio
+    import threading
+
+    from streamagent import tokens
+
+    loop_thread = threading.get_ident()
+    built_in: list[int] = []
+    original = tokens.get_encoding
+
+    def spy(name: str) -> object:
+        built_in.append(threading.get_ident())
+        return original(name)
+
+    tokens._encodings.pop("cl100k_base", None)
+    tokens.get_encoding = spy  # type: ignore[assignment]
+    try:
+        heartbeat = 0
+
+        async def beat() -> None:
+            nonlocal heartbeat
+            while True:
+                heartbeat += 1
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(beat())
+        encoding = await tokens.aget_encoding("cl100k_base")
+        ticker.cancel()
+    finally:
+        tokens.get_encoding = original  # type: ignore[assignment]
+    assert built_in and built_in[0] != loop_thread, "the build ran in a worker thread"
+    assert heartbeat >= 2, "the event loop kept running while the encoding was built"
+    assert tokens.encoding_ready("cl100k_base")
+    assert (
+        await tokens.aget_encoding("cl100k_base") is encoding is tokens.get_encoding("cl100k_base")
+    )
+
+
+def test_preload_encoding_builds_in_a_daemon_thread() -> None:
+    from streamagent import tokens
+
+    tokens._encodings.pop("cl100k_base", None)
+    thread = tokens.preload_encoding("gpt-4")
+    assert thread is not None and thread.daemon
+    thread.join(timeout=30)
+    assert tokens.encoding_ready("cl100k_base")
+    assert tokens.preload_encoding("gpt-4") is None
