@@ -4,16 +4,18 @@ Run by hand (prints markdown tables)::
 
     .venv/bin/python benchmarks/checkpointers.py [--runs 3] [--iterations 150]
 
-Savers: InMemorySaver, AsyncSqliteSaver (a temp file), AsyncPostgresSaver (``PG_URL``, default
-the local PostgreSQL, database ``test``), langgraph-checkpoint-plainredis and streamagent, the
-two Redis savers on the same Redis (``REDIS_URL``, default 127.0.0.1:6379/0, else embedded).
-All measured in one process, interleaved call by call; each figure is the median over runs.
+Savers: InMemorySaver, AsyncSqliteSaver (a temp file), AsyncPostgresSaver (``--pg-url``, default
+the local PostgreSQL, database ``test``), langgraph-checkpoint-plainredis and streamagent (the
+async saver, and the sync ``RedisSaver`` called through its sync methods), the Redis savers on
+the same Redis (``REDIS_URL``, default 127.0.0.1:6379/0, else embedded). All measured in one
+process, interleaved call by call; each figure is the median over runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import tempfile
 import time
@@ -29,7 +31,7 @@ from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
 
-from streamagent.memory import AsyncRedisSaver, default_redis_url
+from streamagent.memory import AsyncRedisSaver, RedisSaver, default_redis_url
 
 WORDS = "the agent streams tokens while the saver keeps every turn of the thread safe".split()
 
@@ -44,7 +46,7 @@ def message(i: int) -> BaseMessage:
 
 
 def redis_url() -> str:
-    url = "redis://127.0.0.1:6379/0"
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
     try:
         redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
     except redis.ConnectionError:
@@ -53,7 +55,9 @@ def redis_url() -> str:
 
 
 @asynccontextmanager
-async def savers(url: str, pg_url: str) -> AsyncIterator[dict[str, BaseCheckpointSaver[Any]]]:
+async def savers(
+    url: str, pg_url: str, wanted: set[str] | None = None
+) -> AsyncIterator[dict[str, BaseCheckpointSaver[Any]]]:
     out: dict[str, BaseCheckpointSaver[Any]] = {"InMemorySaver": InMemorySaver()}
     async with AsyncExitStack() as stack:
         try:
@@ -81,7 +85,19 @@ async def savers(url: str, pg_url: str) -> AsyncIterator[dict[str, BaseCheckpoin
         )
         await mine.asetup()
         out["streamagent"] = mine
-        yield out
+        sync_saver = stack.enter_context(
+            RedisSaver.from_url(url, key_prefix=f"bench-sas-{uuid.uuid4().hex[:6]}")
+        )
+        sync_saver.setup()
+        out["streamagent (sync)"] = sync_saver
+        yield {name: saver for name, saver in out.items() if wanted is None or name in wanted}
+
+
+async def call(saver: Any, method: str, *args: Any) -> Any:
+    """``saver.a<method>(...)``, or the sync method itself for the sync Redis saver."""
+    if isinstance(saver, RedisSaver):
+        return getattr(saver, method)(*args)
+    return await getattr(saver, f"a{method}")(*args)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -111,16 +127,27 @@ async def bench_ops(
             if parents[name]:
                 config["configurable"]["checkpoint_id"] = parents[name]
             t0 = time.perf_counter()
-            saved = await saver.aput(
-                config, ck_n, {"source": "loop", "step": it}, dict(ck_n["channel_versions"])
+            saved = await call(
+                saver,
+                "put",
+                config,
+                ck_n,
+                {"source": "loop", "step": it},
+                dict(ck_n["channel_versions"]),
             )
             t1 = time.perf_counter()
-            await saver.aput_writes(
-                saved, [("messages", [history[-1]]), ("branch:to:model", None)], f"task-{it}"
+            await call(
+                saver,
+                "put_writes",
+                saved,
+                [("messages", [history[-1]]), ("branch:to:model", None)],
+                f"task-{it}",
             )
             t2 = time.perf_counter()
-            got = await saver.aget_tuple(
-                {"configurable": {"thread_id": threads[name], "checkpoint_ns": ""}}
+            got = await call(
+                saver,
+                "get_tuple",
+                {"configurable": {"thread_id": threads[name], "checkpoint_ns": ""}},
             )
             t3 = time.perf_counter()
             assert got is not None
@@ -130,7 +157,7 @@ async def bench_ops(
             times[name]["writes"].append(t2 - t1)
             times[name]["get"].append(t3 - t2)
     for name, saver in all_savers.items():
-        await saver.adelete_thread(threads[name])
+        await call(saver, "delete_thread", threads[name])
     return times
 
 
@@ -149,10 +176,13 @@ async def bench_turns(all_savers: dict[str, Any], turns: int = 20) -> dict[str, 
         for name, graph in graphs.items():
             config = {"configurable": {"thread_id": threads[name]}}
             t0 = time.perf_counter()
-            await graph.ainvoke({"messages": [HumanMessage(text(i))]}, config)
+            if isinstance(all_savers[name], RedisSaver):
+                graph.invoke({"messages": [HumanMessage(text(i))]}, config)
+            else:
+                await graph.ainvoke({"messages": [HumanMessage(text(i))]}, config)
             out[name].append(time.perf_counter() - t0)
     for name, saver in all_savers.items():
-        await saver.adelete_thread(threads[name])
+        await call(saver, "delete_thread", threads[name])
     return out
 
 
@@ -162,6 +192,8 @@ async def bench_storage(
     client = redis.Redis.from_url(url)
     out: dict[str, dict[int, int]] = {}
     for name in ("streamagent", "plainredis"):
+        if name not in all_savers:
+            continue
         saver = all_savers[name]
         out[name] = {}
         for size in sizes:
@@ -185,24 +217,40 @@ def us(v: float) -> str:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--iterations", type=int, default=150)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="repetitions (medians are reported)")
+    parser.add_argument("--iterations", type=int, default=150, help="operations per run")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/test")
+    parser.add_argument(
+        "--savers",
+        help="comma-separated saver names to measure (default: all), e.g. "
+        "'plainredis,streamagent,streamagent (sync)'",
+    )
+    parser.add_argument(
+        "--sections",
+        default="ops,turns,storage",
+        help="comma-separated sections to run: ops, turns, storage (default: all)",
+    )
     args = parser.parse_args()
+    wanted = {n.strip() for n in args.savers.split(",")} if args.savers else None
+    sections = {n.strip() for n in args.sections.split(",")}
     url = redis_url()
     print(
         f"Redis: {redis.Redis.from_url(url).info('server')['redis_version']}; runs: {args.runs}\n"
     )
-    async with savers(url, args.pg_url) as all_savers:
+    async with savers(url, args.pg_url, wanted) as all_savers:
         names = list(all_savers)
         ops: dict[int, list[dict[str, dict[str, list[float]]]]] = {20: [], 100: []}
         turn_runs: list[dict[str, list[float]]] = []
         for _ in range(args.runs):
-            for size, runs_of_size in ops.items():
-                runs_of_size.append(await bench_ops(all_savers, size, args.iterations))
-            turn_runs.append(await bench_turns(all_savers))
+            if "ops" in sections:
+                for size, runs_of_size in ops.items():
+                    runs_of_size.append(await bench_ops(all_savers, size, args.iterations))
+            if "turns" in sections:
+                turn_runs.append(await bench_turns(all_savers))
         for size, runs in ops.items():
+            if not runs:
+                continue
             print(
                 f"### {size} messages of ~200 tokens in the messages channel (µs, median of runs)\n"
             )
@@ -217,13 +265,32 @@ async def main() -> None:
                         cells.append(us(statistics.median(pct(r[name][op], q) for r in runs)))
                 print(f"| {name} | " + " | ".join(cells) + " |")
             print()
-        print("### 20-turn conversation (ms per turn, median of turns, median of runs)\n")
-        print("| saver | ms per turn |\n|---|---:|")
-        for name in names:
+            p50 = {
+                (name, op): statistics.median(pct(r[name][op], 0.5) for r in runs)
+                for name in names
+                for op in ("put", "get", "writes")
+            }
+            for name in (n for n in names if n.startswith("streamagent") and "plainredis" in names):
+                ratios = ", ".join(
+                    f"{label} {p50[(name, op)] / p50[('plainredis', op)]:.2f}"
+                    for op, label in (
+                        ("put", "put"),
+                        ("get", "get_tuple"),
+                        ("writes", "put_writes"),
+                    )
+                )
+                print(f"{name} / plainredis (p50): {ratios}  ")
+            print()
+        if turn_runs:
+            print("### 20-turn conversation (ms per turn, median of turns, median of runs)\n")
+            print("| saver | ms per turn |\n|---|---:|")
+        for name in names if turn_runs else ():
             print(
                 f"| {name} | {statistics.median(statistics.median(r[name]) for r in turn_runs) * 1e3:.2f} |"
             )
         print()
+        if "storage" not in sections:
+            return
         storage = await bench_storage(all_savers, url, (100, 200, 400))
         print("### Redis memory per thread (INFO used_memory delta)\n")
         print("| saver | 100 messages | 200 messages | 400 messages |\n|---|---:|---:|---:|")

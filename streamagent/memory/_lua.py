@@ -18,6 +18,9 @@ Keys (``KEYS[i]``)::
 Typed values are ``type\\0payload``. Type ``R`` is a list of messages stored as the
 concatenation of their refs; type ``D`` is ``D\\0<base version>\\0<refs>``: the list of the blob
 ``<base version>`` of the same channel followed by ``<refs>`` (appends stored once).
+``READ_SCRIPT`` (``ARGV``: ttl, refs to skip, then ``ns, id`` pairs) returns the messages its
+checkpoints reference, except the refs to skip (messages the client holds decoded), as their
+refs concatenated and a list of their values (nil: missing).
 Writes are applied last-record-last: blobs and messages before the checkpoint record, so a
 failure part-way never leaves a readable half checkpoint.
 """
@@ -55,6 +58,12 @@ local function write_payload(v)
 end
 local function write_refs(v, out)
   if string.sub(v, 1, 2) == 'R\0' then split_refs(write_payload(v), out) end
+end
+-- HSET key with the field/value pairs t[first..last] (variadic, in bounded chunks)
+local function hset_range(key, t, first, last)
+  for start = first, last, 1000 do
+    redis.call('HSET', key, unpack(t, start, math.min(start + 999, last)))
+  end
 end
 """
 
@@ -126,19 +135,25 @@ local ttl = tonumber(ARGV[1])
 local want = {}
 local results = {}
 local found = false
-for i = 2, #ARGV, 2 do
+for i = 3, #ARGV, 2 do
   local r = load_one(ARGV[i], ARGV[i + 1], want)
   results[#results + 1] = r
   if r then found = true end
 end
+-- refs the client already holds (ARGV[2], concatenated) are not sent back
 local seen, uniq = {}, {}
+local skip = ARGV[2]
+for i = 1, #skip, REF_LEN do seen[string.sub(skip, i, i + REF_LEN - 1)] = true end
 for _, ref in ipairs(want) do
   if not seen[ref] then seen[ref] = true; uniq[#uniq + 1] = ref end
 end
 local mv = {}
-if #uniq > 0 then mv = redis.call('HMGET', KEYS[5], unpack(uniq)) end
+for start = 1, #uniq, 1000 do
+  local part = redis.call('HMGET', KEYS[5], unpack(uniq, start, math.min(start + 999, #uniq)))
+  for j = 1, #part do mv[#mv + 1] = part[j] end
+end
 if found and ARGV[1] ~= '0' then touch(ttl) end
-return {results, uniq, mv}
+return {results, table.concat(uniq), mv}
 """
 )
 
@@ -232,14 +247,12 @@ for _ = 1, nbases do
   if redis.call('HEXISTS', KEYS[4], ns .. '\0' .. ARGV[i]) == 0 then return 0 end
   i = i + 1
 end
-for j = msg_start, msg_start + 2 * nmsgs - 1, 2 do
-  redis.call('HSET', KEYS[5], ARGV[j], ARGV[j + 1])
-end
-for j = 1, #blob_args, 2 do
-  redis.call('HSET', KEYS[4], blob_args[j], blob_args[j + 1])
-end
+hset_range(KEYS[5], ARGV, msg_start, msg_start + 2 * nmsgs - 1)
+hset_range(KEYS[4], blob_args, 1, #blob_args)
 local f = ns .. '\0' .. id
-redis.call('ZADD', KEYS[8], 'NX', redis.call('ZCARD', KEYS[8]), ns)
+if not redis.call('ZSCORE', KEYS[8], ns) then
+  redis.call('ZADD', KEYS[8], redis.call('ZCARD', KEYS[8]), ns)
+end
 redis.call('HSET', KEYS[2], f, refs)
 redis.call('HSET', KEYS[1], f, rec)
 redis.call('ZADD', KEYS[3], 0, f)
@@ -260,9 +273,7 @@ for _ = 1, nknown do
   i = i + 1
 end
 local m = 5 + 3 * nwrites
-for j = m, m + 2 * nmsgs - 1, 2 do
-  redis.call('HSET', KEYS[5], ARGV[j], ARGV[j + 1])
-end
+hset_range(KEYS[5], ARGV, m, m + 2 * nmsgs - 1)
 for j = 5, 5 + 3 * nwrites - 1, 3 do
   local field, value = ARGV[j + 1], ARGV[j + 2]
   if ARGV[j] == '1' then

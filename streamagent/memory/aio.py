@@ -37,7 +37,7 @@ from redis.backoff import ExponentialBackoff
 from streamagent.errors import ConfigurationError
 from streamagent.memory._errors import check_server_version, describe_client, memory_error
 from streamagent.memory._lua import PUT_SCRIPT, PUT_WRITES_SCRIPT, READ_SCRIPT
-from streamagent.memory.base import SCHEMA_VERSION, BaseRedisSaver
+from streamagent.memory.base import MESSAGE_CACHE_BYTES, SCHEMA_VERSION, BaseRedisSaver
 from streamagent.memory.sync import CONNECTION_DEFAULTS
 
 __all__ = ["AsyncRedisSaver"]
@@ -66,6 +66,7 @@ class AsyncRedisSaver(BaseRedisSaver):
         refresh_ttl_on_read: bool = False,
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
+        message_cache_bytes: int = MESSAGE_CACHE_BYTES,
     ) -> None:
         super().__init__(
             key_prefix=key_prefix,
@@ -73,6 +74,7 @@ class AsyncRedisSaver(BaseRedisSaver):
             refresh_ttl_on_read=refresh_ttl_on_read,
             keep_last=keep_last,
             serde=serde,
+            message_cache_bytes=message_cache_bytes,
         )
         self.client = client
         self._where = describe_client(client)
@@ -128,11 +130,14 @@ class AsyncRedisSaver(BaseRedisSaver):
         configs: Sequence[RunnableConfig | None],
     ) -> list[CheckpointTuple | None]:
         self._bind()
+        held = self.held_messages(thread_id)
         try:
-            reply = await self._read(keys=self.keys_for(thread_id), args=self.read_args(targets))
+            reply = await self._read(
+                keys=self.keys_for(thread_id), args=self.read_args(targets, held)
+            )
         except redis.RedisError as exc:
             raise memory_error(self._where, "read", exc) from exc
-        return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs)
+        return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs, held)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of ``config`` (its ``checkpoint_id``, else the latest)."""

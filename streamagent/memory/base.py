@@ -19,7 +19,6 @@ import logging
 import random
 import struct
 import threading
-import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,11 +42,17 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from streamagent.errors import ConfigurationError
-from streamagent.memory.serde import StrictSerializer
+from streamagent.memory.serde import (
+    DecodeCache,
+    EncodeCache,
+    MessageTemplate,
+    StrictSerializer,
+)
 
 __all__ = [
     "FULL_EVERY",
     "KEY_KINDS",
+    "MESSAGE_CACHE_BYTES",
     "SCHEMA_VERSION",
     "BaseRedisSaver",
     "PutPlan",
@@ -64,6 +69,7 @@ LIST_BATCH = 32
 _REF_LEN = 24
 _DELTA_CACHE_SIZE = 4096
 _STORED_THREADS = 1024
+MESSAGE_CACHE_BYTES = 32 * 1024 * 1024
 
 
 def thread_keys(prefix: str, thread_id: str) -> list[str]:
@@ -94,52 +100,16 @@ def _is_message_list(value: Any) -> bool:
     return type(value) is list and bool(value) and all(isinstance(m, BaseMessage) for m in value)
 
 
-class _EncodeCache:
-    """Serialized form of message objects this process already encoded, by object identity.
-
-    An entry is used only while the object is alive and still has the same ``id`` and the
-    same ``content`` object, so replacing a message or its content re-encodes it. Messages in
-    LangGraph state are values: mutating nested fields (``additional_kwargs``...) of a message
-    that was already checkpointed, in place, is not detected.
-    """
-
-    def __init__(self, size: int = 50_000) -> None:
-        self._entries: OrderedDict[int, tuple[Any, Any, Any, str, bytes]] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, message: BaseMessage) -> tuple[str, bytes] | None:
-        with self._lock:
-            entry = self._entries.get(id(message))
-        if entry is None:
-            return None
-        ref_obj, msg_id, content, ref, packed = entry
-        if ref_obj() is message and message.id == msg_id and message.content is content:
-            return ref, packed
-        return None
-
-    def put(self, message: BaseMessage, ref: str, packed: bytes) -> None:
-        try:
-            ref_obj = weakref.ref(message)
-        except TypeError:
-            return
-        with self._lock:
-            self._entries[id(message)] = (ref_obj, message.id, message.content, ref, packed)
-            if len(self._entries) > self._size:
-                self._entries.popitem(last=False)
-
-
 @dataclass
 class _Messages:
     """Messages of one write operation: refs with the values to store."""
 
-    cache: _EncodeCache
+    cache: EncodeCache
     values: dict[str, bytes] = field(default_factory=dict)
 
     def encode(self, serde: SerializerProtocol, messages: list[BaseMessage]) -> list[str]:
         refs = []
-        for message in messages:
-            hit = self.cache.get(message)
+        for message, hit in zip(messages, self.cache.get_many(messages), strict=True):
             if hit is None:
                 type_, data = serde.dumps_typed(message)
                 packed = _pack(type_, data)
@@ -154,7 +124,15 @@ class _Messages:
 
 @dataclass
 class PutPlan:
-    """Arguments of one ``PUT_SCRIPT`` call; ``args(full=True)`` drops every shortcut."""
+    """Arguments of one ``PUT_SCRIPT`` call; ``args(full=True)`` drops every shortcut.
+
+    ``bases`` are blobs that must still exist for the shortcuts to hold: the base of each
+    delta value and the previous list of each channel (its *witness*). A stored blob's
+    messages are stored (they are deleted only with the last blob or write referencing them,
+    and every key of a thread expires together), so the refs of ``covered`` lists are
+    neither sent nor checked one by one; other refs this process stored (``known``) are
+    checked, the rest are sent.
+    """
 
     keys: list[str]
     head: list[Any]
@@ -164,18 +142,20 @@ class PutPlan:
     bases: list[str]
     cache_updates: list[tuple[tuple[str, str, str], tuple[str, tuple[str, ...], int]]]
     known: set[str] = field(default_factory=set)
+    covered: set[str] = field(default_factory=set)
 
     def args(self, *, full: bool = False) -> list[Any]:
         blobs = self.full_blobs if full else self.blobs
         bases = [] if full else self.bases
-        known = set() if full else self.known
-        sent = [(r, v) for r, v in self.messages.items() if r not in known]
-        out: list[Any] = [*self.head, len(blobs), len(sent), len(known), len(bases)]
+        skip = set() if full else self.known | self.covered
+        check = [] if full else [ref for ref in self.known if ref not in self.covered]
+        sent = [(r, v) for r, v in self.messages.items() if r not in skip]
+        out: list[Any] = [*self.head, len(blobs), len(sent), len(check), len(bases)]
         for suffix, value in blobs:
             out += [suffix, value]
         for ref, value in sent:
             out += [ref, value]
-        return out + list(known) + bases
+        return out + check + bases
 
 
 @dataclass
@@ -210,6 +190,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         refresh_ttl_on_read: bool = False,
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
+        message_cache_bytes: int = MESSAGE_CACHE_BYTES,
     ) -> None:
         super().__init__(serde=serde or StrictSerializer())
         if not key_prefix or any(c in key_prefix for c in "{}\x00*?[]"):
@@ -218,6 +199,10 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
             raise ConfigurationError(f"ttl_seconds must be positive or None, got {ttl_seconds}")
         if keep_last is not None and keep_last < 1:
             raise ConfigurationError(f"keep_last must be >= 1 or None, got {keep_last}")
+        if message_cache_bytes < 0:
+            raise ConfigurationError(
+                f"message_cache_bytes must be >= 0 (0 disables), got {message_cache_bytes}"
+            )
         self.key_prefix = key_prefix
         self.ttl_seconds = ttl_seconds
         self.refresh_ttl_on_read = refresh_ttl_on_read
@@ -228,7 +213,11 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         )
         # thread -> refs of messages this process knows are stored (verified by the scripts)
         self._stored: OrderedDict[str, set[str]] = OrderedDict()
-        self._encoded = _EncodeCache()
+        self._encoded = EncodeCache()
+        # ref -> deserialized message template (reads hand out copies)
+        self._decoded = DecodeCache(message_cache_bytes)
+        # thread -> refs of the messages its last read returned
+        self._last_read: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ keys
@@ -253,13 +242,25 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
     def _ttl(self) -> int:
         return self.ttl_seconds or 0
 
-    def read_args(self, targets: Sequence[tuple[str, str]]) -> list[Any]:
-        """``READ_SCRIPT`` arguments for ``(ns, checkpoint_id or "")`` pairs."""
+    def read_args(
+        self, targets: Sequence[tuple[str, str]], held: Mapping[str, MessageTemplate] | None = None
+    ) -> list[Any]:
+        """``READ_SCRIPT`` arguments for ``(ns, checkpoint_id or "")`` pairs; the messages
+        ``held`` (see :meth:`held_messages`) are not sent back."""
         ttl = self._ttl if self.refresh_ttl_on_read else 0
-        out: list[Any] = [ttl]
+        out: list[Any] = [ttl, "".join(held) if held else ""]
         for ns, checkpoint_id in targets:
             out += [ns, checkpoint_id]
         return out
+
+    def held_messages(self, thread_id: str) -> dict[str, MessageTemplate]:
+        """Decoded templates of the messages the last read of ``thread_id`` returned: a read
+        skips fetching them (pinned here, so eviction cannot race the read)."""
+        if not self._decoded.max_bytes:
+            return {}
+        with self._lock:
+            refs = self._last_read.get(thread_id)
+        return self._decoded.templates(self.serde, refs) if refs else {}
 
     # ------------------------------------------------------------------ put
     def plan_put(
@@ -312,14 +313,18 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
             full = _pack("R", "".join(list_refs).encode())
             plan.full_blobs.append((suffix, full))
             key = (thread_id, ns, channel)
-            delta = self._delta(key, list_refs)
+            with self._lock:
+                last = self._last_lists.get(key)
+            delta = self._delta(last, list_refs)
             if delta is None:
                 plan.blobs.append((suffix, full))
                 depth = 0
             else:
                 base_version, added, depth = delta
                 plan.blobs.append((suffix, _pack("D", f"{base_version}\x00{added}".encode())))
-                plan.bases.append(f"{channel}\x00{base_version}")
+            if last is not None:  # delta base or witness: its messages need no check
+                plan.bases.append(f"{channel}\x00{last[0]}")
+                plan.covered.update(last[1])
             plan.cache_updates.append((key, (str(version), list_refs, depth)))
         plan.known = self._known_refs(plan.keys[0], plan.messages)
         returned: RunnableConfig = {
@@ -332,13 +337,9 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         return plan, returned
 
     def _delta(
-        self, key: tuple[str, str, str], refs: tuple[str, ...]
+        self, last: tuple[str, tuple[str, ...], int] | None, refs: tuple[str, ...]
     ) -> tuple[str, str, int] | None:
-        if self.keep_last is not None:
-            return None
-        with self._lock:
-            last = self._last_lists.get(key)
-        if last is None:
+        if self.keep_last is not None or last is None:
             return None
         version, base, depth = last
         if depth + 1 >= FULL_EVERY or len(refs) <= len(base) or refs[: len(base)] != base:
@@ -375,6 +376,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
             for key in [k for k in self._last_lists if k[0] == thread_id]:
                 del self._last_lists[key]
             self._stored.pop(self.keys_for(thread_id)[0], None)
+            self._last_read.pop(thread_id, None)
 
     # ------------------------------------------------------------------ writes
     def plan_put_writes(
@@ -421,38 +423,70 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         thread_id: str,
         namespaces: Sequence[str],
         configs: Sequence[RunnableConfig | None],
+        held: Mapping[str, MessageTemplate] | None = None,
     ) -> list[CheckpointTuple | None]:
         """Decode a ``READ_SCRIPT`` reply into checkpoint tuples (``None`` where missing).
 
         ``configs[i]`` is returned as the tuple's config when given (``get_tuple`` with a
-        checkpoint id returns the caller's config unchanged, like ``InMemorySaver``).
+        checkpoint id returns the caller's config unchanged, like ``InMemorySaver``);
+        ``held`` are the templates passed to :meth:`read_args`.
         """
         results, refs, values = reply
-        messages = {
-            _text(ref): value for ref, value in zip(refs, values, strict=True) if value is not None
-        }
+        messages = _StoredMessages(_text(refs), values, held or {})
         out: list[CheckpointTuple | None] = []
         for result, ns, config in zip(results, namespaces, configs, strict=True):
             out.append(
                 self._decode_one(result, thread_id, ns, config, messages) if result else None
             )
+        if self._decoded.max_bytes and messages.used:
+            with self._lock:
+                self._last_read[thread_id] = tuple(messages.used)
+                self._last_read.move_to_end(thread_id)
+                while len(self._last_read) > _STORED_THREADS:
+                    self._last_read.popitem(last=False)
         return out
 
-    def _decode_value(self, packed: bytes, messages: Mapping[str, bytes]) -> Any:
+    def _decode_value(self, packed: bytes, messages: _StoredMessages) -> Any:
         type_, payload = _unpack(packed)
         if type_ == "R":
             return self._load_messages(payload, messages)
         return self.serde.loads_typed((type_, payload))
 
-    def _load_messages(self, payload: bytes, messages: Mapping[str, bytes]) -> list[Any]:
+    def _load_messages(self, payload: bytes, messages: _StoredMessages) -> list[Any]:
+        """The messages of a list of refs: copies of decoded templates (held by the read or
+        cached), the others deserialized in one call and cached."""
         text = payload.decode()
-        parts = []
-        for i in range(0, len(text), _REF_LEN):
-            ref = text[i : i + _REF_LEN]
+        serde, cache = self.serde, self._decoded
+        refs = [text[i : i + _REF_LEN] for i in range(0, len(text), _REF_LEN)]
+        messages.used.update(refs)
+        templates = messages.held
+        if cache.max_bytes:
+            others = [ref for ref in refs if ref not in templates]
+            if others:
+                templates = {**templates, **cache.templates(serde, others)}
+        out: list[Any] = []
+        missing: list[tuple[int, str, bytes]] = []
+        for ref in refs:
+            template = templates.get(ref)
+            if template is not None:
+                out.append(template.copy())
+                continue
             packed = messages.get(ref)
             if packed is None:
                 raise LookupError(f"checkpoint references message {ref} that is not stored")
-            parts.append(_unpack(packed))
+            missing.append((len(out), ref, packed))
+            out.append(None)
+        if missing:
+            decoded = self._loads_parts([_unpack(packed) for _, _, packed in missing])
+            for (pos, ref, packed), value in zip(missing, decoded, strict=True):
+                if isinstance(value, BaseMessage) and cache.max_bytes:
+                    # the decoded object becomes the template: only copies are handed out
+                    out[pos] = cache.put(serde, ref, value, len(packed)).copy()
+                else:
+                    out[pos] = value
+        return out
+
+    def _loads_parts(self, parts: list[tuple[str, bytes]]) -> list[Any]:
         if all(type_ == "msgpack" for type_, _ in parts):
             # one msgpack array of the stored items: a single deserializer call
             array = b"\xdd" + struct.pack(">I", len(parts)) + b"".join(p for _, p in parts)
@@ -465,7 +499,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         thread_id: str,
         ns: str,
         config: RunnableConfig | None,
-        messages: Mapping[str, bytes],
+        messages: _StoredMessages,
     ) -> CheckpointTuple:
         raw_id, record, refs, blob_values, write_fields, write_values = result
         checkpoint_id = _text(raw_id)
@@ -566,6 +600,24 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
+
+
+class _StoredMessages:
+    """The messages of one ``READ_SCRIPT`` reply plus the templates the read held back."""
+
+    def __init__(
+        self, refs: str, values: Sequence[bytes | None], held: Mapping[str, MessageTemplate]
+    ) -> None:
+        self._values = {
+            refs[i * _REF_LEN : (i + 1) * _REF_LEN]: value
+            for i, value in enumerate(values)
+            if value is not None
+        }
+        self.held = held
+        self.used: set[str] = set()
+
+    def get(self, ref: str) -> bytes | None:
+        return self._values.get(ref)
 
 
 def _text(value: bytes | str) -> str:

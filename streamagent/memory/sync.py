@@ -36,7 +36,7 @@ from redis.retry import Retry
 
 from streamagent.memory._errors import check_server_version, describe_client, memory_error
 from streamagent.memory._lua import PUT_SCRIPT, PUT_WRITES_SCRIPT, READ_SCRIPT
-from streamagent.memory.base import SCHEMA_VERSION, BaseRedisSaver
+from streamagent.memory.base import MESSAGE_CACHE_BYTES, SCHEMA_VERSION, BaseRedisSaver
 
 __all__ = ["CONNECTION_DEFAULTS", "RedisSaver"]
 
@@ -62,8 +62,9 @@ class RedisSaver(BaseRedisSaver):
     ``ttl_seconds`` applies to every key of a thread and is renewed on each write (and on
     reads with ``refresh_ttl_on_read``); ``keep_last`` keeps the newest N checkpoints per
     namespace (older subgraph checkpoints go with their root) and deletes the rest with their
-    writes, blobs and messages, in the same atomic script. The constructor does no I/O; call
-    :meth:`setup` once.
+    writes, blobs and messages, in the same atomic script. Deserialized messages are kept in
+    a bounded cache by content digest (``message_cache_bytes`` of stored size, 0 disables);
+    reads return private copies. The constructor does no I/O; call :meth:`setup` once.
 
     Example:
         >>> import redis
@@ -81,6 +82,7 @@ class RedisSaver(BaseRedisSaver):
         refresh_ttl_on_read: bool = False,
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
+        message_cache_bytes: int = MESSAGE_CACHE_BYTES,
     ) -> None:
         super().__init__(
             key_prefix=key_prefix,
@@ -88,6 +90,7 @@ class RedisSaver(BaseRedisSaver):
             refresh_ttl_on_read=refresh_ttl_on_read,
             keep_last=keep_last,
             serde=serde,
+            message_cache_bytes=message_cache_bytes,
         )
         self.client = client
         self._where = describe_client(client)
@@ -143,11 +146,12 @@ class RedisSaver(BaseRedisSaver):
         targets: Sequence[tuple[str, str]],
         configs: Sequence[RunnableConfig | None],
     ) -> list[CheckpointTuple | None]:
+        held = self.held_messages(thread_id)
         try:
-            reply = self._read(keys=self.keys_for(thread_id), args=self.read_args(targets))
+            reply = self._read(keys=self.keys_for(thread_id), args=self.read_args(targets, held))
         except redis.RedisError as exc:
             raise memory_error(self._where, "read", exc) from exc
-        return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs)
+        return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs, held)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The checkpoint of ``config`` (its ``checkpoint_id``, else the latest)."""
