@@ -91,7 +91,40 @@ local function resolve(ns, channel, v)
   return 'R\0' .. table.concat(parts)
 end
 
-local function load_one(ns, id, want)
+-- refs the client holds decoded (ARGV[2], concatenated) are not sent back; the others are
+-- collected once each in uniq
+local held = ARGV[2]
+local seen, uniq = {}, {}
+local function is_held(ref)
+  local from = 1
+  while true do
+    local s = string.find(held, ref, from, true)
+    if not s then return false end
+    if (s - 1) % REF_LEN == 0 then return true end
+    from = s + 1
+  end
+end
+local function want_ref(ref)
+  if not seen[ref] then
+    seen[ref] = true
+    if not is_held(ref) then uniq[#uniq + 1] = ref end
+  end
+end
+-- the refs of a list (concatenated refs); a run of it equal to the held refs from the
+-- position of its first ref (appends, sliding windows) is skipped with one comparison
+local function want_refs(s)
+  local start = 1
+  if #held > 0 and #s > 0 then
+    local p = string.find(held, string.sub(s, 1, REF_LEN), 1, true)
+    if p and (p - 1) % REF_LEN == 0 then
+      local run = math.min(#held - p + 1, #s)
+      if string.sub(s, 1, run) == string.sub(held, p, p + run - 1) then start = run + 1 end
+    end
+  end
+  for i = start, #s, REF_LEN do want_ref(string.sub(s, i, i + REF_LEN - 1)) end
+end
+
+local function load_one(ns, id)
   if id == '' then
     local r = redis.call('ZREVRANGEBYLEX', KEYS[3], '(' .. ns .. '\1', '[' .. ns .. '\0',
                          'LIMIT', 0, 1)
@@ -115,7 +148,7 @@ local function load_one(ns, id, want)
       local v = raw[i]
       if v then
         v = resolve(ns, chans[i], v)
-        blob_refs(v, want)
+        if string.sub(v, 1, 2) == 'R\0' then want_refs(string.sub(v, 3)) end
       end
       vals[i] = v
     end
@@ -125,27 +158,20 @@ local function load_one(ns, id, want)
   if #wf > 0 then
     wv = redis.call('HMGET', KEYS[6], unpack(wf))
     for i = 1, #wf do
-      if wv[i] then write_refs(wv[i], want) end
+      local v = wv[i]
+      if v and string.sub(v, 1, 2) == 'R\0' then want_refs(write_payload(v)) end
     end
   end
   return {id, rec, refs, vals, wf, wv}
 end
 
 local ttl = tonumber(ARGV[1])
-local want = {}
 local results = {}
 local found = false
 for i = 3, #ARGV, 2 do
-  local r = load_one(ARGV[i], ARGV[i + 1], want)
+  local r = load_one(ARGV[i], ARGV[i + 1])
   results[#results + 1] = r
   if r then found = true end
-end
--- refs the client already holds (ARGV[2], concatenated) are not sent back
-local seen, uniq = {}, {}
-local skip = ARGV[2]
-for i = 1, #skip, REF_LEN do seen[string.sub(skip, i, i + REF_LEN - 1)] = true end
-for _, ref in ipairs(want) do
-  if not seen[ref] then seen[ref] = true; uniq[#uniq + 1] = ref end
 end
 local mv = {}
 for start = 1, #uniq, 1000 do

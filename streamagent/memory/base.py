@@ -458,7 +458,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         text = payload.decode()
         serde, cache = self.serde, self._decoded
         refs = [text[i : i + _REF_LEN] for i in range(0, len(text), _REF_LEN)]
-        messages.used.update(refs)
+        messages.used.update(dict.fromkeys(refs))
         templates = messages.held
         if cache.max_bytes:
             others = [ref for ref in refs if ref not in templates]
@@ -614,7 +614,7 @@ class _StoredMessages:
             if value is not None
         }
         self.held = held
-        self.used: set[str] = set()
+        self.used: dict[str, None] = {}  # refs in list order (the next read's held string)
 
     def get(self, ref: str) -> bytes | None:
         return self._values.get(ref)

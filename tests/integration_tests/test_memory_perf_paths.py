@@ -182,3 +182,30 @@ def test_long_histories_are_written_and_read_in_bounded_command_chunks(
     fresh = make_saver("sync", key_prefix=key_prefix, message_cache_bytes=0)
     assert _latest(fresh, "long") == history
     assert _latest(saver, "long") == history
+
+
+def test_held_reads_fetch_only_new_messages_for_windows_reorders_and_removals(
+    make_saver: Any, key_prefix: str
+) -> None:
+    saver = make_saver("sync")
+    fresh = make_saver("sync", key_prefix=key_prefix, message_cache_bytes=0)
+    cfg: Any = {"configurable": {"thread_id": "w", "checkpoint_ns": ""}}
+    base = [_message(i) for i in range(6)]
+    shapes = [
+        [*base[1:], _message(10)],  # sliding window: one new message
+        list(reversed(base)),  # same messages, other order
+        [base[0], base[3], _message(11)],  # removals plus one new
+        [_message(12), *base],  # prepend
+    ]
+    for step, shape in enumerate(shapes):
+        ck = _checkpoint(step, base, saver, None)
+        cfg = saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
+        assert _latest(saver, "w") == base  # holds the base messages
+        ck = _checkpoint(100 + step, shape, saver, None)
+        cfg = saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
+        held = saver.held_messages("w")
+        reply = saver._read(keys=saver.keys_for("w"), args=saver.read_args([("", "")], held))
+        new = [m for m in shape if m not in base]
+        assert len(reply[2]) == len(new), shape
+        assert _latest(saver, "w") == shape
+        assert _latest(fresh, "w") == shape
