@@ -160,7 +160,13 @@ class ServerPool:
         ]  # fmt: skip
         try:
             for _ in range(self.count):
-                self.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True))
+                # stderr: aiohttp reports every stream cut by SIGTERM at shutdown; failures
+                # reach the client as errors, and a server that does not start is reported
+                self.procs.append(
+                    subprocess.Popen(
+                        cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+                    )
+                )
             for proc in self.procs:
                 assert proc.stdout is not None
                 line = proc.stdout.readline().strip()

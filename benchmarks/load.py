@@ -147,7 +147,8 @@ async def run_step(
     kind: str, n: int, rate: float, saver: Any, args: argparse.Namespace, step_no: int
 ) -> tuple[Step, str]:
     step = Step(sessions=n, rate_per_session=rate, target_tokens_per_s=rate * n)
-    ramp_timeout = max(10.0, n * args.ramp_seconds_per_session)
+    # start-up CPU of N sessions + the paced tool call and first token of the last one
+    ramp_timeout = max(10.0, n * args.ramp_seconds_per_session) + 10 / rate
     tokens = math.ceil(rate * (ramp_timeout + args.window + 10))
     delay_s = 1.0 / rate
     with lib.ServerPool(args.servers, reply_tokens=tokens, token_delay_ms=delay_s * 1000) as pool:
@@ -206,8 +207,8 @@ def next_rate(steps: list[Step], start: float, max_steps: int) -> float | None:
     bisect geometrically until the bound is within 25 %."""
     if not steps:
         return start
-    if len(steps) >= max_steps:
-        return None
+    if len(steps) >= max_steps or steps[-1].note:
+        return None  # out of steps, or sessions could not even start: the rate is not the limit
     passed = [s.target_tokens_per_s for s in steps if s.passed]
     failed = [s.target_tokens_per_s for s in steps if not s.passed]
     if not failed:
