@@ -7,6 +7,13 @@ serialized form (which includes the message id); the value itself stores only th
 new version of a channel extends the previous version this process wrote, only the appended
 refs are stored (a ``D`` value pointing at the base version, a full ``R`` value every
 :data:`FULL_EVERY` versions), so a thread's storage grows linearly with its messages.
+
+Fast paths (each falls back to the plain one, never to a weaker check): a put does not send or
+check the messages of the channel's previous list while that list's blob still exists (the
+script checks it); a read does not fetch the messages the saver holds decoded from the
+thread's previous read, and deserialized messages are cached by ref
+(:class:`~streamagent.memory.serde.DecodeCache`, ``message_cache_bytes``) and handed out as
+copies that share nothing with the cache.
 :class:`RedisSaver <streamagent.memory.sync.RedisSaver>` and
 :class:`AsyncRedisSaver <streamagent.memory.aio.AsyncRedisSaver>` are thin I/O shells over
 :class:`BaseRedisSaver`.
