@@ -143,6 +143,11 @@ class _ChunkConverter:
         return info.get("logprobs") if info else None
 
 
+#: The openai SDK's own pool limits: httpx's default (100 connections) would cap one model at
+#: 100 concurrent streams and make the rest wait for a connection until they time out.
+_CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
+
+
 class _ChunkWatchdog:
     """``stream_chunk_timeout`` for one async stream: one timer, re-armed only when it fires.
 
@@ -180,6 +185,14 @@ class _ChunkWatchdog:
     def close(self) -> None:
         if self._handle is not None:
             self._handle.cancel()
+
+    def caused_cancellation(self) -> bool:
+        """True when this watchdog's cancel is the *only* one pending on the task.
+
+        A cancel from outside (the caller gave up on the run) that arrives together with a
+        fired watchdog must stay a cancellation, never turn into a retryable timeout.
+        """
+        return self.fired and self._task is not None and self._task.cancelling() == 1
 
     def timed_out(self, chunks: int, model_name: str | None) -> StreamChunkTimeoutError:
         """After the cancellation this watchdog caused: undo it, return the timeout error."""
@@ -295,14 +308,14 @@ class LeanChatOpenAI(ChatOpenAI):
     # ------------------------------------------------------------------ clients
     def _sync_http(self) -> httpx2.Client:
         if self._lean_sync_client is None:
-            self._lean_sync_client = httpx2.Client()
+            self._lean_sync_client = httpx2.Client(limits=_CONNECTION_LIMITS)
         return self._lean_sync_client
 
     def _async_http(self) -> httpx2.AsyncClient:
         loop = asyncio.get_running_loop()
         client = self._lean_async_clients.get(loop)
         if client is None:
-            client = self._lean_async_clients[loop] = httpx2.AsyncClient()
+            client = self._lean_async_clients[loop] = httpx2.AsyncClient(limits=_CONNECTION_LIMITS)
         return client
 
     @staticmethod
@@ -397,7 +410,7 @@ class LeanChatOpenAI(ChatOpenAI):
                     await _adrain(body)
                     break
         except asyncio.CancelledError as exc:
-            if watchdog.fired:
+            if watchdog.caused_cancellation():
                 raise watchdog.timed_out(chunks, self.model_name) from exc
             raise
         except _TIMEOUTS as exc:

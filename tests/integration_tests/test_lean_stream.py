@@ -387,3 +387,65 @@ async def test_connection_is_reused_across_calls(make_server):
     pool = llm._async_http()._transport._pool  # type: ignore[attr-defined]
     assert len(pool.connections) == 1, "the body is read to its end after [DONE]"
     assert len(server.requests) == 3
+
+
+async def test_more_than_100_concurrent_streams_are_not_queued_behind_the_pool(make_server):
+    """httpx's default pool (100 connections) would hold stream 101+ back until others end."""
+    import asyncio
+
+    streams = 120
+    server = make_server([Reply(STORY, fault=Fault.stall(30.0, after_chunks=1))] * streams)
+    llm = _chat(LeanChatOpenAI, server, timeout=60.0)
+
+    async def consume() -> None:
+        async for _ in llm.astream("hi"):
+            pass
+
+    tasks = [asyncio.create_task(consume()) for _ in range(streams)]
+    try:
+        for _ in range(400):  # until every request reached the server (all are stalled 30 s)
+            if len(server.requests) == streams:
+                break
+            await asyncio.sleep(0.05)
+        assert len(server.requests) == streams, f"only {len(server.requests)} reached the server"
+        assert not any(t.done() for t in tasks), "all streams are open at the same time"
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def test_cancel_from_outside_stays_a_cancellation_even_when_the_chunk_timer_fired():
+    import asyncio
+    import time
+
+    from streamagent.fast_openai import _ChunkWatchdog
+
+    seen: dict[str, bool] = {}
+    watchdogs: list[_ChunkWatchdog] = []
+    started = asyncio.Event()
+
+    async def stream(name: str) -> None:
+        watchdog = _ChunkWatchdog(0.01)
+        watchdogs.append(watchdog)
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen[name] = watchdog.caused_cancellation()
+            raise
+        finally:
+            watchdog.close()
+
+    for external in (False, True):
+        started.clear()
+        task = asyncio.create_task(stream(f"external={external}"))
+        await started.wait()
+        time.sleep(0.02)  # the stream waited longer than its 10 ms chunk timeout
+        watchdogs[-1]._check()  # the timer fires: it cancels the task
+        assert watchdogs[-1].fired
+        if external:
+            task.cancel()  # and, before the task runs again, the caller gives up too
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert seen == {"external=False": True, "external=True": False}
