@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format typecheck check bench lock clean
+.PHONY: help setup demo test test-fast lint format typecheck check bench bench-quick lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -18,7 +18,7 @@ test-fast: ## Unit tests only
 
 lint: ## ruff lint + format check
 	./dev ruff check streamagent tests benchmarks
-	./dev ruff format --check streamagent
+	./dev ruff format --check streamagent tests benchmarks
 
 format: ## Format the code
 	./dev ruff format streamagent tests benchmarks
@@ -29,10 +29,18 @@ typecheck: ## mypy --strict on the package
 
 check: lint typecheck test ## Everything CI checks
 
-bench: ## Run every benchmark (prints markdown tables)
+bench: ## Run every benchmark (prints markdown tables; ~40 min)
 	./dev python benchmarks/streaming.py
 	./dev python benchmarks/checkpointers.py
 	./dev python benchmarks/tools.py
+	./dev python benchmarks/chaos.py
+	./dev python benchmarks/scaleout.py
+	./dev python benchmarks/load.py
+
+bench-quick: ## Quick versions of the benchmarks that have one
+	./dev python benchmarks/streaming.py --rounds 3
+	./dev python benchmarks/load.py --quick
+	./dev python benchmarks/scaleout.py --quick
 
 lock: ## Regenerate constraints.txt from the current venv (host-free)
 	./dev python -m pip freeze --exclude-editable | grep -v '@ file' > constraints.new && mv constraints.new constraints.txt
