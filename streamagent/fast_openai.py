@@ -46,8 +46,10 @@ import httpx2
 import openai
 import orjson
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import LanguageModelInput
 from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChunk
 from langchain_core.outputs import ChatGenerationChunk
+from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models._client_utils import StreamChunkTimeoutError
 from langchain_openai.chat_models.base import (
@@ -56,6 +58,7 @@ from langchain_openai.chat_models.base import (
 )
 from pydantic import BaseModel, PrivateAttr
 
+from streamagent._lean_astream import astream_compact
 from streamagent.sse import SseDecoder
 
 __all__ = ["LeanChatOpenAI", "LeanRequest"]
@@ -324,6 +327,24 @@ class LeanChatOpenAI(ChatOpenAI):
         return error
 
     # ------------------------------------------------------------------ async shell
+    async def astream(
+        self,
+        input: LanguageModelInput,
+        config: RunnableConfig | None = None,
+        *,
+        stop: list[str] | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[AIMessageChunk]:
+        """``ChatOpenAI.astream`` that keeps a long reply's text, not each chunk object, for
+        the final merge (same callbacks, chunks and result; see :mod:`streamagent.chunk_merge`).
+        """
+        if not self._should_stream(async_api=True, **{**kwargs, "stream": True}):
+            async for message in super().astream(input, config, stop=stop, **kwargs):
+                yield message
+            return
+        async for chunk in astream_compact(self, input, config, stop=stop, **kwargs):
+            yield chunk
+
     async def _astream(
         self,
         messages: list[BaseMessage],

@@ -33,6 +33,7 @@ from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from streamagent.chunk_merge import CompactChunks
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator, Usage
 from streamagent.errors import (
@@ -350,13 +351,13 @@ class ModelNode:
     async def _astream_once(
         self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
     ) -> AIMessage:
-        chunks: list[AIMessageChunk] = []
+        chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
             async for chunk in self.runnable(config).astream(messages, self._llm_config(config)):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
-            message = _final_message(chunks)
+            message = _final_message(chunks.chunks())
         except Exception as exc:
             raise classify_error(exc) from exc
         message.response_metadata["streamed_chunks"] = len(chunks)
@@ -380,13 +381,13 @@ class ModelNode:
     def _stream_once(
         self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
     ) -> AIMessage:
-        chunks: list[AIMessageChunk] = []
+        chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
             for chunk in self.runnable(config).stream(messages, self._llm_config(config)):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
-            message = _final_message(chunks)
+            message = _final_message(chunks.chunks())
         except Exception as exc:
             raise classify_error(exc) from exc
         message.response_metadata["streamed_chunks"] = len(chunks)
