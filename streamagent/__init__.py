@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     )
     from streamagent.cost import CostCalculator, Usage, calculate_cost
     from streamagent.errors import AgentRunError, StreamAgentError, UserError
+    from streamagent.gctune import restore_gc, tune_gc
     from streamagent.graphs.agent import build_agent, create_agent_graph
     from streamagent.memory import (
         AsyncRedisSaver,
@@ -76,6 +77,8 @@ _EXPORTS: dict[str, str] = {
     "prune_messages": "streamagent.pruning",
     "shrink_text": "streamagent.pruning",
     "AgentMetrics": "streamagent.metrics",
+    "restore_gc": "streamagent.gctune",
+    "tune_gc": "streamagent.gctune",
 }
 
 
@@ -125,7 +128,9 @@ __all__ = [
     "default_tools",
     "get_token_counter",
     "prune_messages",
+    "restore_gc",
     "shrink_text",
     "stream_chunks",
+    "tune_gc",
 ]
 __version__ = "0.1.0"

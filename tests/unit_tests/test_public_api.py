@@ -41,6 +41,8 @@ EXPECTED_TOP_LEVEL = {
     "get_token_counter",
     "prune_messages",
     "shrink_text",
+    "tune_gc",
+    "restore_gc",
 }
 
 
