@@ -25,9 +25,11 @@ content chunks of a reply minus the server's scheduled gap) p50/p99/max, the ser
 garbage collector's pauses and the machine's load average. A step passes when p99 < 100 ms and
 no session failed. Peak RSS is the worker's ``VmHWM`` (high-water mark) over its whole sweep.
 
-After warm-up the worker calls ``gc.freeze()`` (``--no-gc-freeze`` to measure without): the
-~200k objects created by importing LangChain/LangGraph/OpenAI otherwise make every full
-collection a ~50-200 ms pause, which alone puts p99 over 100 ms at any rate.
+After warm-up the worker sets up the garbage collector as ``--gc`` says: ``freeze`` (default)
+calls ``gc.freeze()``: the ~200k objects created by importing LangChain/LangGraph/OpenAI
+otherwise make every full collection a ~50-200 ms pause, which alone puts p99 over 100 ms at
+any rate; ``tune`` calls the opt-in ``streamagent.tune_gc()`` (freeze + larger thresholds, as a
+server would); ``none`` leaves CPython's defaults.
 """
 
 from __future__ import annotations
@@ -53,6 +55,11 @@ warnings.filterwarnings("ignore")
 import _loadlib as lib  # noqa: E402
 
 P99_BOUND_MS = 100.0
+GC_MODES = {
+    "none": "CPython defaults",
+    "freeze": "gc.freeze() after warm-up",
+    "tune": "streamagent.tune_gc() after warm-up (freeze, thresholds 50,000/20/100)",
+}
 STAGGER_SECONDS = 0.002
 SETTLE_SECONDS = 0.5
 
@@ -231,8 +238,12 @@ async def worker(args: argparse.Namespace) -> Sweep:
         for i in range(3):
             await runner(f"warm-{i}", "warm up", lambda _t: None)
     gc.collect()
-    if args.gc_freeze:
+    if args.gc == "freeze":
         gc.freeze()  # import-time objects leave the collector's view (see the module docstring)
+    elif args.gc == "tune":
+        import streamagent
+
+        streamagent.tune_gc()
     sweep.baseline_rss_mb = lib.rss_mb()
     step_no = 0
     while (target := next_rate(sweep.steps, args.start_tokens_per_s, args.max_steps)) is not None:
@@ -262,7 +273,7 @@ def run_worker(kind: str, n: int, url: str, prefix: str, args: argparse.Namespac
         "--window", str(args.window), "--servers", str(args.servers),
         "--start-tokens-per-s", str(args.start_tokens_per_s), "--max-steps", str(args.max_steps),
         "--redis-pool", str(args.redis_pool),
-        "--gc-freeze" if args.gc_freeze else "--no-gc-freeze",
+        "--gc", args.gc,
         "--ramp-seconds-per-session", str(args.ramp_seconds_per_session),
     ]  # fmt: skip
     proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True, check=False)
@@ -358,7 +369,7 @@ def orchestrate(args: argparse.Namespace) -> str:
         f"Load: one client process, N sessions (each a full turn: model → `{lib.TOOL_NAME}` tool "
         f"→ model, `AsyncRedisSaver` memory on {redis_desc}), {args.servers} scripted server "
         f"process(es), window {args.window:.0f} s per step; CPU {os.cpu_count()} cores "
-        f"(shared with other jobs); gc.freeze() {'on' if args.gc_freeze else 'off'}; run took {elapsed / 60:.1f} min; {deleted} Redis keys cleaned up.",
+        f"(shared with other jobs); garbage collector: {GC_MODES[args.gc]}; run took {elapsed / 60:.1f} min; {deleted} Redis keys cleaned up.",
         f"Chat models: {', '.join(models)}. Baseline RSS after warm-up: "
         + ", ".join(f"{k} {v:.0f} MB" for k, v in rss.items())
         + ".",
@@ -383,8 +394,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--redis-pool", type=int, default=64, help="Redis connections per worker")
     parser.add_argument("--ramp-seconds-per-session", type=float, default=0.06,
                         help="ramp timeout per session (min 10 s)")  # fmt: skip
-    parser.add_argument("--gc-freeze", action=argparse.BooleanOptionalAction, default=True,
-                        help="gc.freeze() after warm-up (default on)")  # fmt: skip
+    parser.add_argument("--gc", choices=list(GC_MODES), default="freeze",
+                        help="collector set-up after warm-up (default freeze)")  # fmt: skip
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--kind", help=argparse.SUPPRESS)
     parser.add_argument("--redis-url", help=argparse.SUPPRESS)
