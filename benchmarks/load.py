@@ -257,7 +257,8 @@ async def worker(args: argparse.Namespace) -> Sweep:
             f"servers {step.server_cpu_pct:.0f} %, load {step.load_average:.1f}, "
             f"GC max gen2 {step.gc_gen2_max_ms:.0f} young {step.gc_young_max_ms:.0f} ms "
             f"({step.gc_collections}x, {step.gc_total_ms:.0f} ms), ramp {step.ramp_seconds:.1f} s, "
-            f"errors {step.errors} {'PASS' if step.passed else 'FAIL'} {step.note}",
+            f"errors {step.errors} {'PASS' if step.passed else 'FAIL'} {step.note} "
+            f"{step.first_error or ''}",
             file=sys.stderr,
             flush=True,
         )
@@ -338,7 +339,7 @@ def steps_table(sweeps: list[Sweep]) -> str:
                 f"{s.client_cpu_pct:.0f}", f"{s.server_cpu_pct:.0f}",
                 f"{s.p50_ms:.1f} / {s.p99_ms:.1f} / {s.max_ms:.0f}",
                 f"{s.gc_max_pause_ms:.0f}", f"{s.load_average:.1f}", f"{s.rss_mb:.0f}",
-                "pass" if s.passed else f"fail {s.note or s.first_error or ''}".strip(),
+                "pass" if s.passed else f"fail {s.note} {s.first_error or ''}".strip(),
             ])  # fmt: skip
     return lib.markdown_table(headers, rows, "rlrrrrrrrrrl")
 
