@@ -6,6 +6,12 @@ statement, with that list replaced by :class:`streamagent.chunk_merge.CompactChu
 callbacks, tracing, ids, ``chunk_position="last"`` marker and merged result are unchanged, but a
 long reply keeps its text instead of thousands of chunk objects (see ``chunk_merge``).
 ``LeanChatOpenAI.astream`` uses it.
+
+Derived from langchain-core's ``BaseChatModel.astream`` (MIT License, Copyright (c) LangChain,
+Inc.). It relies on private helpers of langchain-core 1.7 (``pyproject.toml`` keeps it < 2);
+``tests/integration_tests/test_compact_astream.py`` compares it with plain ``ChatOpenAI`` over
+real HTTP, so a divergence after an upgrade fails the tests. When upgrading langchain-core,
+diff this file against the new ``astream``.
 """
 
 from __future__ import annotations
