@@ -120,6 +120,7 @@ class EmbeddedRedis:
             return
         client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=2.0)
         try:
+            client.ping()  # redis-py reports SHUTDOWN on a dead socket as a success
             client.shutdown(nosave=False)
             logger.warning("shut down an embedded Redis left running in %s", self.data_dir)
         except (redis.ConnectionError, redis.TimeoutError, OSError):
@@ -134,7 +135,9 @@ class EmbeddedRedis:
         args = [
             "--dir", str(self.data_dir),
             "--appendonly", "yes",
-            "--appendfsync", "everysec",
+            # every acknowledged write is on disk before the reply: with "everysec" Redis may
+            # postpone writing the AOF while a slow fsync runs, and kill -9 then loses turns
+            "--appendfsync", "always",
             "--save", "",
             "--daemonize", "no",
             "--bind", "127.0.0.1",
