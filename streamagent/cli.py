@@ -12,7 +12,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -155,6 +155,18 @@ async def _drive_turn(
 def _build(
     *, model: str | None, base_url: str | None, workspace: Path | None, metrics_port: int | None
 ) -> Any:
+    """The agent for ``run`` / ``chat``; a configuration problem ends the program in one line."""
+    try:
+        return _build_agent(
+            model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port
+        )
+    except StreamAgentError as exc:
+        _fail(exc)
+
+
+def _build_agent(
+    *, model: str | None, base_url: str | None, workspace: Path | None, metrics_port: int | None
+) -> Any:
     from streamagent.graphs.agent import build_agent
     from streamagent.tools import default_tools
 
@@ -192,7 +204,7 @@ MetricsOpt = Annotated[
 YesOpt = Annotated[bool | None, typer.Option("--yes/--no", help="Answer approval prompts.")]
 
 
-def _fail(exc: StreamAgentError) -> None:
+def _fail(exc: StreamAgentError) -> NoReturn:
     typer.echo(f"streamagent: {exc.message}", err=True)
     raise typer.Exit(code=2)
 
@@ -209,12 +221,7 @@ def run(
     yes: YesOpt = None,
 ) -> None:
     """Run one prompt and stream the answer."""
-    try:
-        agent = _build(
-            model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port
-        )
-    except StreamAgentError as exc:
-        _fail(exc)
+    agent = _build(model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port)
     thread_id = thread or str(uuid.uuid4())
     printer = ChunkPrinter(json_lines=json_lines)
     ok = asyncio.run(_drive_turn(agent, prompt, thread_id=thread_id, printer=printer, assume=yes))
@@ -233,12 +240,7 @@ def chat(
     metrics_port: MetricsOpt = None,
 ) -> None:
     """Interactive chat (empty line or Ctrl-D to quit); --thread continues a conversation."""
-    try:
-        agent = _build(
-            model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port
-        )
-    except StreamAgentError as exc:
-        _fail(exc)
+    agent = _build(model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port)
     thread_id = thread or str(uuid.uuid4())
     printer = ChunkPrinter(json_lines=json_lines)
     typer.echo(f"thread: {thread_id}", err=True)
