@@ -10,7 +10,6 @@ stream event so consumers discard that partial output. A stream that ends withou
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
+from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
     AIMessage,
@@ -27,6 +27,7 @@ from langchain_core.messages import (
     ToolMessage,
 )
 from langchain_core.messages.ai import add_ai_message_chunks
+from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
 from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from langchain_core.tools import BaseTool
@@ -95,25 +96,22 @@ def _strict_tool_calls(
     """
     valid: list[dict[str, Any]] = []
     invalid: list[dict[str, Any]] = []
-    parsed = {c["id"]: c for c in merged.tool_calls if c.get("id")}
     for chunk in merged.tool_call_chunks:
-        call_id, name, raw = chunk.get("id"), chunk.get("name"), chunk.get("args") or ""
-        if not call_id:
+        if not chunk.get("id"):
             continue
+        raw = {
+            "id": chunk["id"],
+            "function": {"name": chunk.get("name") or "", "arguments": chunk.get("args") or ""},
+        }
         try:
-            args = json.loads(raw) if raw.strip() else {}
-        except json.JSONDecodeError as exc:
-            error = f"{exc.msg} at character {exc.pos}"
+            call = parse_tool_call(raw)  # langchain-core's strict (non-partial) parser
+        except OutputParserException as exc:
+            invalid.append(dict(make_invalid_tool_call(raw, str(exc))))
+            continue
+        if call is not None and isinstance(call["args"], dict):
+            valid.append(call)
         else:
-            if isinstance(args, dict):
-                call = dict(parsed.get(call_id) or {"id": call_id, "type": "tool_call"})
-                call.update(name=name or call.get("name") or "", args=args)
-                valid.append(call)
-                continue
-            error = f"expected a JSON object, got {type(args).__name__}"
-        invalid.append(
-            {"type": "invalid_tool_call", "id": call_id, "name": name, "args": raw, "error": error}
-        )
+            invalid.append(dict(make_invalid_tool_call(raw, "the arguments must be a JSON object")))
     known = {c["id"] for c in valid} | {c["id"] for c in invalid}
     valid.extend(dict(c) for c in merged.tool_calls if c.get("id") not in known)
     return valid, invalid
