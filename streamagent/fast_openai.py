@@ -7,8 +7,10 @@ changes only the transport of a streamed Chat Completions call:
 
 - the request body is ``ChatOpenAI``'s own (``_get_request_payload``), sent as JSON with the
   SDK client's own headers (``Authorization``, organization/project, default headers) to
-  ``{base_url}chat/completions`` — the URL the SDK builds — over a pooled ``httpx2`` client
-  with the SDK client's timeouts;
+  ``{base_url}chat/completions`` — the URL the SDK builds — with the SDK client's timeouts,
+  over a pooled ``aiohttp`` session per event loop for async streams
+  (:mod:`streamagent._aio_transport`: a third of the CPU per socket read of ``httpx2``) and a
+  pooled ``httpx2`` client for sync ones;
 - the SSE body is decoded by :class:`streamagent.sse.SseDecoder` (``orjson``) and each chunk
   dict goes through ``ChatOpenAI``'s own ``_convert_chunk_to_generation_chunk`` — the same
   message chunks, ``response_metadata`` (``finish_reason``, ``model_name``,
@@ -36,11 +38,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import anyio
 import httpx2
 import openai
@@ -58,6 +60,14 @@ from langchain_openai.chat_models.base import (
 )
 from pydantic import BaseModel, PrivateAttr
 
+from streamagent._aio_transport import (
+    TRANSPORT_ERRORS,
+    AioSessions,
+    BodyReader,
+    as_openai_error,
+    client_timeout,
+    status_response,
+)
 from streamagent._lean_astream import astream_compact
 from streamagent.sse import SseDecoder
 
@@ -72,9 +82,13 @@ _REQUEST_ERRORS: tuple[type[BaseException], ...] = (
     ssl.SSLError,
     anyio.EndOfStream,
 )
-_DRAIN_ERRORS: tuple[type[BaseException], ...] = (TimeoutError, *_REQUEST_ERRORS)
 # how often (at most) a stream of already-buffered chunks lets the event loop run
 _PAUSE_EVERY_SECONDS = 0.001
+#: Loop turns given away after the first token. A consumer in another task needs several to
+#: see it (LangGraph's stream: callback -> call_soon_threadsafe -> queue waiter -> asyncio.wait
+#: -> astream, 4 turns); with one, it waited for the next pause, ~1 ms per hop, when a burst of
+#: chunks was already buffered.
+_FIRST_TOKEN_YIELDS = 8
 # how long to wait for the end of the body after ``[DONE]`` (see ``_adrain``)
 _DRAIN_SECONDS = 0.25
 # SDK ``create()`` options that are not part of the JSON body
@@ -112,19 +126,27 @@ class LeanRequest:
 class _ChunkConverter:
     """Per-stream state turning decoded chunk dicts into generation chunks (pure)."""
 
-    __slots__ = ("_convert", "_default_class", "_first_info", "_request")
+    __slots__ = ("_convert", "_default_class", "_first_info", "_request", "_url")
 
-    def __init__(self, llm: ChatOpenAI, request: httpx2.Request) -> None:
+    def __init__(self, llm: ChatOpenAI, request: httpx2.Request | None, url: str = "") -> None:
         self._convert = llm._convert_chunk_to_generation_chunk
         self._default_class: type[BaseMessageChunk] = AIMessageChunk
         self._first_info: dict[str, Any] | None = {}
         self._request = request
+        self._url = url
+
+    @property
+    def request(self) -> httpx2.Request:
+        """The request, for the SDK's exceptions (built only when one is raised)."""
+        if self._request is None:
+            self._request = httpx2.Request("POST", self._url)
+        return self._request
 
     def convert(self, chunk: Any) -> ChatGenerationChunk | None:
         """``ChatOpenAI._astream``'s per-chunk step; an error event raises ``openai.APIError``."""
         if not isinstance(chunk, dict):
             raise openai.APIResponseValidationError(
-                response=httpx2.Response(200, request=self._request),
+                response=httpx2.Response(200, request=self.request),
                 body=chunk,
                 message=f"expected a chat.completion.chunk object, got {type(chunk).__name__}",
             )
@@ -133,7 +155,7 @@ class _ChunkConverter:
             message = error.get("message") if isinstance(error, Mapping) else None
             if not message or not isinstance(message, str):
                 message = "An error occurred during streaming"
-            raise openai.APIError(message=message, request=self._request, body=error)
+            raise openai.APIError(message=message, request=self.request, body=error)
         info, self._first_info = self._first_info, {}
         generation = self._convert(chunk, self._default_class, info)
         if generation is not None:
@@ -213,18 +235,20 @@ class _ChunkWatchdog:
         return StreamChunkTimeoutError(self.timeout, model_name=model_name, chunks_received=chunks)
 
 
-async def _adrain(body: AsyncIterator[bytes]) -> None:
+async def _adrain(body: BodyReader) -> None:
     """After ``[DONE]``, read the end of the body so the connection goes back to the pool.
 
-    The chunked-body terminator normally follows ``[DONE]`` at once; a server that holds the
-    body open longer than :data:`_DRAIN_SECONDS` only costs its connection (the answer is
-    complete either way).
+    The chunked-body terminator normally follows ``[DONE]`` at once (then this is free); a
+    server that holds the body open longer than :data:`_DRAIN_SECONDS` only costs its
+    connection (the answer is complete either way).
     """
+    if body.at_eof():
+        return
     try:
         async with asyncio.timeout(_DRAIN_SECONDS):
-            async for _ in body:
+            while await body.read():
                 pass
-    except _DRAIN_ERRORS as exc:
+    except TRANSPORT_ERRORS as exc:
         logger.debug("response body not drained after [DONE]: %r", exc)
 
 
@@ -232,9 +256,7 @@ class LeanChatOpenAI(ChatOpenAI):
     """``ChatOpenAI`` whose streamed Chat Completions skip the SDK's typed chunk objects."""
 
     _lean_sync_client: httpx2.Client | None = PrivateAttr(default=None)
-    _lean_async_clients: weakref.WeakKeyDictionary[
-        asyncio.AbstractEventLoop, httpx2.AsyncClient
-    ] = PrivateAttr(default_factory=weakref.WeakKeyDictionary)
+    _lean_async_clients: AioSessions = PrivateAttr(default_factory=AioSessions)
     _lean_headers: dict[str, str] | None = PrivateAttr(default=None)
 
     @classmethod
@@ -314,12 +336,8 @@ class LeanChatOpenAI(ChatOpenAI):
             self._lean_sync_client = httpx2.Client(limits=_CONNECTION_LIMITS)
         return self._lean_sync_client
 
-    def _async_http(self) -> httpx2.AsyncClient:
-        loop = asyncio.get_running_loop()
-        client = self._lean_async_clients.get(loop)
-        if client is None:
-            client = self._lean_async_clients[loop] = httpx2.AsyncClient(limits=_CONNECTION_LIMITS)
-        return client
+    async def _async_http(self) -> aiohttp.ClientSession:
+        return await self._lean_async_clients.get()
 
     @staticmethod
     def _status_error(client: Any, response: httpx2.Response) -> openai.APIStatusError:
@@ -371,41 +389,42 @@ class LeanChatOpenAI(ChatOpenAI):
     async def _astream_lean(
         self, lean: LeanRequest, run_manager: AsyncCallbackManagerForLLMRun | None
     ) -> AsyncIterator[ChatGenerationChunk]:
-        client = self._async_http()
-        request = client.build_request(
-            "POST", lean.url, content=lean.body, headers=lean.headers, params=lean.params,
-            timeout=lean.timeout,
-        )  # fmt: skip
+        session = await self._async_http()
         try:
-            response = await client.send(request, stream=True)
-        except _TIMEOUTS as exc:
-            raise openai.APITimeoutError(request=request) from exc
-        except Exception as exc:
-            raise openai.APIConnectionError(request=request) from exc
+            response = await session.post(
+                lean.url, data=lean.body, headers=lean.headers, params=lean.params,
+                timeout=client_timeout(lean.timeout),
+            )  # fmt: skip
+        except TRANSPORT_ERRORS as exc:
+            raise as_openai_error(exc, lean.url) from exc
         try:
-            if response.status_code >= 400:
-                await response.aread()
-                raise self._status_error(self.root_async_client, response)
-            async for chunk in self._aread_chunks(response, request, run_manager):
+            if response.status >= 400:
+                try:
+                    body = await response.read()
+                except TRANSPORT_ERRORS as exc:
+                    raise as_openai_error(exc, lean.url) from exc
+                error = status_response(response.status, response.headers, body, lean.url)
+                raise self._status_error(self.root_async_client, error)
+            async for chunk in self._aread_chunks(response, lean.url, run_manager):
                 yield chunk
         finally:
-            await response.aclose()
+            response.release()  # back to the pool when the body was read to its end, else closed
 
     async def _aread_chunks(
         self,
-        response: httpx2.Response,
-        request: httpx2.Request,
+        response: aiohttp.ClientResponse,
+        url: str,
         run_manager: AsyncCallbackManagerForLLMRun | None,
     ) -> AsyncIterator[ChatGenerationChunk]:
         decoder = SseDecoder()
-        converter = _ChunkConverter(self, request)
+        converter = _ChunkConverter(self, None, url)
         watchdog = _ChunkWatchdog(self.stream_chunk_timeout)
         chunks = 0
         token_seen = False
         next_pause = 0.0
-        body = response.aiter_bytes()
+        body = BodyReader(response.content)
         try:
-            async for data in body:
+            while data := await body.read():
                 for payload in decoder.feed(data):
                     generation = converter.convert(payload)
                     if generation is None:
@@ -424,9 +443,11 @@ class LeanChatOpenAI(ChatOpenAI):
                         # let the loop run: a consumer in another task (LangGraph's stream)
                         # sees the first token at once and later ones at most ~1 ms late,
                         # even when a burst of chunks is already buffered
+                        first = generation.text and not token_seen
                         token_seen = token_seen or bool(generation.text)
                         next_pause = now + _PAUSE_EVERY_SECONDS
-                        await asyncio.sleep(0)
+                        for _ in range(_FIRST_TOKEN_YIELDS if first else 1):
+                            await asyncio.sleep(0)
                 if decoder.done:
                     await _adrain(body)
                     break
@@ -434,10 +455,8 @@ class LeanChatOpenAI(ChatOpenAI):
             if watchdog.caused_cancellation():
                 raise watchdog.timed_out(chunks, self.model_name) from exc
             raise
-        except _TIMEOUTS as exc:
-            raise openai.APITimeoutError(request=request) from exc
-        except _REQUEST_ERRORS as exc:
-            raise openai.APIConnectionError(request=request) from exc
+        except TRANSPORT_ERRORS as exc:
+            raise as_openai_error(exc, url) from exc
         finally:
             watchdog.close()
 

@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 import httpx
 import httpx2
 import openai
@@ -44,11 +45,14 @@ _RETRY_AFTER_ATTR = "_streamagent_retry_after"
 
 # The openai SDK talks through ``httpx2``; LangChain and users may still raise ``httpx`` errors.
 _BROKEN_STREAM: tuple[type[BaseException], ...] = (
+    aiohttp.ClientPayloadError,  # the lean transport's async streams use aiohttp
+    aiohttp.ServerDisconnectedError,
     httpx.RemoteProtocolError,
     httpx.ReadError,
     httpx2.RemoteProtocolError,
     httpx2.ReadError,
 )
+_BROKEN_MESSAGE = "the response stream broke: the connection closed before the reply was complete"
 _TIMEOUT: tuple[type[BaseException], ...] = (
     openai.APITimeoutError,
     httpx.TimeoutException,
@@ -167,10 +171,11 @@ def classify_error(exc: BaseException) -> StreamAgentError:  # noqa: PLR0911
     if isinstance(exc, _TIMEOUT):
         return ModelUnavailableError(f"the model endpoint timed out: {type(exc).__name__}")
     broken = _cause_of_type(exc, _BROKEN_STREAM)
-    if broken is not None and isinstance(exc, (openai.APIConnectionError, httpx2.HTTPError)):
-        return StreamBrokenError(f"the response stream broke: {broken}")
-    if isinstance(exc, _BROKEN_STREAM):
-        return StreamBrokenError(f"the response stream broke: {exc}")
+    if (broken is not None and isinstance(exc, (openai.APIConnectionError, httpx2.HTTPError))) or (
+        isinstance(exc, _BROKEN_STREAM)
+    ):
+        # one wording whatever the HTTP library (its own text stays in the cause chain)
+        return StreamBrokenError(_BROKEN_MESSAGE)
     if isinstance(exc, (openai.APIConnectionError, *_TRANSPORT)):
         return ModelUnavailableError(f"cannot connect to the model endpoint: {exc}")
     if isinstance(exc, json.JSONDecodeError):

@@ -258,7 +258,8 @@ class RecordedRequest:
     """A request the server received, recorded before it answered.
 
     ``headers`` has lower-case keys; ``body`` is the parsed JSON (``None`` when absent or invalid);
-    ``received_at`` is :func:`time.monotonic` at arrival.
+    ``received_at`` is :func:`time.monotonic` at arrival; ``peer`` is the client's ``host:port``
+    (one per TCP connection: equal peers mean a reused connection).
     """
 
     method: str
@@ -266,6 +267,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: Any
     received_at: float = field(default_factory=time.monotonic)
+    peer: str | None = None
 
     @property
     def messages(self) -> list[dict[str, Any]]:

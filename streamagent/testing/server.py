@@ -61,6 +61,13 @@ _FLUSH_POLLS = 1000  # x 1 ms: how long an abort waits for written bytes to leav
 _SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 
 
+def _peer(request: web.Request) -> str | None:
+    """``host:port`` of the client's connection (one per TCP connection, so reuse shows)."""
+    transport = request.transport
+    address = transport.get_extra_info("peername") if transport is not None else None
+    return f"{address[0]}:{address[1]}" if address else None
+
+
 class ScriptedOpenAIServer:
     """A scripted OpenAI-compatible endpoint at :attr:`base_url` (``http://127.0.0.1:PORT/v1``).
 
@@ -279,6 +286,7 @@ class ScriptedOpenAIServer:
             path=request.path,
             headers={k.lower(): v for k, v in request.headers.items()},
             body=_parse_json(raw),
+            peer=_peer(request),
         )
         number, item = self._take(record)
         if not isinstance(record.body, dict):

@@ -1,0 +1,199 @@
+"""The lean transport's async HTTP: one pooled ``aiohttp`` session per event loop.
+
+``httpx2`` (the openai SDK's HTTP library) spends ~100 µs of CPU per socket read of a streamed
+body in its layered async stack (client → transport → pool → h11 → anyio); ``aiohttp``'s
+C-accelerated reader spends ~35 (``benchmarks/transport.py``). Under paced load every streamed
+chunk is one socket read, so this is most of a session's client cost. The openai SDK offers
+aiohttp as an alternative async transport for the same reason.
+
+What this module owns:
+
+- :class:`AioSessions` — the ``aiohttp.ClientSession`` of each running event loop (sessions
+  belong to one loop), created on first use with a 1,000-connection pool, proxies from the
+  environment (``trust_env``) and certifi's CA bundle like the SDK; closed at the loop's
+  shutdown (``asyncio.run`` / ``Runner`` close async generators first, and the session's
+  closer is one), so no "Unclosed client session" noise and no leaked loop;
+- :func:`client_timeout` — the SDK's timeout (``httpx``-style connect/read/write/pool) as
+  ``aiohttp``'s;
+- :func:`as_openai_error` — transport failures as the exceptions the SDK raises
+  (``APITimeoutError``, ``APIConnectionError`` with the aiohttp error as its cause);
+- :class:`BodyReader` — a streamed body's bytes as they arrive, *including* those that arrived
+  before the connection broke (aiohttp's reader drops its buffer when it records the error;
+  httpx2 hands them out first, and so do we, so a broken stream shows the same partial reply);
+- :func:`status_response` — an error response as the ``httpx2.Response`` the SDK builds its
+  ``APIStatusError`` subclasses from (status, headers such as ``Retry-After``, body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import weakref
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import httpx2
+import openai
+
+__all__ = [
+    "AioSessions",
+    "BodyReader",
+    "TRANSPORT_ERRORS",
+    "as_openai_error",
+    "client_timeout",
+    "status_response",
+]
+
+#: Keep-alive of idle pooled connections (httpx's default; servers drop idle ones).
+KEEPALIVE_SECONDS = 5.0
+#: The openai SDK's pool limit; one model serves up to this many concurrent streams.
+MAX_CONNECTIONS = 1000
+#: What a request or a body read raises when the transport fails.
+TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
+    aiohttp.ClientError,
+    TimeoutError,
+    ssl.SSLError,
+    OSError,
+)
+
+_ssl_context: ssl.SSLContext | None = None
+
+
+def _default_ssl() -> ssl.SSLContext:
+    """certifi's CA bundle, as the SDK's HTTP client uses (built once, it is not cheap)."""
+    global _ssl_context  # noqa: PLW0603 - one immutable context per process
+    if _ssl_context is None:
+        try:
+            import certifi
+
+            _ssl_context = ssl.create_default_context(cafile=certifi.where())
+        except ImportError:  # pragma: no cover - certifi comes with httpx
+            _ssl_context = ssl.create_default_context()
+    return _ssl_context
+
+
+def client_timeout(timeout: httpx2.Timeout) -> aiohttp.ClientTimeout:
+    """``connect``/``read``/``pool`` of an httpx-style timeout as aiohttp's (no total limit).
+
+    aiohttp's ``connect`` covers waiting for a pooled connection *and* connecting, so it is
+    pool + connect; ``sock_read`` is the longest wait for body bytes, like httpx's ``read``.
+    (aiohttp has no write timeout: a request body is small and sent at once.)
+    """
+    connect = timeout.connect
+    pool = timeout.pool
+    acquire = None if connect is None or pool is None else connect + pool
+    return aiohttp.ClientTimeout(
+        total=None, connect=acquire, sock_connect=connect, sock_read=timeout.read
+    )
+
+
+def as_openai_error(exc: BaseException, url: str) -> openai.APIConnectionError:
+    """The SDK's exception for a transport failure (raise it ``from exc``)."""
+    request = httpx2.Request("POST", url)
+    if isinstance(exc, TimeoutError):
+        return openai.APITimeoutError(request=request)
+    return openai.APIConnectionError(request=request)
+
+
+def status_response(status: int, headers: Any, body: bytes, url: str) -> httpx2.Response:
+    """An error response as ``httpx2.Response`` (aiohttp already decoded the body)."""
+    kept = [
+        (k, v)
+        for k, v in headers.items()
+        if k.lower() not in ("content-encoding", "content-length")
+    ]
+    return httpx2.Response(status, headers=kept, content=body, request=httpx2.Request("POST", url))
+
+
+class BodyReader:
+    """``read()`` returns the next bytes of a streamed body (``b""`` at its end)."""
+
+    __slots__ = ("_content", "_failure")
+
+    def __init__(self, content: aiohttp.StreamReader) -> None:
+        self._content = content
+        self._failure: BaseException | None = None
+
+    def at_eof(self) -> bool:
+        return self._content.at_eof()
+
+    async def read(self) -> bytes:
+        if self._failure is not None:
+            raise self._failure
+        try:
+            return await self._content.readany()
+        except TRANSPORT_ERRORS as exc:
+            rest = _buffered(self._content)
+            if not rest:
+                raise
+            self._failure = exc  # raised by the next read, after these bytes are used
+            return rest
+
+
+def _buffered(content: aiohttp.StreamReader) -> bytes:
+    """Bytes received but not read yet when the reader failed (aiohttp keeps them in its
+    buffer; ``tests/integration_tests/test_compact_astream.py`` checks the partial reply)."""
+    buffer = getattr(content, "_buffer", None)
+    return b"".join(buffer) if buffer else b""
+
+
+async def _close_at_shutdown(
+    sessions: AioSessions, loop: asyncio.AbstractEventLoop, session: aiohttp.ClientSession
+) -> AsyncIterator[None]:
+    """Parked at ``yield`` while the loop lives; its async-generator shutdown closes the session."""
+    try:
+        yield
+    finally:
+        sessions.forget(loop)
+        await session.close()
+
+
+class AioSessions:
+    """One ``aiohttp.ClientSession`` per running event loop, closed when that loop shuts down."""
+
+    def __init__(self) -> None:
+        self._sessions: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, tuple[aiohttp.ClientSession, AsyncIterator[None]]
+        ] = weakref.WeakKeyDictionary()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def forget(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._sessions.pop(loop, None)
+
+    def current(self) -> aiohttp.ClientSession | None:
+        """The running loop's session, if one was made."""
+        entry = self._sessions.get(asyncio.get_running_loop())
+        return entry[0] if entry else None
+
+    async def get(self) -> aiohttp.ClientSession:
+        """The running loop's session (made on first use)."""
+        loop = asyncio.get_running_loop()
+        entry = self._sessions.get(loop)
+        if entry is not None:
+            return entry[0]
+        self._drop_closed_loops()
+        connector = aiohttp.TCPConnector(
+            limit=MAX_CONNECTIONS, keepalive_timeout=KEEPALIVE_SECONDS, ssl=_default_ssl()
+        )
+        session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=True,
+            auto_decompress=True,
+            timeout=aiohttp.ClientTimeout(),
+        )
+        closer = _close_at_shutdown(self, loop, session)
+        self._sessions[loop] = (session, closer)
+        await closer.__anext__()  # registered with the loop: closed by shutdown_asyncgens()
+        return session
+
+    def _drop_closed_loops(self) -> None:
+        """Loops closed without closing async generators: nothing left to await, just forget."""
+        for loop in [lp for lp in self._sessions if lp.is_closed()]:
+            session, _closer = self._sessions.pop(loop)
+            connector = session.connector
+            session.detach()
+            if connector is not None:
+                connector._close()  # the loop is gone: only marks it closed (no warning)
