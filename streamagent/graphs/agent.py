@@ -8,7 +8,7 @@ from typing import Any, Literal, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -16,6 +16,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator
+from streamagent.graphs._runnables import NodeRunnable, RouteRunnable
 from streamagent.nodes.model import ModelNode
 from streamagent.nodes.prune import PruneNode
 from streamagent.nodes.tools import ToolRouter
@@ -37,9 +38,7 @@ def _node(
     name: str,
 ) -> Runnable[AgentState, dict[str, Any]]:
     """A node runnable with sync and async bodies (the nodes read the state as a plain dict)."""
-    return cast(
-        "Runnable[AgentState, dict[str, Any]]", RunnableLambda(func, afunc=afunc, name=name)
-    )
+    return cast("Runnable[AgentState, dict[str, Any]]", NodeRunnable(func, afunc, name=name))
 
 
 def route_after_model(state: Mapping[str, Any]) -> Literal["tools", "__end__"]:
@@ -72,7 +71,10 @@ def create_agent_graph(
     name: str = "agent",
     observer: AgentObserver | None = None,
 ) -> StateGraph[AgentState]:
-    """The agent as an *uncompiled* ``StateGraph``: prune → model → (tools → prune | END).
+    """The agent as an *uncompiled* ``StateGraph``: [prune] → model → (tools → [prune] | END).
+
+    ``prune`` runs only when the thread needs it (too long, oversized tool output, an earlier
+    trimmed view): otherwise the edges from ``START`` and ``tools`` go straight to ``model``.
 
     Compile it with your own checkpointer, or add it (compiled) as a node of a bigger graph —
     its state shares the ``messages`` key with any ``MessagesState`` parent.
@@ -105,10 +107,14 @@ def create_agent_graph(
     builder.add_node("prune", _node(prune.invoke, prune.ainvoke, "prune"))
     builder.add_node("model", _node(model_node.invoke, model_node.ainvoke, "model"))
     builder.add_node("tools", _node(router.invoke, router.ainvoke, "tools"))
-    builder.add_edge(START, "prune")
+    # prune runs only when it has something to do (PruneNode.route): a step saved per call
+    to_context = RouteRunnable(prune.route, name="route_context")
+    builder.add_conditional_edges(START, to_context, ["prune", "model"])
     builder.add_edge("prune", "model")
-    builder.add_conditional_edges("model", route_after_model, ["tools", END])
-    builder.add_edge("tools", "prune")
+    # Inline on both paths: a plain sync function would run in the thread pool on async runs.
+    route = RouteRunnable(route_after_model, name="route_after_model")
+    builder.add_conditional_edges("model", route, ["tools", END])
+    builder.add_conditional_edges("tools", to_context, ["prune", "model"])
     return builder
 
 

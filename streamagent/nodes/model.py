@@ -69,6 +69,15 @@ class _Attempt:
     model: str = ""
 
 
+def run_steps(state: dict[str, Any]) -> int:
+    """Model calls so far in this run: a run starts with a new (non-tool) message, so zero then
+    (the prune node also resets the counter, but the graph skips it when it has nothing to do)."""
+    messages = state.get("messages") or []
+    if not messages or not isinstance(messages[-1], ToolMessage):
+        return 0
+    return int(state.get("run_steps") or 0)
+
+
 def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
     """Merge streamed chunks into one message; a stream without finish_reason is broken."""
     if not chunks:
@@ -198,7 +207,7 @@ class ModelNode:
     ) -> None:
         """Raise before a call that would exceed ``max_steps``, tokens or USD budgets."""
         cfg = self.config
-        steps = int(state.get("run_steps") or 0)
+        steps = run_steps(state)
         if steps >= cfg.max_steps:
             raise StepLimitExceededError(
                 f"the agent made {steps} model calls in this run without a final answer "
@@ -271,7 +280,7 @@ class ModelNode:
             "messages": [message],
             "usage": usage.to_dict(),
             "cost_usd": cost,
-            "run_steps": int(state.get("run_steps") or 0) + 1,
+            "run_steps": run_steps(state) + 1,
         }
 
     def _checked_budgets(

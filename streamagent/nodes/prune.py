@@ -10,6 +10,13 @@ keeps everything. ``policy="state"`` also removes dropped messages from the thre
 ``RemoveMessage`` and stores shrunk tool outputs, enforcing memory limits.
 
 The node also validates the thread and resets ``run_steps`` when a new run starts.
+
+The graph runs this node only when it has something to do: :meth:`PruneNode.route` (the
+conditional edge from ``START`` and from ``tools``) sends the state straight to the model when
+the thread is valid, already fits (nothing to drop or shrink) and no earlier view is in force —
+then this node's update would change nothing (the model node counts a new run's steps from
+zero by itself). A LangGraph step costs ~0.4 ms, on the way to every first token. Any doubt
+(an invalid thread, an unloaded tokenizer, a stale view) routes through the node.
 """
 
 from __future__ import annotations
@@ -30,16 +37,19 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
 from streamagent.config import AgentConfig
-from streamagent.errors import ContextTooLongError, InvalidInputError
+from streamagent.errors import ContextTooLongError, InvalidInputError, StreamAgentError
 from streamagent.observe import AgentObserver, NullObserver
-from streamagent.pruning import prune_messages, shrink_text
-from streamagent.tokens import TokenCounter, aget_encoding
+from streamagent.pruning import PruneResult, prune_messages, shrink_text
+from streamagent.tokens import TokenCounter, aget_encoding, encoding_ready
 
-__all__ = ["PruneNode", "validate_thread"]
+__all__ = ["PRUNE_NODE", "PruneNode", "validate_thread"]
 
 logger = logging.getLogger(__name__)
 
 _KNOWN = (HumanMessage, AIMessage, SystemMessage, ToolMessage)
+#: Node names :meth:`PruneNode.route` chooses between.
+PRUNE_NODE = "prune"
+_MODEL_NODE = "model"
 
 
 def validate_thread(messages: Sequence[BaseMessage]) -> None:
@@ -85,19 +95,39 @@ class PruneNode:
     def _truncate(self, text: str, max_tokens: int) -> str:
         return shrink_text(text, max_tokens, model=self.config.model.model)
 
+    def _prune(self, messages: list[BaseMessage]) -> PruneResult:
+        pruning = self.config.pruning
+        return prune_messages(
+            messages,
+            max_tokens=self.budget_tokens(),
+            count_tokens=self.counter.message_tokens,
+            max_messages=pruning.max_messages,
+            max_tool_output_tokens=pruning.max_tool_output_tokens,
+            truncate_text=self._truncate,
+        )
+
+    def route(self, state: dict[str, Any]) -> str:
+        """``"model"`` when this node would change nothing (see the module docstring), else
+        ``"prune"``. Pure and non-blocking: it never raises and never loads a tokenizer."""
+        view = state.get("context_view")
+        if view and (view.get("kept_ids") is not None or view.get("shrunk")):
+            return PRUNE_NODE  # an earlier view is in force: the node replaces it
+        if not encoding_ready(self.counter.encoding_name):
+            return PRUNE_NODE  # the node loads it off the event loop
+        messages: list[BaseMessage] = list(state.get("messages") or [])
+        try:
+            validate_thread(messages)
+            result = self._prune(messages)
+        except StreamAgentError:
+            return PRUNE_NODE  # the node raises it, with its bookkeeping
+        return PRUNE_NODE if result.removed or result.shrunk_ids else _MODEL_NODE
+
     def invoke(self, state: dict[str, Any], config: RunnableConfig | None = None) -> dict[str, Any]:
         messages: list[BaseMessage] = list(state.get("messages") or [])
         validate_thread(messages)
         pruning = self.config.pruning
         try:
-            result = prune_messages(
-                messages,
-                max_tokens=self.budget_tokens(),
-                count_tokens=self.counter.message_tokens,
-                max_messages=pruning.max_messages,
-                max_tool_output_tokens=pruning.max_tool_output_tokens,
-                truncate_text=self._truncate,
-            )
+            result = self._prune(messages)
         except ContextTooLongError as error:
             # Before the first model call of a run the oversized part is the user's new input.
             error.rejects_input = not isinstance(messages[-1], ToolMessage)
