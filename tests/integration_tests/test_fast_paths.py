@@ -1,0 +1,211 @@
+"""The agent's fast paths keep its behaviour.
+
+- ``prune`` is skipped only when its update would change nothing (checked against the node
+  itself on many threads), and runs whenever the thread needs it;
+- the lean transport's aiohttp sessions live and die with their event loop;
+- the first token reaches a LangGraph consumer (another task) at once, even when the whole
+  reply is already buffered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import random
+import subprocess
+import sys
+from typing import Any
+
+import httpx2
+import pytest
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+
+from streamagent import AgentConfig, ModelConfig, PruningConfig, astream_chunks, build_agent
+from streamagent._aio_transport import client_timeout
+from streamagent.errors import ContextTooLongError, InvalidInputError
+from streamagent.fast_openai import LeanChatOpenAI
+from streamagent.nodes import prune as prune_module
+from streamagent.nodes.prune import PruneNode
+from streamagent.tokens import get_encoding
+from tests.conftest import config_for
+
+NOOP = {"run_steps": 0, "context_view": {"kept_ids": None, "shrunk": {}}}
+
+
+def _node(**pruning: Any) -> PruneNode:
+    config = AgentConfig(
+        model=ModelConfig(api_key="sk-test", context_window=2_000, max_tokens=200),
+        pruning=PruningConfig(**pruning),
+    )
+    node = PruneNode(tools=[], config=config)
+    get_encoding(node.counter.encoding_name)
+    return node
+
+
+def _turns(n: int, words: int = 20, *, tool_words: int = 5) -> list[BaseMessage]:
+    messages: list[BaseMessage] = [SystemMessage("be brief", id="s")]
+    for i in range(n):
+        messages.append(HumanMessage(" ".join(["question"] * words), id=f"h{i}"))
+        call = {"name": "look", "args": {}, "id": f"c{i}", "type": "tool_call"}
+        messages.append(AIMessage("", tool_calls=[call], id=f"a{i}"))
+        messages.append(
+            ToolMessage(" ".join(["data"] * tool_words), tool_call_id=f"c{i}", id=f"t{i}")
+        )
+        messages.append(AIMessage(" ".join(["answer"] * words), id=f"r{i}"))
+    messages.append(HumanMessage("and now?", id="last"))
+    return messages
+
+
+def test_route_skips_prune_only_when_its_update_would_change_nothing() -> None:
+    rng = random.Random(7)
+    node = _node(max_tool_output_tokens=300)
+    skipped = ran = 0
+    for _ in range(60):
+        thread = _turns(
+            rng.randint(0, 30), words=rng.randint(1, 40), tool_words=rng.randint(1, 400)
+        )
+        state: dict[str, Any] = {"messages": thread}
+        if rng.random() < 0.3:
+            state["context_view"] = {"kept_ids": [m.id for m in thread[-3:]], "shrunk": {}}
+        route = node.route(state)
+        if route == "model":
+            skipped += 1
+            assert node.invoke(state) == NOOP, "skipped, yet the node would have changed the state"
+        else:
+            ran += 1
+            try:
+                update = node.invoke(state)
+            except ContextTooLongError:
+                continue
+            assert update != NOOP or state.get("context_view"), (
+                "routed to a node with nothing to do"
+            )
+    assert skipped and ran, (skipped, ran)
+
+
+def test_route_sends_every_case_the_node_must_handle_through_it(monkeypatch) -> None:
+    node = _node(max_tool_output_tokens=50)
+    assert node.route({"messages": _turns(1)}) == "model"
+    too_long = _turns(200)
+    assert node.route({"messages": too_long}) == "prune"
+    assert "messages" not in node.invoke({"messages": too_long})  # view policy: state kept
+    oversized_tool_output = _turns(1, tool_words=500)
+    assert node.route({"messages": oversized_tool_output}) == "prune"
+    stale = {"messages": _turns(1), "context_view": {"kept_ids": ["last"], "shrunk": {}}}
+    assert node.route(stale) == "prune"
+    assert node.invoke(stale) == NOOP, "the node resets an earlier view"
+    assert node.route({"messages": []}) == "prune"
+    with pytest.raises(InvalidInputError):
+        node.invoke({"messages": []})
+    huge_input = [HumanMessage(" ".join(["word"] * 5_000), id="h")]
+    assert node.route({"messages": huge_input}) == "prune"
+    with pytest.raises(ContextTooLongError):
+        node.invoke({"messages": huge_input})
+    monkeypatch.setattr(prune_module, "encoding_ready", lambda name: False)
+    assert node.route({"messages": _turns(1)}) == "prune", "the node loads a tokenizer off-loop"
+
+
+async def test_graph_runs_prune_when_the_thread_needs_it(make_server) -> None:
+    server = make_server(["a1", "a2", "a3", "a4"])
+    config = config_for(
+        server, context_window=1200, max_tokens=200, pruning=PruningConfig(max_messages=3)
+    )
+    agent = build_agent(config=config, checkpointer=InMemorySaver())
+    cfg = {"configurable": {"thread_id": "t"}}
+    nodes = []
+    for prompt in ("q1", "q2", "q3"):
+        steps = [
+            next(iter(update))
+            async for update in agent.astream(
+                {"messages": [HumanMessage(prompt)]}, cfg, stream_mode="updates"
+            )
+        ]
+        nodes.append(steps)
+    assert nodes[0] == ["model"], "a one-message thread fits: no prune step"
+    assert nodes[2] == ["prune", "model"], "five messages > max_messages=3: pruned"
+    assert len(server.requests[2].messages) <= 3
+
+
+def test_aiohttp_sessions_close_with_their_loop(make_server, caplog) -> None:
+    server = make_server(["one", "two"])
+    llm = LeanChatOpenAI(model="gpt-4o", base_url=server.base_url, api_key="sk-t", max_retries=0)
+    sessions = []
+    for _ in range(2):
+
+        async def run() -> str:
+            text = "".join([str(c.content) async for c in llm.astream("hi")])
+            assert len(llm._lean_async_clients) == 1
+            sessions.append(llm._lean_async_clients.current())
+            return text
+
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            assert asyncio.run(run()) in ("one", "two")
+        assert len(llm._lean_async_clients) == 0, "forgotten when its loop shut down"
+    assert all(s is not None and s.closed for s in sessions)
+    assert sessions[0] is not sessions[1], "one session per event loop"
+    del sessions
+    gc.collect()
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+def test_sdk_timeouts_map_to_aiohttp() -> None:
+    timeout = client_timeout(httpx2.Timeout(30.0, connect=5.0, pool=2.0))
+    assert (timeout.total, timeout.connect, timeout.sock_connect, timeout.sock_read) == (
+        None,
+        7.0,
+        5.0,
+        30.0,
+    )
+    no_limits = client_timeout(httpx2.Timeout(None))
+    assert (no_limits.connect, no_limits.sock_read) == (None, None)
+
+
+class _TokenCounter(BaseCallbackHandler):
+    """Counts tokens inline (an async or thread-pool handler would itself yield to the loop)."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        self.tokens = 0
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        self.tokens += 1
+
+
+@pytest.fixture
+def bulk_server() -> Any:
+    """A scripted server in *another process* answering 3,000-token replies at full speed, so
+    a whole burst of chunks is already in the client's socket buffer when it starts reading."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamagent.testing", "--port", "0", "--reply-tokens", "3000"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    assert line.startswith("READY "), f"server did not start: {line!r}"
+    yield line.split(" ", 1)[1]
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+async def test_first_token_reaches_a_langgraph_consumer_before_the_burst_is_processed(
+    bulk_server: str,
+) -> None:
+    config = AgentConfig(model=ModelConfig(base_url=bulk_server, api_key="sk-test"))
+    agent = build_agent(config=config, checkpointer=False)
+    for _ in range(3):
+        counter = _TokenCounter()
+        seen_at = None
+        async for chunk in astream_chunks(
+            agent, "go", thread_id="t", config={"callbacks": [counter]}
+        ):
+            if chunk.type == "content" and seen_at is None:
+                seen_at = counter.tokens
+        assert counter.tokens >= 3_000
+        assert seen_at is not None and seen_at <= 10, (
+            f"the consumer saw the first token after the model had streamed {seen_at}"
+        )
