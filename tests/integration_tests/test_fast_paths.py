@@ -146,7 +146,7 @@ def test_aiohttp_sessions_close_with_their_loop(make_server, caplog) -> None:
         assert len(llm._lean_async_clients) == 0, "forgotten when its loop shut down"
     assert all(s is not None and s.closed for s in sessions)
     assert sessions[0] is not sessions[1], "one session per event loop"
-    del sessions
+    sessions.clear()
     gc.collect()
     assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
 
