@@ -9,8 +9,10 @@ aiohttp as an alternative async transport for the same reason.
 What this module owns:
 
 - :class:`AioSessions` — the ``aiohttp.ClientSession`` of each running event loop (sessions
-  belong to one loop), created on first use with a 1,000-connection pool, proxies from the
-  environment (``trust_env``) and certifi's CA bundle like the SDK; closed at the loop's
+  belong to one loop), created on first use with a 1,000-connection pool and certifi's CA
+  bundle like the SDK (no ``trust_env``: it re-reads the proxy environment and ``.netrc`` on
+  every request, 0.4 ms of CPU each; :func:`env_proxy_for` lets a proxied URL take the SDK's
+  path instead); closed at the loop's
   shutdown (``asyncio.run`` / ``Runner`` close async generators first, and the session's
   closer is one), so no "Unclosed client session" noise and no leaked loop;
 - :func:`client_timeout` — the SDK's timeout (``httpx``-style connect/read/write/pool) as
@@ -28,6 +30,8 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import urllib.parse
+import urllib.request
 import weakref
 from collections.abc import AsyncIterator
 from typing import Any
@@ -39,6 +43,7 @@ import openai
 __all__ = [
     "AioSessions",
     "BodyReader",
+    "env_proxy_for",
     "TRANSPORT_ERRORS",
     "as_openai_error",
     "client_timeout",
@@ -71,6 +76,18 @@ def _default_ssl() -> ssl.SSLContext:
         except ImportError:  # pragma: no cover - certifi comes with httpx
             _ssl_context = ssl.create_default_context()
     return _ssl_context
+
+
+def env_proxy_for(url: str) -> str | None:
+    """The proxy the environment (``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``…) sets for ``url``,
+    as the SDK's HTTP client would use it; ``None`` when the URL is reached directly."""
+    parts = urllib.parse.urlsplit(url)
+    proxies = urllib.request.getproxies_environment()
+    proxy = proxies.get(parts.scheme) or proxies.get("all")
+    if not proxy or not parts.hostname:
+        return None
+    host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+    return None if urllib.request.proxy_bypass(host) else proxy  # NO_PROXY
 
 
 def client_timeout(timeout: httpx2.Timeout) -> aiohttp.ClientTimeout:
@@ -180,7 +197,6 @@ class AioSessions:
         )
         session = aiohttp.ClientSession(
             connector=connector,
-            trust_env=True,
             auto_decompress=True,
             timeout=aiohttp.ClientTimeout(),
         )

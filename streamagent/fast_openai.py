@@ -66,6 +66,7 @@ from streamagent._aio_transport import (
     BodyReader,
     as_openai_error,
     client_timeout,
+    env_proxy_for,
     status_response,
 )
 from streamagent._lean_astream import astream_compact
@@ -258,6 +259,7 @@ class LeanChatOpenAI(ChatOpenAI):
     _lean_sync_client: httpx2.Client | None = PrivateAttr(default=None)
     _lean_async_clients: AioSessions = PrivateAttr(default_factory=AioSessions)
     _lean_headers: dict[str, str] | None = PrivateAttr(default=None)
+    _lean_proxied: bool | None = PrivateAttr(default=None)
 
     @classmethod
     def lc_id(cls) -> list[str]:
@@ -283,7 +285,14 @@ class LeanChatOpenAI(ChatOpenAI):
             and not self.openai_proxy
             and isinstance(client.api_key, str)
             and getattr(client, "_provider_runtime", None) is None
+            and not self._proxied()
         )
+
+    def _proxied(self) -> bool:
+        """Whether the environment routes the endpoint through a proxy (read once)."""
+        if self._lean_proxied is None:
+            self._lean_proxied = env_proxy_for(self.lean_url()) is not None
+        return self._lean_proxied
 
     def _headers(self) -> dict[str, str]:
         if self._lean_headers is None:

@@ -209,3 +209,21 @@ async def test_first_token_reaches_a_langgraph_consumer_before_the_burst_is_proc
         assert seen_at is not None and seen_at <= 10, (
             f"the consumer saw the first token after the model had streamed {seen_at}"
         )
+
+
+async def test_a_proxy_from_the_environment_sends_the_call_through_the_sdk_path(
+    make_server, monkeypatch
+) -> None:
+    # The scripted server doubles as a forward proxy (it serves absolute-form request targets):
+    # the endpoint's host does not exist, so the reply proves the proxy was used.
+    server = make_server(["via the proxy"])
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v1"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    llm = LeanChatOpenAI(
+        model="gpt-4o", base_url="http://model.invalid/v1", api_key="sk-t", max_retries=0
+    )
+    assert llm.lean_request([HumanMessage("hi")]) is None, "proxied: not the lean transport"
+    text = "".join([str(c.content) async for c in llm.astream("hi")])
+    assert text == "via the proxy"
+    assert len(llm._lean_async_clients) == 0
