@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
@@ -28,8 +28,7 @@ from langchain_core.messages import (
 )
 from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, parse_tool_call
-from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import merge_configs
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -67,6 +66,22 @@ class _Attempt:
     first_token_at: float | None = None
     number: int = 0
     model: str = ""
+
+
+def _unbind(
+    runnable: Runnable[LanguageModelInput, BaseMessage],
+) -> tuple[Runnable[LanguageModelInput, BaseMessage], dict[str, Any]]:
+    """``llm.bind_tools(...)`` as (llm, its bound kwargs): the same call without
+    ``RunnableBinding``'s two config merges per call (a binding with its own config is kept)."""
+    if (
+        isinstance(runnable, RunnableBinding)
+        and type(runnable).astream is RunnableBinding.astream  # not a binding with its own logic
+        and type(runnable).stream is RunnableBinding.stream
+        and not runnable.config
+        and not runnable.config_factories
+    ):
+        return runnable.bound, dict(runnable.kwargs)
+    return runnable, {}
 
 
 def run_steps(state: dict[str, Any]) -> int:
@@ -154,6 +169,7 @@ class ModelNode:
         self.counter = TokenCounter(self.model_name)
         self.observer: AgentObserver = observer or NullObserver()
         self._tags = [f"streamagent:{name}"]
+        self._metadata = {"streamagent_agent": name}
 
     def _bind(self, llm: BaseChatModel) -> Runnable[LanguageModelInput, BaseMessage]:
         return llm.bind_tools(self._tools) if self._tools else llm
@@ -293,8 +309,16 @@ class ModelNode:
             raise
 
     def _llm_config(self, config: RunnableConfig | None) -> RunnableConfig:
-        extra: RunnableConfig = {"tags": self._tags, "metadata": {"streamagent_agent": self.name}}
-        return merge_configs(config, extra)
+        """The node's config plus the agent's tags and metadata for the model run.
+
+        A shallow copy, not ``merge_configs`` (which re-ensures and copies every part, callback
+        manager included, ~0.2 ms per call): the model only reads this config.
+        """
+        llm_config = cast("dict[str, Any]", dict(config or {}))
+        tags = llm_config.get("tags") or []
+        llm_config["tags"] = [*tags, *(t for t in self._tags if t not in tags)]
+        llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
+        return cast("RunnableConfig", llm_config)
 
     def _retrying_kwargs(self, attempt: _Attempt) -> dict[str, Any]:
         return {
@@ -360,7 +384,8 @@ class ModelNode:
     ) -> AIMessage:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
-            async for chunk in self.runnable(config).astream(messages, self._llm_config(config)):
+            model, bound = _unbind(self.runnable(config))
+            async for chunk in model.astream(messages, self._llm_config(config), **bound):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
@@ -390,7 +415,8 @@ class ModelNode:
     ) -> AIMessage:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
-            for chunk in self.runnable(config).stream(messages, self._llm_config(config)):
+            model, bound = _unbind(self.runnable(config))
+            for chunk in model.stream(messages, self._llm_config(config), **bound):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)

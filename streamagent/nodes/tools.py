@@ -263,7 +263,10 @@ class ToolRouter:
     async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         allowed, results, order = self._prepare(state)
         limit = asyncio.Semaphore(self.config.max_parallel_tools)
-        outcomes = await asyncio.gather(*(self._arun_one(c, config, limit) for c in allowed))
+        if len(allowed) == 1:  # the common case: no task for gather to schedule
+            outcomes = [await self._arun_one(allowed[0], config, limit)]
+        else:
+            outcomes = await asyncio.gather(*(self._arun_one(c, config, limit) for c in allowed))
         for call, message in zip(allowed, outcomes, strict=True):
             results[call["id"] or ""] = message
         return self._update(order, results)
@@ -275,10 +278,8 @@ class ToolRouter:
             started = time.perf_counter()
             tool = self.tools[call["name"]]
             try:
-                result: Any = await asyncio.wait_for(
-                    tool.ainvoke({**call, "type": "tool_call"}, config),
-                    timeout=self.config.tool_timeout_seconds,
-                )
+                async with asyncio.timeout(self.config.tool_timeout_seconds):
+                    result: Any = await tool.ainvoke({**call, "type": "tool_call"}, config)
             except GraphBubbleUp:
                 raise
             except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
