@@ -8,7 +8,9 @@ round, and the tables report medians and ratios.
 
 Table 1 (one long reply): client CPU µs per streamed content chunk (process CPU time / content
 chunks), wall time to first token and the time to first token added over raw AsyncOpenAI.
-Table 2 (one tool round trip): client CPU ms of a run in which the model calls one tool and
+Table 2 (time to first token): many short runs (a 200-token reply), interleaved, for a stable
+median of the time to the first content token and the time added over raw AsyncOpenAI.
+Table 3 (one tool round trip): client CPU ms of a run in which the model calls one tool and
 then answers with one token, minus the CPU of a run that answers with one token at once —
 the cost of one model → tool → model round trip.
 """
@@ -33,6 +35,7 @@ RAW = "(a) openai AsyncOpenAI"
 REACT = "(c) create_react_agent messages"
 LEAN = "(e) streamagent astream_chunks, lean (default)"
 PLAIN = "(d) streamagent astream_chunks, plain ChatOpenAI"
+_TTFT_TOKENS = 200
 
 
 def start_server(tokens: int, *extra: str) -> tuple[subprocess.Popen[str], str]:
@@ -239,6 +242,31 @@ async def stream_table(base_url: str, rounds: int, tokens: int) -> str:
     return "\n".join(lines)
 
 
+async def ttft_table(base_url: str, runs: int, tokens: int) -> str:
+    runners = make_runners(base_url)
+    for runner in runners.values():
+        for _ in range(3):
+            await runner()
+    firsts: dict[str, list[float]] = {k: [] for k in runners}
+    for _ in range(runs):
+        for name, runner in runners.items():
+            gc.collect()
+            _n, first = await runner()
+            firsts[name].append(first * 1000)
+    base = statistics.median(firsts[RAW])
+    lines = [
+        f"Time to first token, a {tokens}-token reply; {runs} interleaved runs per client.",
+        "",
+        "| client | p50 (ms) | p90 (ms) | added p50 vs raw (ms) |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, values in firsts.items():
+        p50 = statistics.median(values)
+        p90 = statistics.quantiles(values, n=10)[-1]
+        lines.append(f"| {name} | {p50:.2f} | {p90:.2f} | {p50 - base:+.2f} |")
+    return "\n".join(lines)
+
+
 async def tool_table(tool_url: str, text_url: str, runs: int) -> str:
     runners = make_tool_runners(tool_url, text_url)
     for with_tool, without in runners.values():
@@ -266,15 +294,18 @@ async def tool_table(tool_url: str, text_url: str, runs: int) -> str:
     return "\n".join(lines)
 
 
-async def main_async(rounds: int, tokens: int, tool_runs: int) -> str:
+async def main_async(rounds: int, tokens: int, tool_runs: int, ttft_runs: int) -> str:
     servers = [
         start_server(tokens),
         start_server(1, "--tool-then-text"),
         start_server(1),
+        start_server(_TTFT_TOKENS),
     ]
     try:
-        (_, long_url), (_, tool_url), (_, text_url) = servers
+        (_, long_url), (_, tool_url), (_, text_url), (_, short_url) = servers
         first = await stream_table(long_url, rounds, tokens)
+        if ttft_runs:
+            first += "\n\n" + await ttft_table(short_url, ttft_runs, _TTFT_TOKENS)
         second = await tool_table(tool_url, text_url, tool_runs) if tool_runs else ""
     finally:
         for proc, _url in servers:
@@ -288,8 +319,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--tool-runs", type=int, default=20)
+    parser.add_argument("--ttft-runs", type=int, default=60)
     args = parser.parse_args(argv)
-    print(asyncio.run(main_async(args.rounds, args.tokens, args.tool_runs)))
+    print(asyncio.run(main_async(args.rounds, args.tokens, args.tool_runs, args.ttft_runs)))
 
 
 if __name__ == "__main__":

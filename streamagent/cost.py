@@ -169,16 +169,87 @@ def _override_cost(usage: Usage, price: ModelPrice) -> Decimal:
     return total / _PER_MILLION
 
 
-def _genai_cost(usage: Usage, price: _GenaiPrice) -> Decimal:
+def _genai_usage(input_tokens: int, cache_read_tokens: int, output_tokens: int) -> Any:
     from genai_prices import Usage as GenaiUsage
 
-    genai_usage = GenaiUsage(
-        input_tokens=usage.input_tokens,
-        cache_read_tokens=min(usage.cached_input_tokens, usage.input_tokens),
-        output_tokens=usage.output_tokens,
+    return GenaiUsage(
+        input_tokens=input_tokens, cache_read_tokens=cache_read_tokens, output_tokens=output_tokens
+    )
+
+
+def _exact_genai_cost(usage: Usage, price: _GenaiPrice) -> Decimal:
+    """genai-prices' own calculation (its unit registry, tiers, time-bounded prices)."""
+    genai_usage = _genai_usage(
+        usage.input_tokens, min(usage.cached_input_tokens, usage.input_tokens), usage.output_tokens
     )
     calculation = price.model_info.calc_price(genai_usage, price.provider)
     return Decimal(calculation.total_price)
+
+
+@dataclass(frozen=True, slots=True)
+class _LinearRates:
+    """USD per call (``fixed``: per-request fees) and per 1M uncached input, cached input and
+    output tokens of one resolved price."""
+
+    price: Any  # the genai-prices ModelPrice (kept alive: the cache is keyed on its id)
+    fixed: Decimal
+    input: Decimal
+    cached: Decimal
+    output: Decimal
+
+
+_rates: dict[int, _LinearRates | None] = {}
+_rates_lock = threading.Lock()
+
+
+def _linear_rates(model_price: Any) -> _LinearRates | None:
+    """Rates of a price without tiers (then the cost is affine in the three counts: genai-prices
+    charges each unit's count times its rate, plus per-request fees), read off genai-prices
+    itself by pricing no tokens and one million of each kind; ``None`` for tiered prices."""
+    key = id(model_price)
+    with _rates_lock:
+        if key in _rates:
+            cached = _rates[key]
+            if cached is None or cached.price is model_price:
+                return cached
+    rates: _LinearRates | None = None
+    if all(v is None or isinstance(v, Decimal) for v in vars(model_price).values()):
+        million = 1_000_000
+
+        def probe(inp: int, cache_read: int, out: int) -> Decimal:
+            total = model_price.calc_price(_genai_usage(inp, cache_read, out))["total_price"]
+            return Decimal(total)
+
+        fixed = probe(0, 0, 0)
+        rates = _LinearRates(
+            price=model_price,
+            fixed=fixed,
+            input=probe(million, 0, 0) - fixed,
+            cached=probe(million, million, 0) - fixed,
+            output=probe(0, 0, million) - fixed,
+        )
+    with _rates_lock:
+        _rates[key] = rates
+    return rates
+
+
+def _genai_cost(usage: Usage, price: _GenaiPrice) -> Decimal:
+    """genai-prices' price of ``usage``: for untiered prices (nearly all) from rates read off
+    genai-prices once (its full calculation costs ~60 µs per call, on every model call);
+    ``tests/unit_tests/test_cost.py`` checks both agree on every model of its catalogue."""
+    from datetime import UTC, datetime
+
+    model_price = price.model_info.get_prices(datetime.now(tz=UTC))  # as calc_price resolves it
+    rates = _linear_rates(model_price)
+    if rates is None:
+        return _exact_genai_cost(usage, price)
+    cached = min(usage.cached_input_tokens, usage.input_tokens)
+    total = (
+        (usage.input_tokens - cached) * rates.input
+        + cached * rates.cached
+        + usage.output_tokens * rates.output
+    )
+    return rates.fixed + total / _PER_MILLION
 
 
 class CostCalculator:

@@ -154,3 +154,33 @@ def test_calculator_caches_the_price_lookup_per_model() -> None:
     assert calc.cost(usage, model="gpt-4o-mini") == Decimal("0.15")
     assert calc.cost(usage, model="gpt-4o-mini") == Decimal("0.15")
     assert list(calc._cache) == ["gpt-4o-mini"]
+
+
+def test_fast_genai_cost_equals_genai_prices_on_its_whole_catalogue() -> None:
+    """The per-token rates path gives genai-prices' own total, to the last digit, on every
+    model of every provider in its bundled data (tiered prices take genai-prices' path)."""
+    import random
+
+    from genai_prices import data_snapshot
+
+    from streamagent.cost import _exact_genai_cost, _genai_cost, _GenaiPrice
+
+    rng = random.Random(11)
+    compared = 0
+    for provider in data_snapshot.get_snapshot().providers:
+        for model in provider.models:
+            price = _GenaiPrice(provider=provider, model_info=model)
+            for _ in range(3):
+                inp = rng.randint(0, 2_000_000)
+                usage = Usage(
+                    input_tokens=inp,
+                    cached_input_tokens=rng.choice([0, rng.randint(0, inp)]),
+                    output_tokens=rng.randint(0, 200_000),
+                )
+                try:
+                    exact = _exact_genai_cost(usage, price)
+                except Exception:  # noqa: BLE001 - models genai-prices cannot price for this usage
+                    continue
+                assert _genai_cost(usage, price) == exact, (provider.id, model.id, usage)
+                compared += 1
+    assert compared > 500, compared
