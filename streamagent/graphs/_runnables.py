@@ -3,11 +3,10 @@
 ``RunnableLambda`` inspects its function's signature twice per layer on *every* call (to
 decide whether to pass ``config`` / ``run_manager``), and LangGraph runs a plain *sync*
 router function in the default thread pool on async runs. The agent's functions have fixed
-signatures, so these wrappers call them directly: :class:`NodeRunnable` keeps exactly what
-``RunnableLambda`` does for tracing (a child chain run named after the node, the child config
-passed to the function and set as the current config, errors reported with
-``on_chain_error``); :class:`RouteRunnable` is an untraced router (LangGraph traces branches
-as part of the node that wrote them) that runs inline on both paths.
+signatures, so these wrappers call them directly: :class:`NodeRunnable` is a node body as
+LangGraph's own function nodes are (the task's run is the node's run); :class:`RouteRunnable`
+is an untraced router (LangGraph traces branches as part of the node that wrote them) that runs
+inline on both paths.
 """
 
 from __future__ import annotations
@@ -16,14 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
 from langchain_core.runnables import Runnable, RunnableConfig
-from langchain_core.runnables.config import (
-    ensure_config,
-    get_async_callback_manager_for_config,
-    get_callback_manager_for_config,
-    patch_config,
-    set_config_context,
-)
-from langchain_core.runnables.utils import coro_with_context
+from langchain_core.runnables.config import ensure_config
 
 __all__ = ["NodeRunnable", "RouteRunnable"]
 
@@ -32,7 +24,13 @@ _Out = TypeVar("_Out")
 
 
 class NodeRunnable(Runnable[_In, _Out], Generic[_In, _Out]):
-    """A traced node with a sync and an async body, each called as ``body(input, config)``."""
+    """A node with a sync and an async body, each called as ``body(input, config)``.
+
+    Untraced, like the function nodes LangGraph builds itself (``trace=False``): LangGraph
+    already opens one run per task, named after the node, with the task's config and callbacks
+    (LangSmith shows ``model`` → ``ChatOpenAI``, ``tools`` → each tool). ``RunnableLambda``
+    nested a second run of the same name under it, on every step.
+    """
 
     def __init__(
         self,
@@ -49,36 +47,12 @@ class NodeRunnable(Runnable[_In, _Out], Generic[_In, _Out]):
         return f"NodeRunnable({self.name})"
 
     def invoke(self, input: _In, config: RunnableConfig | None = None, **kwargs: Any) -> _Out:
-        config = ensure_config(config)
-        run_manager = get_callback_manager_for_config(config).on_chain_start(
-            None, input, name=config.get("run_name") or self.name, run_id=config.pop("run_id", None)
-        )
-        try:
-            child = patch_config(config, callbacks=run_manager.get_child())
-            with set_config_context(child) as context:
-                output = context.run(self.func, input, child)
-        except BaseException as error:
-            run_manager.on_chain_error(error)
-            raise
-        run_manager.on_chain_end(output)
-        return output
+        return self.func(input, ensure_config(config))
 
     async def ainvoke(
         self, input: _In, config: RunnableConfig | None = None, **kwargs: Any
     ) -> _Out:
-        config = ensure_config(config)
-        run_manager = await get_async_callback_manager_for_config(config).on_chain_start(
-            None, input, name=config.get("run_name") or self.name, run_id=config.pop("run_id", None)
-        )
-        try:
-            child = patch_config(config, callbacks=run_manager.get_child())
-            with set_config_context(child) as context:
-                output = await coro_with_context(self.afunc(input, child), context)
-        except BaseException as error:
-            await run_manager.on_chain_error(error)
-            raise
-        await run_manager.on_chain_end(output)
-        return output
+        return await self.afunc(input, ensure_config(config))
 
 
 class RouteRunnable(Runnable[_In, _Out], Generic[_In, _Out]):
