@@ -8,11 +8,11 @@ aiohttp as an alternative async transport for the same reason.
 
 What this module owns:
 
-- :class:`AioSessions` — the ``aiohttp.ClientSession`` of each running event loop (sessions
-  belong to one loop), created on first use with a 1,000-connection pool and certifi's CA
-  bundle like the SDK (no ``trust_env``: it re-reads the proxy environment and ``.netrc`` on
-  every request, 0.4 ms of CPU each; :func:`env_proxy_for` lets a proxied URL take the SDK's
-  path instead); closed at the loop's
+- :class:`AioSessions` / :data:`SHARED_SESSIONS` — the ``aiohttp.ClientSession`` of each
+  running event loop (sessions belong to one loop), shared by all models, made on first use
+  with a 4,096-connection pool and certifi's CA bundle like the SDK (no ``trust_env``: it
+  re-reads the proxy environment and ``.netrc`` on every request, 0.4 ms of CPU each;
+  :func:`env_proxy_for` lets a proxied URL take the SDK's path instead); closed at the loop's
   shutdown (``asyncio.run`` / ``Runner`` close async generators first, and the session's
   closer is one), so no "Unclosed client session" noise and no leaked loop;
 - :func:`client_timeout` — the SDK's timeout (``httpx``-style connect/read/write/pool) as
@@ -41,6 +41,7 @@ import httpx2
 import openai
 
 __all__ = [
+    "SHARED_SESSIONS",
     "AioSessions",
     "BodyReader",
     "env_proxy_for",
@@ -52,8 +53,9 @@ __all__ = [
 
 #: Keep-alive of idle pooled connections (httpx's default; servers drop idle ones).
 KEEPALIVE_SECONDS = 5.0
-#: The openai SDK's pool limit; one model serves up to this many concurrent streams.
-MAX_CONNECTIONS = 1000
+#: Concurrent streams per event loop, all models together (the openai SDK allows 1,000 per
+#: client; the shared pool leaves room for several agents at that scale).
+MAX_CONNECTIONS = 4096
 #: What a request or a body read raises when the transport fails.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,
@@ -213,3 +215,9 @@ class AioSessions:
             session.detach()
             if connector is not None:
                 connector._close()  # the loop is gone: only marks it closed (no warning)
+
+
+#: The process's sessions, shared by every ``LeanChatOpenAI`` (one pool per event loop, as one
+#: SDK client would have): a model object can be dropped at any time — a session it owned
+#: would then be collected with its connections open, before its loop could close it.
+SHARED_SESSIONS = AioSessions()

@@ -61,6 +61,7 @@ from langchain_openai.chat_models.base import (
 from pydantic import BaseModel, PrivateAttr
 
 from streamagent._aio_transport import (
+    SHARED_SESSIONS,
     TRANSPORT_ERRORS,
     AioSessions,
     BodyReader,
@@ -257,7 +258,7 @@ class LeanChatOpenAI(ChatOpenAI):
     """``ChatOpenAI`` whose streamed Chat Completions skip the SDK's typed chunk objects."""
 
     _lean_sync_client: httpx2.Client | None = PrivateAttr(default=None)
-    _lean_async_clients: AioSessions = PrivateAttr(default_factory=AioSessions)
+    _lean_async_clients: AioSessions = PrivateAttr(default_factory=lambda: SHARED_SESSIONS)
     _lean_headers: dict[str, str] | None = PrivateAttr(default=None)
     _lean_proxied: bool | None = PrivateAttr(default=None)
 

@@ -227,3 +227,26 @@ async def test_a_proxy_from_the_environment_sends_the_call_through_the_sdk_path(
     text = "".join([str(c.content) async for c in llm.astream("hi")])
     assert text == "via the proxy"
     assert len(llm._lean_async_clients) == 0
+
+
+async def test_dropping_a_model_leaves_the_shared_session_open_and_quiet(
+    make_server, caplog
+) -> None:
+    server = make_server(["one", "two"])
+
+    async def ask() -> tuple[str, Any]:
+        llm = LeanChatOpenAI(
+            model="gpt-4o", base_url=server.base_url, api_key="sk-t", max_retries=0
+        )
+        text = "".join([str(c.content) async for c in llm.astream("hi")])
+        return text, llm._lean_async_clients.current()
+
+    with caplog.at_level(logging.DEBUG, logger="asyncio"):
+        first, session = await ask()
+        gc.collect()  # the first model is gone; its session must not be collected with it
+        second, again = await ask()
+        gc.collect()
+    assert (first, second) == ("one", "two")
+    assert again is session and not session.closed, "one pool per loop, shared by models"
+    assert len({r.peer for r in server.requests}) == 1, "the connection was reused"
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
