@@ -137,6 +137,10 @@ class BodyReader:
     def at_eof(self) -> bool:
         return self._content.at_eof()
 
+    def buffered(self) -> bool:
+        """Whether bytes are waiting to be read (the next read would not wait for the peer)."""
+        return bool(getattr(self._content, "_buffer", None))
+
     async def read(self) -> bytes:
         if self._failure is not None:
             raise self._failure

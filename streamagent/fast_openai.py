@@ -435,7 +435,8 @@ class LeanChatOpenAI(ChatOpenAI):
         body = BodyReader(response.content)
         try:
             while data := await body.read():
-                for payload in decoder.feed(data):
+                payloads = decoder.feed(data)
+                for index, payload in enumerate(payloads):
                     generation = converter.convert(payload)
                     if generation is None:
                         continue
@@ -453,7 +454,11 @@ class LeanChatOpenAI(ChatOpenAI):
                         # let the loop run: a consumer in another task (LangGraph's stream)
                         # sees the first token at once and later ones at most ~1 ms late,
                         # even when a burst of chunks is already buffered
-                        first = generation.text and not token_seen
+                        # a burst (more chunks at hand): give the first token's consumer the
+                        # turns it needs; a paced stream waits for its next read anyway, and
+                        # extra turns there would only delay this stream under load
+                        burst = index + 1 < len(payloads) or body.buffered()
+                        first = burst and generation.text and not token_seen
                         token_seen = token_seen or bool(generation.text)
                         next_pause = now + _PAUSE_EVERY_SECONDS
                         for _ in range(_FIRST_TOKEN_YIELDS if first else 1):
