@@ -450,16 +450,16 @@ class LeanChatOpenAI(ChatOpenAI):
                         )
                     yield generation
                     now = watchdog.waiting_since = watchdog.now()
-                    if now >= next_pause or (generation.text and not token_seen):
-                        # let the loop run: a consumer in another task (LangGraph's stream)
-                        # sees the first token at once and later ones at most ~1 ms late,
-                        # even when a burst of chunks is already buffered
-                        # a burst (more chunks at hand): give the first token's consumer the
-                        # turns it needs; a paced stream waits for its next read anyway, and
-                        # extra turns there would only delay this stream under load
-                        burst = index + 1 < len(payloads) or body.buffered()
-                        first = burst and generation.text and not token_seen
-                        token_seen = token_seen or bool(generation.text)
+                    first = bool(generation.text) and not token_seen
+                    token_seen = token_seen or first
+                    if (first or now >= next_pause) and (
+                        index + 1 < len(payloads) or body.buffered()
+                    ):
+                        # A burst (more chunks at hand): hand the loop over, so a consumer in
+                        # another task (LangGraph's stream) sees the first token at once — it
+                        # needs several turns — and later ones at most ~1 ms late. A paced
+                        # stream's next read waits for the peer, which lets the consumer run;
+                        # forced turns there only cost CPU and delay this stream under load.
                         next_pause = now + _PAUSE_EVERY_SECONDS
                         for _ in range(_FIRST_TOKEN_YIELDS if first else 1):
                             await asyncio.sleep(0)
