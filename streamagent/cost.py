@@ -21,6 +21,7 @@ import logging
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -191,14 +192,14 @@ class _LinearRates:
     """USD per call (``fixed``: per-request fees) and per 1M uncached input, cached input and
     output tokens of one resolved price."""
 
-    price: Any  # the genai-prices ModelPrice (kept alive: the cache is keyed on its id)
     fixed: Decimal
     input: Decimal
     cached: Decimal
     output: Decimal
 
 
-_rates: dict[int, _LinearRates | None] = {}
+#: id(genai-prices ModelPrice) -> (that price, kept alive so the id stays its own; its rates)
+_rates: dict[int, tuple[Any, _LinearRates | None]] = {}
 _rates_lock = threading.Lock()
 
 
@@ -208,10 +209,9 @@ def _linear_rates(model_price: Any) -> _LinearRates | None:
     itself by pricing no tokens and one million of each kind; ``None`` for tiered prices."""
     key = id(model_price)
     with _rates_lock:
-        if key in _rates:
-            cached = _rates[key]
-            if cached is None or cached.price is model_price:
-                return cached
+        entry = _rates.get(key)
+    if entry is not None and entry[0] is model_price:
+        return entry[1]
     rates: _LinearRates | None = None
     if all(v is None or isinstance(v, Decimal) for v in vars(model_price).values()):
         million = 1_000_000
@@ -222,14 +222,13 @@ def _linear_rates(model_price: Any) -> _LinearRates | None:
 
         fixed = probe(0, 0, 0)
         rates = _LinearRates(
-            price=model_price,
             fixed=fixed,
             input=probe(million, 0, 0) - fixed,
             cached=probe(million, million, 0) - fixed,
             output=probe(0, 0, million) - fixed,
         )
     with _rates_lock:
-        _rates[key] = rates
+        _rates[key] = (model_price, rates)
     return rates
 
 
@@ -237,8 +236,6 @@ def _genai_cost(usage: Usage, price: _GenaiPrice) -> Decimal:
     """genai-prices' price of ``usage``: for untiered prices (nearly all) from rates read off
     genai-prices once (its full calculation costs ~60 µs per call, on every model call);
     ``tests/unit_tests/test_cost.py`` checks both agree on every model of its catalogue."""
-    from datetime import UTC, datetime
-
     model_price = price.model_info.get_prices(datetime.now(tz=UTC))  # as calc_price resolves it
     rates = _linear_rates(model_price)
     if rates is None:

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import anyio
 import httpx2
 import openai
 import orjson
@@ -77,13 +76,10 @@ __all__ = ["LeanChatOpenAI", "LeanRequest"]
 
 logger = logging.getLogger(__name__)
 
-# what the SDK's stream reader maps to APITimeoutError / APIConnectionError
+# what the SDK's stream reader maps to APITimeoutError / APIConnectionError (sync streams;
+# async ones use _aio_transport.TRANSPORT_ERRORS)
 _TIMEOUTS: tuple[type[BaseException], ...] = (httpx2.TimeoutException,)
-_REQUEST_ERRORS: tuple[type[BaseException], ...] = (
-    httpx2.RequestError,
-    ssl.SSLError,
-    anyio.EndOfStream,
-)
+_REQUEST_ERRORS: tuple[type[BaseException], ...] = (httpx2.RequestError, ssl.SSLError)
 # how often (at most) a stream of already-buffered chunks lets the event loop run
 _PAUSE_EVERY_SECONDS = 0.001
 #: Loop turns given away after the first token. A consumer in another task needs several to
@@ -170,8 +166,8 @@ class _ChunkConverter:
         return info.get("logprobs") if info else None
 
 
-#: The openai SDK's own pool limits: httpx's default (100 connections) would cap one model at
-#: 100 concurrent streams and make the rest wait for a connection until they time out.
+#: The sync client's pool: the openai SDK's own limits (httpx's default of 100 connections
+#: would make stream 101 wait for a connection until it times out).
 _CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 

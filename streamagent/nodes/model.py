@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, cast
@@ -70,7 +70,7 @@ class _Attempt:
 
 def _unbind(
     runnable: Runnable[LanguageModelInput, BaseMessage],
-) -> tuple[Runnable[LanguageModelInput, BaseMessage], dict[str, Any]]:
+) -> tuple[Runnable[LanguageModelInput, BaseMessage], Mapping[str, Any]]:
     """``llm.bind_tools(...)`` as (llm, its bound kwargs): the same call without
     ``RunnableBinding``'s two config merges per call (a binding with its own config is kept)."""
     if (
@@ -80,7 +80,7 @@ def _unbind(
         and not runnable.config
         and not runnable.config_factories
     ):
-        return runnable.bound, dict(runnable.kwargs)
+        return runnable.bound, runnable.kwargs
     return runnable, {}
 
 
