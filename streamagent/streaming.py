@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
@@ -356,6 +357,28 @@ def _rollback_update(
     return {"messages": [RemoveMessage(id=i) for i in ids]} if ids else None
 
 
+class _CancelGuard:
+    """Re-raises a cancellation that reached the run but was swallowed on the way out.
+
+    LangGraph's ``astream`` (1.2) ends by cancelling its stream-waiter task and awaiting it
+    under ``suppress(CancelledError)``: a ``task.cancel()`` that lands at that moment is
+    consumed and the run returns normally, so a cancelled caller would carry on (and a
+    ``asyncio.timeout`` around it would never fire). asyncio counts requests
+    (``Task.cancelling()``): more than when the run began, and no ``CancelledError`` came
+    out, means one was lost — raise it again.
+    """
+
+    __slots__ = ("_baseline", "_task")
+
+    def __init__(self) -> None:
+        self._task = asyncio.current_task()
+        self._baseline = self._task.cancelling() if self._task is not None else 0
+
+    def check(self, cause: BaseException | None = None) -> None:
+        if self._task is not None and self._task.cancelling() > self._baseline:
+            raise asyncio.CancelledError("the run was cancelled") from cause
+
+
 async def astream_chunks(
     graph: Pregel[Any, Any, Any, Any],
     messages: Any,
@@ -386,6 +409,7 @@ async def astream_chunks(
     translator = ChunkTranslator()
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
+    cancels = _CancelGuard()
     try:
         graph_input = _graph_input(messages, resume)
         async for namespace, mode, data in graph.astream(
@@ -393,7 +417,9 @@ async def astream_chunks(
         ):
             for chunk in translator.feed(cast("tuple[str, ...]", namespace), mode, data):
                 yield chunk
+        cancels.check()
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
+        cancels.check(exc)
         rollback = _rollback_update(graph, graph_input, exc)
         if rollback is not None:
             try:
