@@ -126,13 +126,38 @@ def status_response(status: int, headers: Any, body: bytes, url: str) -> httpx2.
 
 
 class BodyReader:
-    """``read()`` returns the next bytes of a streamed body (``b""`` at its end)."""
+    """``read()`` returns the next bytes of a streamed body (``b""`` at its end).
 
-    __slots__ = ("_content", "_failure")
+    With ``read_timeout_seconds`` it takes over the connection's ``sock_read`` timeout for the
+    body: aiohttp re-arms a timer on every received packet (a ``TimerHandle`` cancelled and a
+    new one pushed on the loop's heap per streamed token, where each cancelled one stays until
+    its deadline). Here one timer per stream checks lazily — only when it fires — whether a read
+    has been waiting for longer than the timeout, and then fails it with aiohttp's own
+    ``ServerTimeoutError`` (the same error ``sock_read`` gives). Time the reader spends away
+    from ``read()`` (the consumer's) does not count. Call :meth:`close` when done.
+    """
 
-    def __init__(self, content: aiohttp.StreamReader) -> None:
+    __slots__ = ("_content", "_failure", "_handle", "_loop", "_timeout", "_waiting_since")
+
+    def __init__(
+        self,
+        content: aiohttp.StreamReader,
+        *,
+        read_timeout_seconds: float | None = None,
+        connection: Any = None,
+    ) -> None:
         self._content = content
         self._failure: BaseException | None = None
+        self._loop = asyncio.get_running_loop()
+        self._timeout = read_timeout_seconds or 0.0
+        self._waiting_since: float | None = None
+        self._handle: asyncio.TimerHandle | None = None
+        protocol = getattr(connection, "protocol", None)
+        if self._timeout and protocol is not None and hasattr(protocol, "read_timeout"):
+            # aiohttp drops its pending timer at the next packet (``read_timeout`` is public)
+            protocol.read_timeout = None
+        else:
+            self._timeout = 0.0  # aiohttp keeps timing the body itself
 
     def at_eof(self) -> bool:
         return self._content.at_eof()
@@ -144,6 +169,10 @@ class BodyReader:
     async def read(self) -> bytes:
         if self._failure is not None:
             raise self._failure
+        if self._timeout:
+            self._waiting_since = self._loop.time()
+            if self._handle is None:
+                self._handle = self._loop.call_at(self._waiting_since + self._timeout, self._check)
         try:
             return await self._content.readany()
         except TRANSPORT_ERRORS as exc:
@@ -152,6 +181,33 @@ class BodyReader:
                 raise
             self._failure = exc  # raised by the next read, after these bytes are used
             return rest
+        finally:
+            self._waiting_since = None
+
+    def _check(self) -> None:
+        self._handle = None
+        since = self._waiting_since
+        if since is None:
+            return  # not reading now: the next read arms the timer again
+        content = self._content
+        if content.at_eof() or _pending(content):
+            # bytes (or the end) arrived in this same loop turn, before the reader could run
+            since = self._waiting_since = self._loop.time()
+        due = since + self._timeout
+        if self._loop.time() >= due:
+            self._content.set_exception(
+                aiohttp.ServerTimeoutError(
+                    f"Timeout on reading data from socket ({self._timeout} s)"
+                )
+            )
+        else:
+            self._handle = self._loop.call_at(due, self._check)
+
+    def close(self) -> None:
+        """Stop the timer (the body is done with)."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def _pending(content: aiohttp.StreamReader) -> Sequence[bytes]:

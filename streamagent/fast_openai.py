@@ -411,7 +411,8 @@ class LeanChatOpenAI(ChatOpenAI):
                     raise as_openai_error(exc, lean.url) from exc
                 error = status_response(response.status, response.headers, body, lean.url)
                 raise self._status_error(self.root_async_client, error)
-            async for chunk in self._aread_chunks(response, lean.url, run_manager):
+            chunks = self._aread_chunks(response, lean.url, run_manager, lean.timeout.read)
+            async for chunk in chunks:
                 yield chunk
         finally:
             response.release()  # back to the pool when the body was read to its end, else closed
@@ -421,6 +422,7 @@ class LeanChatOpenAI(ChatOpenAI):
         response: aiohttp.ClientResponse,
         url: str,
         run_manager: AsyncCallbackManagerForLLMRun | None,
+        read_timeout_seconds: float | None = None,
     ) -> AsyncIterator[ChatGenerationChunk]:
         decoder = SseDecoder()
         converter = _ChunkConverter(self, None, url)
@@ -428,7 +430,11 @@ class LeanChatOpenAI(ChatOpenAI):
         chunks = 0
         token_seen = False
         next_pause = 0.0
-        body = BodyReader(response.content)
+        body = BodyReader(
+            response.content,
+            read_timeout_seconds=read_timeout_seconds,
+            connection=response.connection,
+        )
         try:
             while data := await body.read():
                 payloads = decoder.feed(data)
@@ -470,6 +476,7 @@ class LeanChatOpenAI(ChatOpenAI):
             raise as_openai_error(exc, url) from exc
         finally:
             watchdog.close()
+            body.close()
 
     # ------------------------------------------------------------------ sync shell
     def _stream(

@@ -50,6 +50,7 @@ from langgraph.errors import GraphRecursionError
 from langgraph.pregel import Pregel
 from langgraph.types import Command, StreamMode
 
+from streamagent._token_sink import SINK_KEY, TokenSink
 from streamagent.cost import Usage
 from streamagent.errors import (
     AgentRunError,
@@ -357,26 +358,50 @@ def _rollback_update(
     return {"messages": [RemoveMessage(id=i) for i in ids]} if ids else None
 
 
-class _CancelGuard:
-    """Re-raises a cancellation that reached the run but was swallowed on the way out.
+class _GraphPump:
+    """Runs ``graph.astream(..., subgraphs=True)`` in a task of its own, putting its parts
+    into a :class:`~streamagent._token_sink.TokenSink` that the run's model nodes also put
+    their tokens into (:mod:`streamagent._token_sink`). The reader owns the task:
+    :meth:`stop` cancels it if it still runs and waits for the graph's clean-up (checkpoint
+    writes, cancelled node tasks)."""
 
-    LangGraph's ``astream`` (1.2) ends by cancelling its stream-waiter task and awaiting it
-    under ``suppress(CancelledError)``: a ``task.cancel()`` that lands at that moment is
-    consumed and the run returns normally, so a cancelled caller would carry on (and a
-    ``asyncio.timeout`` around it would never fire). asyncio counts requests
-    (``Task.cancelling()``): more than when the run began, and no ``CancelledError`` came
-    out, means one was lost — raise it again.
-    """
+    __slots__ = ("sink", "task")
 
-    __slots__ = ("_baseline", "_task")
+    def __init__(
+        self, graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig
+    ) -> None:
+        self.sink = TokenSink()
+        configurable = dict(config.get("configurable") or {})
+        configurable[SINK_KEY] = self.sink
+        run_config = cast("RunnableConfig", {**config, "configurable": configurable})
+        self.task = asyncio.get_running_loop().create_task(
+            self._run(graph, graph_input, run_config)
+        )
 
-    def __init__(self) -> None:
-        self._task = asyncio.current_task()
-        self._baseline = self._task.cancelling() if self._task is not None else 0
+    async def _run(
+        self, graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig
+    ) -> None:
+        sink = self.sink
+        try:
+            async for namespace, mode, data in graph.astream(
+                graph_input, config, stream_mode=_STREAM_MODES, subgraphs=True
+            ):
+                sink.put((cast("tuple[str, ...]", namespace), mode, data))
+        except BaseException as exc:
+            sink.close(exc)
+            if not isinstance(exc, Exception):
+                raise
+        else:
+            sink.close()
 
-    def check(self, cause: BaseException | None = None) -> None:
-        if self._task is not None and self._task.cancelling() > self._baseline:
-            raise asyncio.CancelledError("the run was cancelled") from cause
+    async def stop(self) -> None:
+        task = self.task
+        if not task.done():
+            task.cancel()
+            # a second cancel of the reader stops this wait, not the clean-up
+            await asyncio.wait((task,))
+        if not task.cancelled():
+            task.exception()  # mark it retrieved: the sink delivered any error
 
 
 async def astream_chunks(
@@ -409,17 +434,18 @@ async def astream_chunks(
     translator = ChunkTranslator()
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
-    cancels = _CancelGuard()
+    pump: _GraphPump | None = None
     try:
         graph_input = _graph_input(messages, resume)
-        async for namespace, mode, data in graph.astream(
-            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
-        ):
-            for chunk in translator.feed(cast("tuple[str, ...]", namespace), mode, data):
-                yield chunk
-        cancels.check()
+        pump = _GraphPump(graph, graph_input, run_config)
+        take = pump.sink.take
+        while (parts := await take()) is not None:
+            for namespace, mode, data in parts:
+                for chunk in translator.feed(namespace, mode, data):
+                    yield chunk
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
-        cancels.check(exc)
+        if pump is not None:
+            await pump.stop()
         rollback = _rollback_update(graph, graph_input, exc)
         if rollback is not None:
             try:
@@ -428,6 +454,9 @@ async def astream_chunks(
                 logger.exception("could not remove the rejected input from the thread")
         yield translator.error(exc)
         return
+    finally:
+        if pump is not None:
+            await pump.stop()
     yield translator.done()
 
 

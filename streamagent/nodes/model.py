@@ -31,8 +31,10 @@ from langchain_core.output_parsers.openai_tools import make_invalid_tool_call, p
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
+from langgraph.constants import TAG_NOSTREAM
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from streamagent._token_sink import TokenSink, graph_namespace, sink_of
 from streamagent.chunk_merge import CompactChunks
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator, Usage
@@ -66,6 +68,9 @@ class _Attempt:
     first_token_at: float | None = None
     number: int = 0
     model: str = ""
+    # where astream_chunks reads this run directly (see streamagent._token_sink)
+    sink: TokenSink | None = None
+    namespace: tuple[str, ...] = ()
 
 
 def _unbind(
@@ -308,15 +313,19 @@ class ModelNode:
             self.observer.on_error(error)
             raise
 
-    def _llm_config(self, config: RunnableConfig | None) -> RunnableConfig:
+    def _llm_config(
+        self, config: RunnableConfig | None, *, nostream: bool = False
+    ) -> RunnableConfig:
         """The node's config plus the agent's tags and metadata for the model run.
 
         A shallow copy, not ``merge_configs`` (which re-ensures and copies every part, callback
-        manager included, ~0.2 ms per call): the model only reads this config.
+        manager included, ~0.2 ms per call): the model only reads this config. ``nostream``
+        adds LangGraph's ``nostream`` tag: the node hands the tokens to a sink itself.
         """
         llm_config = cast("dict[str, Any]", dict(config or {}))
         tags = llm_config.get("tags") or []
-        llm_config["tags"] = [*tags, *(t for t in self._tags if t not in tags)]
+        own = [*self._tags, TAG_NOSTREAM] if nostream else self._tags
+        llm_config["tags"] = [*tags, *(t for t in own if t not in tags)]
         llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
         return cast("RunnableConfig", llm_config)
 
@@ -348,7 +357,11 @@ class ModelNode:
         )
         self.observer.on_retry(model=attempt.model or self.model_name, error=error)
         if attempt.emitted:
-            get_stream_writer()({"streamagent": RETRY_EVENT, "agent": self.name, **info})
+            event = {"streamagent": RETRY_EVENT, "agent": self.name, **info}
+            if attempt.sink is not None:  # in order with the tokens it withdraws
+                attempt.sink.put((attempt.namespace, "custom", event))
+            else:
+                get_stream_writer()(event)
         attempt.emitted = False
         attempt.first_token_at = None
 
@@ -369,7 +382,9 @@ class ModelNode:
         messages = self.model_input(state)
         model = self.model_for(config)
         self._checked_budgets(state, messages, model=model)
-        attempt = _Attempt(model=model)
+        attempt = _Attempt(model=model, sink=sink_of(config))
+        if attempt.sink is not None:
+            attempt.namespace = graph_namespace(config.get("metadata") or {})
         try:
             async for retry_attempt in AsyncRetrying(**self._retrying_kwargs(attempt)):
                 with retry_attempt:
@@ -383,12 +398,17 @@ class ModelNode:
         self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
     ) -> AIMessage:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
+        sink = attempt.sink
         try:
             model, bound = _unbind(self.runnable(config))
-            async for chunk in model.astream(messages, self._llm_config(config), **bound):
+            llm_config = self._llm_config(config, nostream=sink is not None)
+            meta = llm_config.get("metadata")
+            async for chunk in model.astream(messages, llm_config, **bound):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
+                    if sink is not None:
+                        sink.put((attempt.namespace, "messages", (chunk, meta)))
             message = _final_message(chunks.chunks())
         except Exception as exc:
             raise classify_error(exc) from exc

@@ -2,8 +2,9 @@
 
 LangGraph's ``astream`` (1.2) ends by cancelling its stream-waiter task and awaiting it under
 ``suppress(CancelledError)``; a ``task.cancel()`` that lands in that window is consumed and the
-run returns normally — the caller carries on as if it had never been cancelled (a session loop
-then starts its next turn, forever). ``astream_chunks`` re-raises such a lost cancellation.
+run returns normally — a caller iterating ``graph.astream`` itself carries on as if it had never
+been cancelled (a session loop then starts its next turn, forever). ``astream_chunks`` runs the
+graph in a task of its own and waits on its own queue, so the caller's cancel always arrives.
 """
 
 from __future__ import annotations
@@ -50,18 +51,11 @@ def _swallow_at_the_end(graph: Any, at_the_end: Callable[[], object]) -> None:
     graph.astream = astream
 
 
-def _cancel_current_task() -> None:
-    task = asyncio.current_task()
-    assert task is not None
-    task.cancel()
-
-
 async def test_a_cancel_the_graph_swallows_on_its_way_out_still_ends_the_run(
     make_server: Callable[..., ScriptedOpenAIServer],
 ) -> None:
     server = make_server(responder=FillerResponder(3))
     agent = build_agent(config=config_for(server), checkpointer=InMemorySaver())
-    _swallow_at_the_end(agent, _cancel_current_task)
     seen: list[str] = []
 
     async def consume() -> None:
@@ -69,6 +63,7 @@ async def test_a_cancel_the_graph_swallows_on_its_way_out_still_ends_the_run(
             seen.append(chunk.type)
 
     task = asyncio.create_task(consume())
+    _swallow_at_the_end(agent, task.cancel)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert "content" in seen, "the run itself went through"
