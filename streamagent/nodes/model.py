@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, cast
 
+from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
@@ -71,6 +72,32 @@ class _Attempt:
     # where astream_chunks reads this run directly (see streamagent._token_sink)
     sink: TokenSink | None = None
     namespace: tuple[str, ...] = ()
+
+
+try:  # LangGraph's ``messages``-mode handler (private; without it the nostream tag suffices)
+    from langgraph.pregel._messages import StreamMessagesHandler as _MessagesHandler
+
+    _MESSAGES_HANDLERS: tuple[type, ...] = (_MessagesHandler,)
+except ImportError:  # pragma: no cover - a LangGraph that moved it
+    _MESSAGES_HANDLERS = ()
+
+
+def _without_messages_mode(callbacks: Any) -> Any:
+    """The model call's callbacks without LangGraph's ``messages``-mode handler.
+
+    With the ``nostream`` tag that handler already ignores the call, but LangChain still awaits
+    it for every token (an event dispatch per chunk, ~10 % of a paced token's CPU); user
+    callbacks and tracers stay.
+    """
+    if not _MESSAGES_HANDLERS or not isinstance(callbacks, BaseCallbackManager):
+        return callbacks
+    unwanted = [h for h in callbacks.handlers if isinstance(h, _MESSAGES_HANDLERS)]
+    if not unwanted:
+        return callbacks
+    trimmed = callbacks.copy()
+    for handler in unwanted:
+        trimmed.remove_handler(handler)
+    return trimmed
 
 
 def _unbind(
@@ -326,6 +353,8 @@ class ModelNode:
         tags = llm_config.get("tags") or []
         own = [*self._tags, TAG_NOSTREAM] if nostream else self._tags
         llm_config["tags"] = [*tags, *(t for t in own if t not in tags)]
+        if nostream:
+            llm_config["callbacks"] = _without_messages_mode(llm_config.get("callbacks"))
         llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
         return cast("RunnableConfig", llm_config)
 

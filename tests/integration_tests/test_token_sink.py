@@ -75,14 +75,18 @@ async def test_tokens_are_langgraphs_own_once_each(
 class _Tags(AsyncCallbackHandler):
     def __init__(self) -> None:
         self.tags: list[list[str]] = []
+        self.tokens: list[str] = []
 
     async def on_chat_model_start(
         self, serialized: Any, messages: Any, *, tags: list[str] | None = None, **kw: Any
     ) -> None:
         self.tags.append(list(tags or []))
 
+    async def on_llm_new_token(self, token: str, **kw: Any) -> None:
+        self.tokens.append(token)
 
-async def test_only_the_sink_path_tags_the_model_run_nostream(
+
+async def test_only_the_sink_path_tags_the_model_run_nostream_and_callbacks_see_every_token(
     make_server: Callable[..., ScriptedOpenAIServer],
 ) -> None:
     server = make_server([STORY, STORY])
@@ -97,6 +101,9 @@ async def test_only_the_sink_path_tags_the_model_run_nostream(
     assert sink_path.tags == [[*sink_path.tags[0]]] and "nostream" in sink_path.tags[0]
     assert len(plain_path.tags) == 1 and "nostream" not in plain_path.tags[0]
     assert "streamagent:agent" in sink_path.tags[0] and "streamagent:agent" in plain_path.tags[0]
+    # LangGraph's own handler is left out of the sink path's model call, a user's is not
+    assert "".join(sink_path.tokens) == STORY == "".join(plain_path.tokens)
+    assert len(sink_path.tokens) > 5
 
 
 class _Pair(TypedDict):
