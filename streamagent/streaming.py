@@ -32,7 +32,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, cast
@@ -411,7 +411,7 @@ async def astream_chunks(
     thread_id: str | None = None,
     config: RunnableConfig | None = None,
     resume: Any = None,
-) -> AsyncIterator[StreamChunk]:
+) -> AsyncGenerator[StreamChunk, None]:
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
     ``messages`` are the *new* messages of this turn (the thread's history comes from the
@@ -467,7 +467,7 @@ def stream_chunks(
     thread_id: str | None = None,
     config: RunnableConfig | None = None,
     resume: Any = None,
-) -> Iterator[StreamChunk]:
+) -> Generator[StreamChunk, None, None]:
     """Synchronous twin of :func:`astream_chunks` (uses ``graph.stream``)."""
     translator = ChunkTranslator()
     graph_input: Any = None

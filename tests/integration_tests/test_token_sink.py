@@ -50,7 +50,7 @@ async def test_tokens_are_langgraphs_own_once_each(
     via_langgraph = make_server(_script())
     agent = build_agent(tools=[lookup], config=config_for(direct), checkpointer=InMemorySaver())
     ours = [c async for c in astream_chunks(agent, "go", thread_id="t")]
-    content = [c.content for c in ours if c.type == "content"]
+    content = [c.content or "" for c in ours if c.type == "content"]
 
     reference = build_agent(
         tools=[lookup], config=config_for(via_langgraph), checkpointer=InMemorySaver()
@@ -82,7 +82,7 @@ class _Tags(AsyncCallbackHandler):
     ) -> None:
         self.tags.append(list(tags or []))
 
-    async def on_llm_new_token(self, token: str, **kw: Any) -> None:
+    async def on_llm_new_token(self, token: str, **kw: Any) -> None:  # type: ignore[override]
         self.tokens.append(token)
 
 
@@ -223,3 +223,79 @@ def test_graph_namespace_matches_langgraphs_messages_mode() -> None:
     ]
     for metadata in cases:
         assert graph_namespace(metadata) == langgraph_namespace(metadata), metadata
+
+
+# ------------------------------------------------------------- the body's lazy read timeout
+class _Protocol:
+    """What BodyReader needs of aiohttp's ResponseHandler (and StreamReader of its protocol)."""
+
+    def __init__(self) -> None:
+        self.read_timeout: float | None = 30.0
+        self.connected = True
+        self._reading_paused = False
+
+    def pause_reading(self, **_: Any) -> None:
+        self._reading_paused = True
+
+    def resume_reading(self, **_: Any) -> None:
+        self._reading_paused = False
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.protocol = _Protocol()
+
+
+def _reader(timeout: float) -> tuple[Any, Any, _Connection]:
+    import aiohttp
+
+    from streamagent._aio_transport import BodyReader
+
+    connection = _Connection()
+    loop = asyncio.get_running_loop()
+    content = aiohttp.StreamReader(connection.protocol, 2**16, loop=loop)  # type: ignore[arg-type]
+    body = BodyReader(content, read_timeout_seconds=timeout, connection=connection)
+    return content, body, connection
+
+
+async def test_body_reader_takes_the_read_timeout_over_and_times_a_waiting_read() -> None:
+    import aiohttp
+
+    content, body, connection = _reader(0.05)
+    assert connection.protocol.read_timeout is None, "aiohttp's per-packet timer is off"
+    content.feed_data(b"data: 1\n\n")
+    assert await body.read() == b"data: 1\n\n"
+    await asyncio.sleep(0.15)  # the consumer away for 3 timeouts: not a read timeout
+    content.feed_data(b"data: 2\n\n")
+    assert await body.read() == b"data: 2\n\n"
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(aiohttp.ServerTimeoutError):
+        await body.read()  # nothing comes
+    assert asyncio.get_running_loop().time() - started < 1.0
+    body.close()
+
+
+async def test_bytes_arriving_as_the_timer_fires_are_not_a_timeout() -> None:
+    content, body, _ = _reader(10.0)
+    loop = asyncio.get_running_loop()
+    reading = asyncio.create_task(body.read())
+    await asyncio.sleep(0)  # the read is waiting
+    # a loop turn in which the bytes arrive (I/O callbacks run first) and the timer is due,
+    # before the reading task could run: the read has "waited" past its deadline
+    body._waiting_since = loop.time() - 11.0
+    content.feed_data(b"late but here")
+    body._check()
+    assert await reading == b"late but here"
+    content.feed_data(b"next")
+    assert await body.read() == b"next", "no error was left behind for the next read"
+    content.feed_eof()
+    assert await body.read() == b""
+    body.close()
+
+
+async def test_without_a_timeout_aiohttp_keeps_timing_the_body() -> None:
+    content, body, connection = _reader(0.0)
+    assert connection.protocol.read_timeout == 30.0
+    content.feed_data(b"x")
+    assert await body.read() == b"x"
+    body.close()
