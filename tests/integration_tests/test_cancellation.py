@@ -112,6 +112,7 @@ async def test_a_cancel_handled_inside_the_run_does_not_end_it(
     assert types[-1] == "done"
 
 
+@pytest.mark.slow
 async def test_cancelling_many_busy_sessions_mid_turn_ends_them_all_and_loses_nothing(
     make_server: Callable[..., ScriptedOpenAIServer],
 ) -> None:

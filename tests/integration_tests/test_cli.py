@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from streamagent.testing import Reply, ToolCall
 
 CLI = [sys.executable, "-m", "streamagent.cli"]
@@ -26,6 +28,7 @@ def clean_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_demo_json_streams_tokens_tool_call_memory_and_cost(tmp_path):
     out = subprocess.run(
         [*CLI, "demo", "--json", "--token-delay-ms", "0"],
@@ -47,6 +50,7 @@ def test_demo_json_streams_tokens_tool_call_memory_and_cost(tmp_path):
     assert "\x1b[" not in out.stdout, "--json output has no colour codes"
 
 
+@pytest.mark.slow
 def test_demo_human_output_exits_zero(tmp_path):
     out = subprocess.run(
         [*CLI, "demo", "--token-delay-ms", "0"],
@@ -60,6 +64,7 @@ def test_demo_human_output_exits_zero(tmp_path):
     assert "turn 1 remembered: True" in out.stdout
 
 
+@pytest.mark.slow
 def test_run_json_against_scripted_server_with_thread_continuation(make_server, tmp_path):
     server = make_server(
         [
@@ -103,6 +108,7 @@ def test_missing_key_and_base_url_is_one_line_not_a_traceback(tmp_path):
     assert "Traceback" not in out.stderr and len(out.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_chat_keeps_the_conversation_across_lines_and_threads(make_server, tmp_path):
     server = make_server(["first answer", "second answer", "resumed answer"])
     env = clean_env(tmp_path)

@@ -64,6 +64,7 @@ print(url)
 """
 
 
+@pytest.mark.slow
 def test_default_url_starts_one_embedded_server_stopped_at_exit(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
     env["STREAMAGENT_DATA_DIR"] = str(tmp_path)
@@ -105,6 +106,7 @@ def _kill(server: EmbeddedRedis) -> None:
     server.process.wait()
 
 
+@pytest.mark.slow
 def test_kill_9_between_and_during_turns_keeps_every_completed_turn(tmp_path: Path) -> None:
     server = EmbeddedRedis(data_dir=tmp_path / "crash")
     url = server.start()

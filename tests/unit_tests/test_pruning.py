@@ -205,6 +205,7 @@ PROPERTY_SETTINGS = settings(
     max_messages=st.one_of(st.none(), st.integers(min_value=1, max_value=40)),
     max_tool_output_tokens=st.one_of(st.none(), st.integers(min_value=20, max_value=250)),
 )
+@pytest.mark.slow
 def test_pruning_invariants_hold_for_random_conversations(
     inputs: list[BaseMessage],
     budget_fraction: float | None,
