@@ -32,15 +32,16 @@ _NS_SEP = "|"
 
 
 class TokenSink:
-    """A FIFO of stream parts with one reader; :meth:`put` from any task of the same loop.
+    """A FIFO of stream parts with one reader; :meth:`put` from any task of its loop.
 
     The reader takes everything queued at once (:meth:`take`); :meth:`close` ends the stream,
     with the exception that ended it, if any.
     """
 
-    __slots__ = ("_closed", "_error", "_items", "_waiter")
+    __slots__ = ("_closed", "_error", "_items", "_waiter", "loop")
 
     def __init__(self) -> None:
+        self.loop = asyncio.get_running_loop()
         self._items: deque[tuple[tuple[str, ...], str, Any]] = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._closed = False
@@ -86,10 +87,21 @@ class TokenSink:
 
 
 def sink_of(config: Mapping[str, Any] | None) -> TokenSink | None:
-    """The run's sink, when :func:`streamagent.astream_chunks` is reading it."""
+    """The run's sink, when :func:`streamagent.astream_chunks` is reading it *on this loop*.
+
+    A nested run on another loop (a sync node that calls ``asyncio.run(agent.ainvoke(...))``
+    in a worker thread inherits the configurable) must not touch it: it streams through
+    LangGraph, whose hand-off is thread-safe.
+    """
     configurable = (config or {}).get("configurable") or {}
     sink = configurable.get(SINK_KEY)
-    return sink if isinstance(sink, TokenSink) else None
+    if not isinstance(sink, TokenSink):
+        return None
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+    return sink if sink.loop is loop else None
 
 
 def graph_namespace(metadata: Mapping[str, Any]) -> tuple[str, ...]:

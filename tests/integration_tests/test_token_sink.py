@@ -7,7 +7,8 @@ and everything else from LangGraph, in order, once.
   LangGraph;
 - a reader that stops early cancels the run and waits for its clean-up;
 - the model run is tagged ``nostream`` only when the sink takes its tokens;
-- a body read that waits longer than the read timeout fails, a slow *consumer* does not.
+- a body read that waits longer than the read timeout fails, a slow *consumer* does not;
+- an agent run on another event loop (a sync node's worker thread) never touches the sink.
 """
 
 from __future__ import annotations
@@ -299,3 +300,47 @@ async def test_without_a_timeout_aiohttp_keeps_timing_the_body() -> None:
     content.feed_data(b"x")
     assert await body.read() == b"x"
     body.close()
+
+
+async def test_a_sink_is_only_used_on_the_loop_that_reads_it() -> None:
+    import threading
+
+    from streamagent._token_sink import SINK_KEY, sink_of
+
+    sink = TokenSink()
+    config: dict[str, Any] = {"configurable": {SINK_KEY: sink}}
+    assert sink_of(config) is sink
+    assert sink_of({"configurable": {SINK_KEY: "not a sink"}}) is None
+    seen: list[object] = []
+
+    def in_another_thread() -> None:
+        async def nested() -> None:
+            seen.append(sink_of(config))
+
+        asyncio.run(nested())
+        seen.append(sink_of(config))  # no loop running at all
+
+    thread = threading.Thread(target=in_another_thread)
+    thread.start()
+    thread.join()
+    assert seen == [None, None]
+
+
+async def test_an_agent_run_on_another_loop_inside_a_sync_node_still_streams(
+    make_server: Callable[..., ScriptedOpenAIServer],
+) -> None:
+    server = make_server([STORY])
+    agent = build_agent(config=config_for(server), checkpointer=False, name="inner")
+
+    def sync_node(state: _Pair) -> dict[str, Any]:
+        # a sync node (LangGraph runs it in a worker thread) driving the agent on a loop of its own
+        result = asyncio.run(agent.ainvoke({"messages": state["messages"]}))
+        return {"messages": result["messages"]}
+
+    parent = StateGraph(_Pair)
+    parent.add_node("outer", sync_node)
+    parent.add_edge(START, "outer")
+    parent.add_edge("outer", END)
+    chunks = [c async for c in astream_chunks(parent.compile(), "tell me")]
+    assert chunks[-1].type == "done", chunks[-1]
+    assert "".join(c.content or "" for c in chunks if c.type == "content") == STORY
