@@ -51,11 +51,16 @@ def _swallow_at_the_end(graph: Any, at_the_end: Callable[[], object]) -> None:
     graph.astream = astream
 
 
+def _agent(make_server: Callable[..., ScriptedOpenAIServer]) -> Any:
+    """An agent (in-memory memory) on a server answering every call with 3 tokens."""
+    server = make_server(responder=FillerResponder(3))
+    return build_agent(config=config_for(server), checkpointer=InMemorySaver())
+
+
 async def test_a_cancel_the_graph_swallows_on_its_way_out_still_ends_the_run(
     make_server: Callable[..., ScriptedOpenAIServer],
 ) -> None:
-    server = make_server(responder=FillerResponder(3))
-    agent = build_agent(config=config_for(server), checkpointer=InMemorySaver())
+    agent = _agent(make_server)
     seen: list[str] = []
 
     async def consume() -> None:
@@ -73,8 +78,7 @@ async def test_a_cancel_the_graph_swallows_on_its_way_out_still_ends_the_run(
 async def test_a_timeout_that_fires_as_the_graph_ends_is_not_lost(
     make_server: Callable[..., ScriptedOpenAIServer],
 ) -> None:
-    server = make_server(responder=FillerResponder(3))
-    agent = build_agent(config=config_for(server), checkpointer=InMemorySaver())
+    agent = _agent(make_server)
     seen: list[str] = []
 
     async def timed() -> None:
@@ -94,10 +98,9 @@ async def test_a_timeout_that_fires_as_the_graph_ends_is_not_lost(
 async def test_a_cancel_handled_inside_the_run_does_not_end_it(
     make_server: Callable[..., ScriptedOpenAIServer],
 ) -> None:
-    """Only lost cancels count: one the run caught *and* took back (``uncancel``), as
-    ``asyncio.timeout`` does inside LangGraph, leaves the caller running."""
-    server = make_server(responder=FillerResponder(3))
-    agent = build_agent(config=config_for(server), checkpointer=InMemorySaver())
+    """A cancel that the run requests and handles itself (``asyncio.timeout`` inside the graph
+    takes its cancel back with ``uncancel``) stays inside the run: the caller gets ``done``."""
+    agent = _agent(make_server)
     original = agent.astream
 
     async def astream(*args: Any, **kwargs: Any) -> AsyncIterator[Any]:
