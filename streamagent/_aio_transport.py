@@ -56,6 +56,12 @@ KEEPALIVE_SECONDS = 5.0
 #: Concurrent streams per event loop, all models together (the openai SDK allows 1,000 per
 #: client; the shared pool leaves room for several agents at that scale).
 MAX_CONNECTIONS = 4096
+#: Bytes a connection buffers before it stops reading from its socket (aiohttp pauses at twice
+#: this, resumes below it; its default is 64 KiB). A streamed chunk is ~200 bytes, so a stream
+#: that is read on time never comes near it; one that falls behind (a loop overloaded by
+#: thousands of streams) leaves the rest in the kernel and the server, under TCP's flow control,
+#: instead of up to 128 KiB per stream in this process.
+READ_BUFFER_BYTES = 16 * 1024
 #: What a request or a body read raises when the transport fails.
 TRANSPORT_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientError,
@@ -261,6 +267,7 @@ class AioSessions:
             connector=connector,
             auto_decompress=True,
             timeout=aiohttp.ClientTimeout(),
+            read_bufsize=READ_BUFFER_BYTES,
         )
         closer = _close_at_shutdown(self, loop, session)
         self._sessions[loop] = (session, closer)

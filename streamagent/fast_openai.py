@@ -70,7 +70,8 @@ from streamagent._aio_transport import (
     status_response,
 )
 from streamagent._lean_astream import astream_compact
-from streamagent.sse import SseDecoder
+from streamagent._text_chunks import TextChunkFactory
+from streamagent.sse import SseDecoder, decode_payload
 
 __all__ = ["LeanChatOpenAI", "LeanRequest"]
 
@@ -121,10 +122,13 @@ class LeanRequest:
     timeout: httpx2.Timeout
 
 
+_TEXT_CHUNKS = TextChunkFactory()
+
+
 class _ChunkConverter:
     """Per-stream state turning decoded chunk dicts into generation chunks (pure)."""
 
-    __slots__ = ("_convert", "_default_class", "_first_info", "_request", "_url")
+    __slots__ = ("_convert", "_default_class", "_direct", "_first_info", "_request", "_url")
 
     def __init__(self, llm: ChatOpenAI, request: httpx2.Request | None, url: str = "") -> None:
         self._convert = llm._convert_chunk_to_generation_chunk
@@ -132,6 +136,14 @@ class _ChunkConverter:
         self._first_info: dict[str, Any] | None = {}
         self._request = request
         self._url = url
+        # plain text deltas built directly (identical objects), unless ChatOpenAI's
+        # conversion is customised or v1 output is asked for
+        self._direct = (
+            llm.output_version != "v1"
+            and type(llm)._convert_chunk_to_generation_chunk
+            is ChatOpenAI._convert_chunk_to_generation_chunk
+            and _TEXT_CHUNKS.enabled(self._convert)
+        )
 
     @property
     def request(self) -> httpx2.Request:
@@ -154,6 +166,10 @@ class _ChunkConverter:
             if not message or not isinstance(message, str):
                 message = "An error occurred during streaming"
             raise openai.APIError(message=message, request=self.request, body=error)
+        if self._direct and self._default_class is AIMessageChunk and not self._first_info:
+            direct = TextChunkFactory.build(chunk)
+            if direct is not None:
+                return direct
         info, self._first_info = self._first_info, {}
         generation = self._convert(chunk, self._default_class, info)
         if generation is not None:
@@ -437,9 +453,9 @@ class LeanChatOpenAI(ChatOpenAI):
         )
         try:
             while data := await body.read():
-                payloads = decoder.feed(data)
+                payloads = decoder.feed_raw(data)  # parsed one by one: a backlog stays bytes
                 for index, payload in enumerate(payloads):
-                    generation = converter.convert(payload)
+                    generation = converter.convert(decode_payload(payload))
                     if generation is None:
                         continue
                     chunks += 1
@@ -522,8 +538,8 @@ class LeanChatOpenAI(ChatOpenAI):
             converter = _ChunkConverter(self, request)
             try:
                 for data in response.iter_bytes():
-                    for payload in decoder.feed(data):
-                        generation = converter.convert(payload)
+                    for payload in decoder.feed_raw(data):
+                        generation = converter.convert(decode_payload(payload))
                         if generation is None:
                             continue
                         if run_manager is not None:

@@ -8,6 +8,12 @@ is still open when the body ends is dropped, as the SDK drops it. Payloads are p
 ``orjson``; malformed JSON raises :class:`orjson.JSONDecodeError` (a
 :class:`json.JSONDecodeError`).
 
+:meth:`SseDecoder.feed_raw` returns the events' undecoded ``data`` bytes instead, to be parsed
+one at a time as they are used (:func:`decode_payload`): a read that returns a backlog of
+hundreds of events (a client that fell behind) then holds compact ``bytes``, which the
+garbage collector does not track, instead of hundreds of parsed dicts per stream — and an event
+before a malformed one is still delivered before the error, as the SDK's iterator does.
+
 Example:
     >>> decoder = SseDecoder()
     >>> decoder.feed(b'data: {"a": 1}\\n\\ndata: {"b"')
@@ -24,9 +30,12 @@ from typing import Any
 
 import orjson
 
-__all__ = ["SseDecoder"]
+__all__ = ["SseDecoder", "decode_payload"]
 
 _DONE = b"[DONE]"
+
+#: Parses one event's ``data`` (``orjson.loads``; raises ``json.JSONDecodeError``).
+decode_payload = orjson.loads
 
 
 class SseDecoder:
@@ -43,6 +52,10 @@ class SseDecoder:
 
     def feed(self, data: bytes) -> list[Any]:
         """The payloads of the events completed by ``data`` (empty after ``[DONE]``)."""
+        return [orjson.loads(payload) for payload in self.feed_raw(data)]
+
+    def feed_raw(self, data: bytes) -> list[bytes]:
+        """The undecoded ``data`` of the events completed by ``data`` (see the module)."""
         if self.done:
             return []
         if self._skip_lf:  # the previous chunk ended in CR: an LF right after it pairs with it
@@ -56,7 +69,7 @@ class SseDecoder:
             data = data.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         lines = data.split(b"\n")
         self._tail = lines.pop()
-        out: list[Any] = []
+        out: list[bytes] = []
         pending = self._data
         for line in lines:
             if not line:
@@ -67,7 +80,7 @@ class SseDecoder:
                     if payload.startswith(_DONE):
                         self.done = True
                         return out
-                    out.append(orjson.loads(payload))
+                    out.append(payload)
             elif line.startswith(b"data:"):
                 value = line[5:]
                 pending.append(value[1:] if value.startswith(b" ") else value)

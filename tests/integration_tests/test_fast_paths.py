@@ -4,7 +4,8 @@
   itself on many threads), and runs whenever the thread needs it;
 - the lean transport's aiohttp sessions live and die with their event loop;
 - the first token reaches a LangGraph consumer (another task) at once, even when the whole
-  reply is already buffered.
+  reply is already buffered;
+- a backlog of buffered events is parsed only as it is consumed.
 """
 
 from __future__ import annotations
@@ -18,13 +19,21 @@ import sys
 from typing import Any
 
 import httpx2
+import orjson
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import AgentConfig, ModelConfig, PruningConfig, astream_chunks, build_agent
-from streamagent._aio_transport import client_timeout
+from streamagent import (
+    AgentConfig,
+    ModelConfig,
+    PruningConfig,
+    astream_chunks,
+    build_agent,
+    fast_openai,
+)
+from streamagent._aio_transport import READ_BUFFER_BYTES, SHARED_SESSIONS, client_timeout
 from streamagent.errors import ContextTooLongError, InvalidInputError
 from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.nodes import prune as prune_module
@@ -250,3 +259,32 @@ async def test_dropping_a_model_leaves_the_shared_session_open_and_quiet(
     assert again is session and not session.closed, "one pool per loop, shared by models"
     assert len({r.peer for r in server.requests}) == 1, "the connection was reused"
     assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+
+
+async def test_a_backlog_is_parsed_as_it_is_consumed_and_buffered_within_the_limit(
+    bulk_server: str, monkeypatch
+) -> None:
+    """A consumer that falls behind a burst: the buffered events stay bytes until they are
+    used (a backlog of parsed dicts per stream was most of an overloaded process's memory),
+    and aiohttp buffers at most its read limit per connection."""
+    decoded = 0
+    real_loads = orjson.loads
+
+    def counting_loads(payload: bytes) -> Any:
+        nonlocal decoded
+        decoded += 1
+        return real_loads(payload)
+
+    monkeypatch.setattr(orjson, "loads", counting_loads)  # SseDecoder.feed's
+    monkeypatch.setattr(fast_openai, "decode_payload", counting_loads)
+    llm = LeanChatOpenAI(model="gpt-4o", base_url=bulk_server, api_key="sk-t", max_retries=0)
+    seen = ahead = 0
+    async for _chunk in llm.astream("go"):
+        seen += 1
+        if seen == 1:
+            await asyncio.sleep(0.3)  # the whole burst arrives meanwhile
+        ahead = max(ahead, decoded - seen)
+    assert seen >= 3_000
+    assert ahead <= 2, f"{ahead} events were parsed before the consumer reached them"
+    session = SHARED_SESSIONS.current()
+    assert session is not None and session._read_bufsize == READ_BUFFER_BYTES

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from openai._streaming import SSEDecoder
 
-from streamagent.sse import SseDecoder
+from streamagent.sse import SseDecoder, decode_payload
 from streamagent.testing.wire import DONE_EVENT, MALFORMED_EVENT
 
 
@@ -104,3 +104,18 @@ def test_realistic_chat_completion_stream_round_trips():
     ]
     body = b"".join(event(c) for c in chunks) + DONE_EVENT
     assert decode([body[i : i + 7] for i in range(0, len(body), 7)]) == chunks == reference(body)
+
+
+def test_feed_raw_gives_the_undecoded_payloads_of_feed():
+    body = event({"a": 1}) + b'data: {"b":\ndata: 2}\n\n' + event({"c": "é"}) + DONE_EVENT
+    raw = SseDecoder().feed_raw(body)
+    assert all(type(p) is bytes for p in raw)
+    assert [decode_payload(p) for p in raw] == SseDecoder().feed(body) == reference(body)
+
+
+def test_events_before_a_malformed_one_are_usable_before_its_error():
+    decoder = SseDecoder()
+    first, broken = decoder.feed_raw(event({"ok": True}) + MALFORMED_EVENT)
+    assert decode_payload(first) == {"ok": True}
+    with pytest.raises(json.JSONDecodeError):
+        decode_payload(broken)
