@@ -51,7 +51,7 @@ class CompactChunks:
     :attr:`count` is the number of chunks appended; :meth:`chunks` the list to merge.
     """
 
-    __slots__ = ("_compacting", "_kept", "_pieces", "_seen", "count")
+    __slots__ = ("_compacting", "_kept", "_last_id", "_last_meta", "_pieces", "_seen", "count")
 
     def __init__(self) -> None:
         self._kept: list[Any] = []
@@ -59,6 +59,10 @@ class CompactChunks:
         self._seen: dict[str, str] = {}
         self._compacting = True
         self.count = 0
+        # of the last kept chunk: its id, and its response_metadata when a plain chunk may
+        # follow it (every key de-duplicated and equal to the value seen), else None
+        self._last_id: Any = None
+        self._last_meta: dict[str, Any] | None = None
 
     def __len__(self) -> int:
         return self.count
@@ -87,7 +91,9 @@ class CompactChunks:
 
     def _plain(self, chunk: Any) -> bool:
         """True when merging ``chunk`` after the last kept one only appends its text."""
-        if isinstance(chunk, ChatGenerationChunk):
+        if self._last_meta is None:
+            return False
+        if type(chunk) is ChatGenerationChunk:
             if chunk.generation_info or not self._generations:
                 return False
             message = chunk.message
@@ -95,26 +101,20 @@ class CompactChunks:
             return False
         else:
             message = chunk
-        if (
-            type(message) is not AIMessageChunk
-            or not isinstance(message.content, str)
-            or message.tool_call_chunks
-            or message.additional_kwargs
-            or message.usage_metadata is not None
-            or message.chunk_position is not None
-        ):
-            return False
-        last = _message(self._kept[-1])
-        if message.id != last.id or message.response_metadata != last.response_metadata:
-            return False
-        seen = self._seen
-        return all(
-            key in _DEDUPED_KEYS and seen.get(key) == value
-            for key, value in message.response_metadata.items()
+        return (
+            type(message) is AIMessageChunk
+            and type(message.content) is str
+            and not message.tool_call_chunks
+            and not message.additional_kwargs
+            and message.usage_metadata is None
+            and message.chunk_position is None
+            and message.id == self._last_id
+            and message.response_metadata == self._last_meta
         )
 
     def _note(self, message: BaseMessageChunk) -> None:
         """Record a kept chunk; stop compacting when the merge could stop being a plain join."""
+        self._last_meta = None
         if not isinstance(message.content, str):
             self._compacting = False
             return
@@ -125,6 +125,11 @@ class CompactChunks:
             if not isinstance(value, str) or self._seen.setdefault(key, value) != value:
                 self._compacting = False
                 return
+        seen = self._seen
+        meta = message.response_metadata
+        if all(key in _DEDUPED_KEYS and seen.get(key) == value for key, value in meta.items()):
+            self._last_id = message.id
+            self._last_meta = dict(meta)
 
     def _flush(self) -> None:
         pieces = self._pieces
