@@ -36,6 +36,8 @@ from langchain_core.outputs import ChatGenerationChunk
 
 __all__ = ["CompactChunks"]
 
+# text pieces joined into one string per this many (memory of a long reply ~ its text)
+_JOIN_EVERY = 64
 # ``merge_dicts`` skips an equal value of these keys instead of concatenating it
 _DEDUPED_KEYS = frozenset({"id", "output_version", "model_provider"})
 
@@ -51,11 +53,21 @@ class CompactChunks:
     :attr:`count` is the number of chunks appended; :meth:`chunks` the list to merge.
     """
 
-    __slots__ = ("_compacting", "_kept", "_last_id", "_last_meta", "_pieces", "_seen", "count")
+    __slots__ = (
+        "_blocks",
+        "_compacting",
+        "_kept",
+        "_last_id",
+        "_last_meta",
+        "_pieces",
+        "_seen",
+        "count",
+    )
 
     def __init__(self) -> None:
         self._kept: list[Any] = []
         self._pieces: list[str] | None = None
+        self._blocks = 0  # leading items of _pieces that are joined blocks
         self._seen: dict[str, str] = {}
         self._compacting = True
         self.count = 0
@@ -71,9 +83,15 @@ class CompactChunks:
         """Add the next chunk of the stream."""
         self.count += 1
         if self._compacting and self._kept and self._plain(chunk):
-            if self._pieces is None:
-                self._pieces = []
-            self._pieces.append(chunk.message.content if self._generations else chunk.content)
+            pieces = self._pieces
+            if pieces is None:
+                pieces = self._pieces = []
+                self._blocks = 0
+            pieces.append(chunk.message.content if self._generations else chunk.content)
+            if len(pieces) - self._blocks >= _JOIN_EVERY:
+                # one string per block of pieces: a str object costs ~50 bytes besides its text
+                pieces[self._blocks :] = ["".join(pieces[self._blocks :])]
+                self._blocks += 1
             return
         self._flush()
         self._kept.append(chunk)

@@ -138,3 +138,17 @@ def test_message_and_generation_chunks_are_never_mixed_into_runs() -> None:
     acc.append(ChatGenerationChunk(message=text("a")))
     acc.append(text("b"))  # a bare message after generations is kept, not compacted
     assert len(acc.chunks()) == 2
+
+
+def test_a_very_long_run_holds_its_text_in_a_few_strings() -> None:
+    words = [f"w{i} " for i in range(10_000)]
+    chunks = [text(""), *[text(w) for w in words], text("", chunk_position="last")]
+    acc = CompactChunks()
+    for i, chunk in enumerate(chunks):
+        acc.append(chunk)
+        if i == 5_000:  # mid-stream: the pending run is blocks of joined pieces
+            assert acc._pieces is not None and len(acc._pieces) < 5_000 // 64 + 64
+            assert "".join(acc._pieces) == "".join(words[:5_000])
+    kept = acc.chunks()
+    assert len(kept) == 3 and kept[1].content == "".join(words)
+    assert merged_messages(kept).model_dump() == merged_messages(chunks).model_dump()
