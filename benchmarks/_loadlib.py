@@ -142,8 +142,10 @@ class GcPauses:
 # ---------------------------------------------------------------------------------- servers
 class ServerPool:
     """``python -m streamagent.testing`` child processes answering every request with one
-    ``lookup`` tool call, then (after the tool result) a text reply of ``reply_tokens`` chunks,
-    pausing ``token_delay_ms`` before each chunk."""
+    ``lookup`` tool call, then (after the tool result) a text reply of ``reply_tokens`` chunks
+    sent ``token_delay_ms`` apart on a fixed schedule (``--pace-on-schedule``: a chunk held back
+    is followed by the next ones as soon as they are due, so a reply keeps its rate unless the
+    client cannot keep up)."""
 
     def __init__(self, count: int, *, reply_tokens: int, token_delay_ms: float) -> None:
         self.count = count
@@ -157,6 +159,7 @@ class ServerPool:
             sys.executable, "-m", "streamagent.testing", "--port", "0",
             "--reply-tokens", str(self.reply_tokens), "--tool-then-text",
             "--tool-name", TOOL_NAME, "--token-delay-ms", f"{self.token_delay_ms:.4f}",
+            "--pace-on-schedule",
         ]  # fmt: skip
         try:
             for _ in range(self.count):

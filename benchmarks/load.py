@@ -23,8 +23,10 @@ aggregate tokens/s, client CPU µs per chunk (process CPU time / content chunks;
 is the one-core ceiling), the *added* inter-chunk latency (client-observed gap between two
 content chunks of a reply minus the server's scheduled gap) p50/p99/max, the servers' CPU, the
 garbage collector's pauses and the machine's load average. A step passes when p99 < 100 ms, no
-session failed and the sessions received at least 90 % of the target rate (a client that falls
-behind slows the servers through TCP flow control: gaps stay short, tokens arrive late). Peak RSS is the worker's ``VmHWM`` (high-water mark) over its whole sweep.
+session failed and the sessions received at least 90 % of the target rate: the servers send on
+a fixed schedule (a late chunk is followed at once by those due meanwhile), so a client that
+keeps up receives the rate asked for, while one that falls behind slows the servers through
+TCP flow control (its read buffers are bounded) — gaps stay short, but tokens arrive late. Peak RSS is the worker's ``VmHWM`` (high-water mark) over its whole sweep.
 
 After warm-up the worker sets up the garbage collector as ``--gc`` says: ``freeze`` (default)
 calls ``gc.freeze()``: the ~200k objects created by importing LangChain/LangGraph/OpenAI

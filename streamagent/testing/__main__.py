@@ -8,6 +8,8 @@ SIGTERM or SIGINT. Options:
 * ``--tool-then-text`` — with ``--reply-tokens``: when the last request message is not a tool
   result, reply with one call to ``--tool-name`` (default ``echo``) with ``{"text": "hi"}``;
 * ``--token-delay-ms MS`` — pause before each content / tool-call chunk;
+* ``--pace-on-schedule`` — send those chunks MS apart on a fixed schedule: a late chunk is
+  followed by the next ones as soon as they are due (the reply keeps its rate);
 * ``--host`` / ``--port`` (0 picks a free port) / ``--model``.
 
 Without ``--reply-tokens``, requests after the script get HTTP 400 ("script exhausted").
@@ -67,6 +69,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--script", type=Path, help="JSON list of script items")
     parser.add_argument("--reply-tokens", type=int, help="content chunks of each fallback reply")
     parser.add_argument("--token-delay-ms", type=float, default=0.0)
+    parser.add_argument(
+        "--pace-on-schedule",
+        action="store_true",
+        help="paced chunks due on a fixed schedule (a late one is followed at once)",
+    )
     parser.add_argument("--tool-then-text", action="store_true")
     parser.add_argument("--tool-name", default="echo")
     args = parser.parse_args(argv)
@@ -89,6 +96,7 @@ def build_server(args: argparse.Namespace) -> ScriptedOpenAIServer:
         script,
         responder=responder,
         token_delay_seconds=args.token_delay_ms / 1000.0,
+        pace_on_schedule=args.pace_on_schedule,
         model=args.model,
         host=args.host,
         port=args.port,

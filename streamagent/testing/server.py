@@ -81,6 +81,12 @@ class ScriptedOpenAIServer:
         responder: Called with the request when the script is empty.
         token_delay_seconds: Pause before each content / tool-call chunk (per-reply override:
             ``Reply.token_delay_seconds``).
+        pace_on_schedule: Send paced chunks on a fixed schedule (``token_delay_seconds`` apart
+            from the start of the reply) instead of pausing after each one: a chunk held back
+            (by this server's own load, a stall fault, or a client that reads too slowly for
+            TCP's flow control) is followed by the next ones as soon as they are due, so a reply
+            keeps the rate asked for unless the client falls behind for good. Load benchmarks
+            use it to tell a client that keeps up from one that does not.
         model: Model id of ``GET /v1/models`` and of responses to requests without ``model``.
         host: Interface to bind (loopback by default).
         port: TCP port; 0 picks a free one.
@@ -109,12 +115,14 @@ class ScriptedOpenAIServer:
         *,
         responder: Responder | None = None,
         token_delay_seconds: float = 0.0,
+        pace_on_schedule: bool = False,
         model: str = "gpt-4o",
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         if token_delay_seconds < 0:
             raise ValueError(f"token_delay_seconds must be >= 0, got {token_delay_seconds}")
+        self.pace_on_schedule = pace_on_schedule
         self._script: deque[ScriptItem] = deque(parse_script_item(item) for item in script)
         self._responder = responder
         self.token_delay_seconds = float(token_delay_seconds)
@@ -362,6 +370,7 @@ class ScriptedOpenAIServer:
                 encoder,
                 include_usage=record.include_usage,
                 delay_seconds=delay,
+                on_schedule=self.pace_on_schedule,
                 number=number,
             )
         return await _complete(request, plan, encoder, number)
@@ -375,6 +384,7 @@ async def _stream(
     include_usage: bool,
     delay_seconds: float,
     number: int,
+    on_schedule: bool = False,
 ) -> web.StreamResponse:
     """Write the SSE events of ``plan``, applying the reply's fault at its chunk count."""
     fault = plan.reply.fault
@@ -384,6 +394,8 @@ async def _stream(
     await response.prepare(request)
     complete = fault is None or fault.kind != "no_done"
     sent = 0
+    loop = asyncio.get_running_loop()
+    due = loop.time()  # on_schedule: when the next paced chunk is due
     try:
         for event in plan.events(encoder, include_usage=include_usage, complete=complete):
             if fault is not None and sent == fault.after_chunks:
@@ -391,7 +403,13 @@ async def _stream(
                     return response
                 fault = None
             if event.paced and delay_seconds > 0:
-                await asyncio.sleep(delay_seconds)
+                if on_schedule:
+                    due += delay_seconds
+                    wait = due - loop.time()
+                    if wait > 0:
+                        await asyncio.sleep(wait)
+                else:
+                    await asyncio.sleep(delay_seconds)
             await response.write(event.data)
             sent += 1
         if fault is not None:

@@ -342,6 +342,31 @@ async def test_token_delay_spaces_chunks_and_a_reply_can_override_it(make_server
             assert min(gaps) >= 0.03
 
 
+@pytest.mark.parametrize("on_schedule", [False, True])
+async def test_paced_on_schedule_a_late_chunk_is_followed_at_once(make_server, on_schedule):
+    """A stall of 0.3 s after chunk 3 of 20 paced 30 ms apart: pausing before each chunk, the
+    reply ends 0.3 s late; on schedule the chunks that fell due meanwhile follow at once."""
+    reply = Reply(" ".join(["w"] * 20), fault=Fault.stall(0.3, after_chunks=3))
+    server = make_server([reply], token_delay_seconds=0.03, pace_on_schedule=on_schedule)
+    stream = await aclient(server).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    )
+    arrivals = [
+        time.monotonic()
+        async for chunk in stream
+        if chunk.choices and chunk.choices[0].delta.content
+    ]
+    assert len(arrivals) == 20
+    span = arrivals[-1] - arrivals[0]
+    gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+    if on_schedule:
+        assert span < 0.57 + 0.1, f"on schedule the stall is caught up ({span:.2f} s)"
+        assert sum(g < 0.01 for g in gaps) >= 5, "the chunks due during the stall came at once"
+    else:
+        assert span >= 0.57 + 0.25, f"pausing before each chunk adds the stall ({span:.2f} s)"
+        assert min(gaps) >= 0.02
+
+
 async def test_fifty_concurrent_streams_all_complete_correctly(make_server):
     server = make_server(
         responder=lambda r: f"reply for {r.messages[0]['content']} " + "tok " * 30,
