@@ -11,10 +11,12 @@ changes only the transport of a streamed Chat Completions call:
   over a pooled ``aiohttp`` session per event loop for async streams
   (:mod:`streamagent._aio_transport`: a third of the CPU per socket read of ``httpx2``) and a
   pooled ``httpx2`` client for sync ones;
-- the SSE body is decoded by :class:`streamagent.sse.SseDecoder` (``orjson``) and each chunk
-  dict goes through ``ChatOpenAI``'s own ``_convert_chunk_to_generation_chunk`` — the same
-  message chunks, ``response_metadata`` (``finish_reason``, ``model_name``,
-  ``system_fingerprint``), ``usage_metadata`` and ``on_llm_new_token`` callbacks;
+- the SSE body is decoded by :class:`streamagent.sse.SseDecoder` (``orjson``, each event parsed
+  when the stream reaches it) and each chunk dict goes through ``ChatOpenAI``'s own
+  ``_convert_chunk_to_generation_chunk`` — the same message chunks, ``response_metadata``
+  (``finish_reason``, ``model_name``, ``system_fingerprint``), ``usage_metadata`` and
+  ``on_llm_new_token`` callbacks — except a plain text delta, whose identical objects
+  :mod:`streamagent._text_chunks` builds without validation;
 - failures become the exceptions the SDK raises (``openai.APIStatusError`` subclasses built
   from the response, ``APITimeoutError``, ``APIConnectionError``, ``json.JSONDecodeError`` for
   a malformed chunk, ``APIError`` for an in-stream error event), wrapped by ``ChatOpenAI``'s own
