@@ -130,12 +130,11 @@ _TEXT_CHUNKS = TextChunkFactory()
 class _ChunkConverter:
     """Per-stream state turning decoded chunk dicts into generation chunks (pure)."""
 
-    __slots__ = ("_convert", "_default_class", "_direct", "_first_info", "_request", "_url")
+    __slots__ = ("_convert", "_default_class", "_direct", "_request", "_url")
 
     def __init__(self, llm: ChatOpenAI, request: httpx2.Request | None, url: str = "") -> None:
         self._convert = llm._convert_chunk_to_generation_chunk
         self._default_class: type[BaseMessageChunk] = AIMessageChunk
-        self._first_info: dict[str, Any] | None = {}
         self._request = request
         self._url = url
         # plain text deltas built directly (identical objects), unless ChatOpenAI's
@@ -168,12 +167,12 @@ class _ChunkConverter:
             if not message or not isinstance(message, str):
                 message = "An error occurred during streaming"
             raise openai.APIError(message=message, request=self.request, body=error)
-        if self._direct and self._default_class is AIMessageChunk and not self._first_info:
+        if self._direct and self._default_class is AIMessageChunk:
             direct = TextChunkFactory.build(chunk)
             if direct is not None:
                 return direct
-        info, self._first_info = self._first_info, {}
-        generation = self._convert(chunk, self._default_class, info)
+        # no base generation info: the lean path never reports response headers
+        generation = self._convert(chunk, self._default_class, {})
         if generation is not None:
             self._default_class = generation.message.__class__
         return generation

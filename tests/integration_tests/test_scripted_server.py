@@ -322,19 +322,24 @@ async def test_invalid_json_body_is_refused_and_recorded_without_consuming_the_s
     assert server.requests[0].body is None and server.remaining == 1
 
 
+async def content_arrival_times(server: ScriptedOpenAIServer) -> list[float]:
+    """When each content chunk of one streamed reply arrived (``time.monotonic()``)."""
+    stream = await aclient(server).chat.completions.create(
+        model="gpt-4o", messages=MESSAGES, stream=True
+    )
+    return [
+        time.monotonic()
+        async for chunk in stream
+        if chunk.choices and chunk.choices[0].delta.content
+    ]
+
+
 async def test_token_delay_spaces_chunks_and_a_reply_can_override_it(make_server):
     server = make_server(
         ["a b c d e", Reply("a b c d e", token_delay_seconds=0.0)], token_delay_seconds=0.05
     )
     for expected_min, expected_max in [(0.2, 5.0), (0.0, 0.15)]:
-        stream = await aclient(server).chat.completions.create(
-            model="gpt-4o", messages=MESSAGES, stream=True
-        )
-        arrivals = [
-            time.monotonic()
-            async for chunk in stream
-            if chunk.choices and chunk.choices[0].delta.content
-        ]
+        arrivals = await content_arrival_times(server)
         assert len(arrivals) == 5
         assert expected_min <= arrivals[-1] - arrivals[0] <= expected_max
         if expected_min:
@@ -348,14 +353,7 @@ async def test_paced_on_schedule_a_late_chunk_is_followed_at_once(make_server, o
     reply ends 0.3 s late; on schedule the chunks that fell due meanwhile follow at once."""
     reply = Reply(" ".join(["w"] * 20), fault=Fault.stall(0.3, after_chunks=3))
     server = make_server([reply], token_delay_seconds=0.03, pace_on_schedule=on_schedule)
-    stream = await aclient(server).chat.completions.create(
-        model="gpt-4o", messages=MESSAGES, stream=True
-    )
-    arrivals = [
-        time.monotonic()
-        async for chunk in stream
-        if chunk.choices and chunk.choices[0].delta.content
-    ]
+    arrivals = await content_arrival_times(server)
     assert len(arrivals) == 20
     span = arrivals[-1] - arrivals[0]
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
