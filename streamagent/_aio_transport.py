@@ -2,8 +2,8 @@
 
 ``httpx2`` (the openai SDK's HTTP library) spends ~100 µs of CPU per socket read of a streamed
 body in its layered async stack (client → transport → pool → h11 → anyio); ``aiohttp``'s
-C-accelerated reader spends ~35 (``benchmarks/transport.py``). Under paced load every streamed
-chunk is one socket read, so this is most of a session's client cost. The openai SDK offers
+C-accelerated reader spends ~35 (``benchmarks/profile_streaming.py``). Under paced load every
+streamed chunk is one socket read, so this is most of a session's client cost. The openai SDK offers
 aiohttp as an alternative async transport for the same reason.
 
 What this module owns:
@@ -39,6 +39,8 @@ from typing import Any
 import aiohttp
 import httpx2
 import openai
+
+from streamagent._upstream import aiohttp_private
 
 __all__ = [
     "SHARED_SESSIONS",
@@ -219,9 +221,10 @@ class BodyReader:
 
 def _pending(content: aiohttp.StreamReader) -> Sequence[bytes]:
     """The bytes aiohttp received but nobody read yet. Its reader keeps them in a private
-    buffer, which it drops when it records an error; ``test_compact_astream.py`` (partial reply
-    of a broken stream) and ``test_fast_paths.py`` (first token in a burst) check we see it."""
-    return getattr(content, "_buffer", None) or ()
+    buffer (:mod:`streamagent._upstream.aiohttp_private`), which it drops when it records an
+    error; ``test_compact_astream.py`` (partial reply of a broken stream) and the first-token
+    tests check we see it."""
+    return aiohttp_private.pending_bytes(content)
 
 
 async def _close_at_shutdown(
@@ -282,7 +285,8 @@ class AioSessions:
             connector = session.connector
             session.detach()
             if connector is not None:
-                connector._close()  # the loop is gone: only marks it closed (no warning)
+                # the loop is gone: only marks it closed (no warning)
+                aiohttp_private.close_connector_now(connector)
 
 
 #: The process's sessions, shared by every ``LeanChatOpenAI`` (one pool per event loop, as one

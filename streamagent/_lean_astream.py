@@ -8,7 +8,9 @@ long reply keeps its text instead of thousands of chunk objects (see ``chunk_mer
 ``LeanChatOpenAI.astream`` uses it.
 
 Derived from langchain-core's ``BaseChatModel.astream`` (MIT License, Copyright (c) LangChain,
-Inc.). It relies on private helpers of langchain-core 1.7 (``pyproject.toml`` keeps it < 2);
+Inc.). Its private helpers come from :mod:`streamagent._upstream.langchain_core_private`, which
+also turns the fast path off when the installed ``astream`` is not one this copy was compared
+with;
 ``tests/integration_tests/test_compact_astream.py`` compares it with plain ``ChatOpenAI`` over
 real HTTP, so a divergence after an upgrade fails the tests. When upgrading langchain-core,
 diff this file against the new ``astream``.
@@ -21,24 +23,13 @@ from typing import Any, cast
 
 from langchain_core.callbacks import AsyncCallbackManager
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
-from langchain_core.language_models._utils import (
-    _filter_invocation_params_for_tracing,
-    _normalize_messages,
-    _update_message_content_to_blocks,
-)
-from langchain_core.language_models.chat_models import (
-    _format_for_tracing,
-    _format_ls_structured_output,
-    _gen_info_and_msg_metadata,
-    _generate_response_from_error,
-)
 from langchain_core.messages import AIMessageChunk
 from langchain_core.outputs import ChatGenerationChunk, LLMResult
 from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config
-from langchain_core.utils.utils import LC_ID_PREFIX
 
+from streamagent._upstream import langchain_core_private as lcp
 from streamagent.chunk_merge import CompactChunks
 
 __all__ = ["astream_compact"]
@@ -62,7 +53,7 @@ async def astream_compact(  # noqa: PLR0915 - a faithful copy of BaseChatModel.a
     ls_structured_output_format = kwargs.pop("ls_structured_output_format", None) or kwargs.pop(
         "structured_output_format", None
     )
-    ls_structured_output_format_dict = _format_ls_structured_output(ls_structured_output_format)
+    ls_structured_output_format_dict = lcp.format_ls_structured_output(ls_structured_output_format)
 
     params = model._get_invocation_params(stop=stop, **kwargs)
     options = {
@@ -82,11 +73,11 @@ async def astream_compact(  # noqa: PLR0915 - a faithful copy of BaseChatModel.a
         model.tags,
         inheritable_metadata,
         model.metadata,
-        langsmith_inheritable_metadata=_filter_invocation_params_for_tracing(params),
+        langsmith_inheritable_metadata=lcp.filter_invocation_params_for_tracing(params),
     )
     (run_manager,) = await callback_manager.on_chat_model_start(
         model._serialized,
-        [_format_for_tracing(messages)],
+        [lcp.format_for_tracing(messages)],
         invocation_params=params,
         options=options,
         name=config.get("run_name"),
@@ -100,8 +91,8 @@ async def astream_compact(  # noqa: PLR0915 - a faithful copy of BaseChatModel.a
     chunks = CompactChunks()
 
     try:
-        input_messages = _normalize_messages(messages)
-        run_id = "-".join((LC_ID_PREFIX, str(run_manager.run_id)))
+        input_messages = lcp.normalize_messages(messages)
+        run_id = "-".join((lcp.LC_ID_PREFIX, str(run_manager.run_id)))
         yielded = False
         index = -1
         index_type = ""
@@ -109,10 +100,10 @@ async def astream_compact(  # noqa: PLR0915 - a faithful copy of BaseChatModel.a
         async for chunk in model._astream(input_messages, stop=stop, **kwargs):
             if chunk.message.id is None:
                 chunk.message.id = run_id
-            chunk.message.response_metadata = _gen_info_and_msg_metadata(chunk)
+            chunk.message.response_metadata = lcp.gen_info_and_msg_metadata(chunk)
             if model.output_version == "v1":
                 # Overwrite .content with .content_blocks
-                chunk.message = _update_message_content_to_blocks(chunk.message, "v1")
+                chunk.message = lcp.update_message_content_to_blocks(chunk.message, "v1")
                 for block in cast("list[dict[str, Any]]", chunk.message.content):
                     if block["type"] != index_type:
                         index_type = block["type"]
@@ -138,7 +129,7 @@ async def astream_compact(  # noqa: PLR0915 - a faithful copy of BaseChatModel.a
             await run_manager.on_llm_new_token("", chunk=ChatGenerationChunk(message=msg_chunk))
             yield msg_chunk
     except BaseException as e:
-        generations_with_error_metadata: list[Any] = _generate_response_from_error(e)
+        generations_with_error_metadata: list[Any] = lcp.generate_response_from_error(e)
         chat_generation_chunk = merge_chat_generation_chunks(chunks.chunks())
         generations: list[list[Any]]
         if chat_generation_chunk:

@@ -29,8 +29,9 @@ import logging
 from typing import Any
 
 from langchain_core.messages import AIMessageChunk
-from langchain_core.messages.base import TextAccessor
 from langchain_core.outputs import ChatGenerationChunk
+
+from streamagent._upstream import langchain_core_private as lcp
 
 __all__ = ["TextChunkFactory", "same_model"]
 
@@ -82,7 +83,7 @@ def _generation(content: str, id_: Any) -> ChatGenerationChunk:
         generation,
         "__dict__",
         {
-            "text": TextAccessor(content),
+            "text": lcp.TextAccessor(content),
             "generation_info": None,
             "type": "ChatGenerationChunk",
             "message": _message(content, id_),

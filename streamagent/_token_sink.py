@@ -22,12 +22,14 @@ from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
+from streamagent._upstream.langgraph_private import PUSH_MARKER
+
 __all__ = ["SINK_KEY", "TokenSink", "graph_namespace", "sink_of"]
 
 #: ``configurable`` key of a run's sink.
 SINK_KEY = "__streamagent_token_sink"
 
-_PUSH = "__pregel_push"  # LangGraph's ``langgraph_path`` marker of a pushed task
+_PUSH = PUSH_MARKER  # LangGraph's ``langgraph_path`` marker of a pushed task (checked there)
 _NS_SEP = "|"
 
 

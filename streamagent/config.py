@@ -27,6 +27,7 @@ from streamagent.errors import (
 
 __all__ = [
     "DEFAULT_CONTEXT_WINDOW",
+    "FAST_PATH_ENV",
     "KNOWN_CONTEXT_WINDOWS",
     "AgentConfig",
     "ModelConfig",
@@ -34,6 +35,7 @@ __all__ = [
     "PruningConfig",
     "RetryConfig",
     "create_openai_config",
+    "fast_path_from_env",
 ]
 
 logger = logging.getLogger(__name__)
@@ -64,12 +66,27 @@ def _env(name: str) -> str | None:
     return value or None
 
 
+#: Environment variable that turns streamagent's fast path off (``0``, ``false``, ``off``, ``no``).
+FAST_PATH_ENV = "STREAMAGENT_FAST_PATH"
+_FALSE_WORDS = frozenset({"0", "false", "off", "no"})
+
+
+def fast_path_from_env() -> bool:
+    """``False`` when :data:`FAST_PATH_ENV` says off, else ``True`` (read at each call)."""
+    value = os.environ.get(FAST_PATH_ENV, "").strip().lower()
+    return value not in _FALSE_WORDS
+
+
 @dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     """How to reach and call the chat model.
 
     ``api_key`` and ``base_url`` default to ``OPENAI_API_KEY`` / ``OPENAI_BASE_URL``.
     ``timeout_seconds`` is the HTTP read timeout per request; there is always one.
+    ``fast_path`` (default: on unless ``STREAMAGENT_FAST_PATH=0``) uses streamagent's lean
+    transport, direct text chunks and token sink where they are known to give identical
+    results; off, the model is stock ``ChatOpenAI`` over the openai SDK and tokens stream
+    through LangGraph's ``messages`` mode.
     """
 
     model: str = "gpt-4o"
@@ -82,6 +99,7 @@ class ModelConfig:
     timeout_seconds: float = 60.0
     connect_timeout_seconds: float = 10.0
     context_window: int | None = None
+    fast_path: bool = field(default_factory=fast_path_from_env)
 
     def __post_init__(self) -> None:
         if not self.model or not isinstance(self.model, str):

@@ -54,11 +54,6 @@ from langchain_core.messages import AIMessageChunk, BaseMessage, BaseMessageChun
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
-from langchain_openai.chat_models._client_utils import StreamChunkTimeoutError
-from langchain_openai.chat_models.base import (
-    _handle_openai_api_error,
-    _handle_openai_bad_request,
-)
 from pydantic import BaseModel, PrivateAttr
 
 from streamagent._aio_transport import (
@@ -72,7 +67,11 @@ from streamagent._aio_transport import (
     status_response,
 )
 from streamagent._lean_astream import astream_compact
+from streamagent._lean_eligibility import payload_is_lean, unsupported_fields
 from streamagent._text_chunks import TextChunkFactory
+from streamagent._upstream import fast_path_available
+from streamagent._upstream import langchain_openai_private as lco
+from streamagent._upstream import openai_private as oai
 from streamagent.sse import SseDecoder, decode_payload
 
 __all__ = ["LeanChatOpenAI", "LeanRequest"]
@@ -234,7 +233,7 @@ class _ChunkWatchdog:
         """
         return self.fired and self._task is not None and self._task.cancelling() == 1
 
-    def timed_out(self, chunks: int, model_name: str | None) -> StreamChunkTimeoutError:
+    def timed_out(self, chunks: int, model_name: str | None) -> Exception:
         """After the cancellation this watchdog caused: undo it, return the timeout error."""
         if self._task is not None:
             self._task.uncancel()
@@ -247,7 +246,10 @@ class _ChunkWatchdog:
                 "chunks_received": chunks,
             },
         )
-        return StreamChunkTimeoutError(self.timeout, model_name=model_name, chunks_received=chunks)
+        error: Exception = lco.StreamChunkTimeoutError(
+            self.timeout, model_name=model_name, chunks_received=chunks
+        )
+        return error
 
 
 async def _adrain(body: BodyReader) -> None:
@@ -274,6 +276,7 @@ class LeanChatOpenAI(ChatOpenAI):
     _lean_async_clients: AioSessions = PrivateAttr(default_factory=lambda: SHARED_SESSIONS)
     _lean_headers: dict[str, str] | None = PrivateAttr(default=None)
     _lean_proxied: bool | None = PrivateAttr(default=None)
+    _lean_eligible: bool | None = PrivateAttr(default=None)
 
     @classmethod
     def lc_id(cls) -> list[str]:
@@ -290,15 +293,35 @@ class LeanChatOpenAI(ChatOpenAI):
         return f"{self.root_async_client.base_url}chat/completions"
 
     def _lean_supported(self) -> bool:
+        """Whether this model's calls may take the lean path (see :mod:`_lean_eligibility`).
+
+        The configuration is checked once per model object (an allowlist of fields, the
+        built client's kind of key, proxy, gateway); each request's body is checked in
+        :meth:`lean_request`.
+        """
+        if not fast_path_available():
+            return False
+        if self._lean_eligible is None:
+            self._lean_eligible = self._eligible_model()
+        return self._lean_eligible
+
+    def _eligible_model(self) -> bool:
+        unsupported = unsupported_fields(self)
+        if unsupported:
+            logger.debug("lean transport off for this model: options %s", unsupported)
+            return False
         client = self.root_async_client
         return (
-            not self.include_response_headers
-            and not self._uses_gateway
+            type(client) is openai.AsyncOpenAI  # not Azure or another SDK subclass
+            and not self.include_response_headers
             and self.http_client is None
             and self.http_async_client is None
             and not self.openai_proxy
+            and self.n in (None, 1)
             and isinstance(client.api_key, str)
             and getattr(client, "_provider_runtime", None) is None
+            and not self._uses_gateway
+            and oai.custom_query(client) is not None
             and not self._proxied()
         )
 
@@ -331,14 +354,14 @@ class LeanChatOpenAI(ChatOpenAI):
         if self._should_stream_usage(stream_usage, **kwargs):
             kwargs["stream_options"] = {"include_usage": True}
         payload = self._get_request_payload(messages, stop=stop, **kwargs)
-        if "response_format" in payload or self._use_responses_api(payload):
+        if not payload_is_lean(payload) or self._use_responses_api(payload):
             return None
         headers = self._headers()
         extra_headers = payload.pop("extra_headers", None)
         if extra_headers:
             headers = {**headers, **{k: v for k, v in extra_headers.items() if isinstance(v, str)}}
         params = payload.pop("extra_query", None) or None
-        custom_query = self.root_async_client._custom_query
+        custom_query = oai.custom_query(self.root_async_client)
         if custom_query:
             params = {**custom_query, **(params or {})}
         extra_body = payload.pop("extra_body", None)
@@ -364,7 +387,7 @@ class LeanChatOpenAI(ChatOpenAI):
 
     @staticmethod
     def _status_error(client: Any, response: httpx2.Response) -> openai.APIStatusError:
-        error: openai.APIStatusError = client._make_status_error_from_response(response)
+        error: openai.APIStatusError = oai.make_status_error(client, response)
         return error
 
     # ------------------------------------------------------------------ async shell
@@ -379,7 +402,9 @@ class LeanChatOpenAI(ChatOpenAI):
         """``ChatOpenAI.astream`` that keeps a long reply's text, not each chunk object, for
         the final merge (same callbacks, chunks and result; see :mod:`streamagent.chunk_merge`).
         """
-        if not self._should_stream(async_api=True, **{**kwargs, "stream": True}):
+        if not fast_path_available() or not self._should_stream(
+            async_api=True, **{**kwargs, "stream": True}
+        ):
             async for message in super().astream(input, config, stop=stop, **kwargs):
                 yield message
             return
@@ -405,9 +430,9 @@ class LeanChatOpenAI(ChatOpenAI):
             async for chunk in self._astream_lean(request, run_manager):
                 yield chunk
         except openai.BadRequestError as exc:
-            _handle_openai_bad_request(exc)
+            lco.handle_openai_bad_request(exc)
         except openai.APIError as exc:
-            _handle_openai_api_error(exc)
+            lco.handle_openai_api_error(exc)
 
     async def _astream_lean(
         self, lean: LeanRequest, run_manager: AsyncCallbackManagerForLLMRun | None
@@ -513,9 +538,9 @@ class LeanChatOpenAI(ChatOpenAI):
         try:
             yield from self._stream_lean(request, run_manager)
         except openai.BadRequestError as exc:
-            _handle_openai_bad_request(exc)
+            lco.handle_openai_bad_request(exc)
         except openai.APIError as exc:
-            _handle_openai_api_error(exc)
+            lco.handle_openai_api_error(exc)
 
     def _stream_lean(
         self, lean: LeanRequest, run_manager: CallbackManagerForLLMRun | None

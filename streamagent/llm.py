@@ -1,25 +1,32 @@
 """Build the ChatOpenAI client the model node streams from.
 
-By default the client is a :class:`~streamagent.fast_openai.LeanChatOpenAI` (a ``ChatOpenAI``
-whose streamed calls skip the openai SDK's typed chunk objects, ~2x less client CPU per chunk);
-``lean=False`` gives the plain ``ChatOpenAI``. Both send the same request and produce the same
+With the fast path on (``ModelConfig.fast_path``, the default unless
+``STREAMAGENT_FAST_PATH=0``) and every private piece it needs present in the installed
+libraries (:mod:`streamagent._upstream`), the client is a
+:class:`~streamagent.fast_openai.LeanChatOpenAI` (a ``ChatOpenAI`` whose streamed calls skip the
+openai SDK's typed chunk objects, ~2x less client CPU per chunk); otherwise, or with
+``lean=False``, the stock ``ChatOpenAI``. Both send the same request and produce the same
 chunks, callbacks, usage and errors.
 
 Example:
-    >>> from streamagent.config import ModelConfig
+    >>> from streamagent._upstream import fast_path_available
+from streamagent.config import ModelConfig
     >>> llm = create_chat_model(ModelConfig(api_key="sk-test", model="gpt-4o-mini"))
     >>> llm.max_retries, llm.stream_usage, llm.streaming, type(llm).__name__
     (0, True, True, 'LeanChatOpenAI')
     >>> type(create_chat_model(ModelConfig(api_key="sk-test"), lean=False)).__name__
     'ChatOpenAI'
+    >>> type(create_chat_model(ModelConfig(api_key="sk-test", fast_path=False))).__name__
+    'ChatOpenAI'
 """
 
 from __future__ import annotations
 
-import httpx
+import openai
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
+from streamagent._upstream import fast_path_available
 from streamagent.config import ModelConfig
 from streamagent.fast_openai import LeanChatOpenAI
 
@@ -29,15 +36,17 @@ __all__ = ["create_chat_model"]
 _PLACEHOLDER_KEY = "not-needed"
 
 
-def create_chat_model(config: ModelConfig, *, lean: bool = True) -> ChatOpenAI:
+def create_chat_model(config: ModelConfig, *, lean: bool | None = None) -> ChatOpenAI:
     """A streaming ``ChatOpenAI`` with usage reporting, explicit timeouts and no SDK retries.
 
     The model node owns retries (see :mod:`streamagent.retry`), so the SDK's are off.
-    ``lean=True`` (default) returns a :class:`LeanChatOpenAI`; ``lean=False`` the plain
-    ``ChatOpenAI``. No network I/O happens here.
+    ``lean`` overrides ``config.fast_path``; the lean class is used only when the fast path's
+    private pieces are all present (else one warning names the missing one). No network I/O
+    happens here.
     """
     config.require_endpoint()
-    cls = LeanChatOpenAI if lean else ChatOpenAI
+    want_lean = config.fast_path if lean is None else lean
+    cls = LeanChatOpenAI if want_lean and fast_path_available() else ChatOpenAI
     return cls(
         model=config.model,
         api_key=SecretStr(config.api_key or _PLACEHOLDER_KEY),
@@ -46,7 +55,8 @@ def create_chat_model(config: ModelConfig, *, lean: bool = True) -> ChatOpenAI:
         temperature=config.temperature,
         presence_penalty=config.presence_penalty,
         frequency_penalty=config.frequency_penalty,
-        timeout=httpx.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
+        # the SDK's own Timeout class: httpx's in openai 2, httpx2's in openai 3
+        timeout=openai.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
         max_retries=0,
         streaming=True,
         stream_usage=True,

@@ -51,6 +51,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, StreamMode
 
 from streamagent._token_sink import SINK_KEY, TokenSink
+from streamagent.config import fast_path_from_env
 from streamagent.cost import Usage
 from streamagent.errors import (
     AgentRunError,
@@ -437,6 +438,14 @@ async def astream_chunks(
     pump: _GraphPump | None = None
     try:
         graph_input = _graph_input(messages, resume)
+        if not fast_path_from_env():  # stock LangGraph streaming, no sink
+            async for namespace, mode, data in graph.astream(
+                graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
+            ):
+                for chunk in translator.feed(cast("tuple[str, ...]", namespace), mode, data):
+                    yield chunk
+            yield translator.done()
+            return
         pump = _GraphPump(graph, graph_input, run_config)
         take = pump.sink.take
         while (parts := await take()) is not None:

@@ -36,6 +36,7 @@ from langgraph.constants import TAG_NOSTREAM
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from streamagent._token_sink import TokenSink, graph_namespace, sink_of
+from streamagent._upstream import fast_path_available, langgraph_private
 from streamagent.chunk_merge import CompactChunks
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator, Usage
@@ -74,14 +75,6 @@ class _Attempt:
     namespace: tuple[str, ...] = ()
 
 
-try:  # LangGraph's ``messages``-mode handler (private; without it the nostream tag suffices)
-    from langgraph.pregel._messages import StreamMessagesHandler as _MessagesHandler
-
-    _MESSAGES_HANDLERS: tuple[type, ...] = (_MessagesHandler,)
-except ImportError:  # pragma: no cover - a LangGraph that moved it
-    _MESSAGES_HANDLERS = ()
-
-
 def _without_messages_mode(callbacks: Any) -> Any:
     """The model call's callbacks without LangGraph's ``messages``-mode handler.
 
@@ -89,9 +82,10 @@ def _without_messages_mode(callbacks: Any) -> Any:
     it for every token (an event dispatch per chunk, ~10 % of a paced token's CPU); user
     callbacks and tracers stay.
     """
-    if not _MESSAGES_HANDLERS or not isinstance(callbacks, BaseCallbackManager):
+    handler_class = langgraph_private.StreamMessagesHandler
+    if handler_class is None or not isinstance(callbacks, BaseCallbackManager):
         return callbacks
-    unwanted = [h for h in callbacks.handlers if isinstance(h, _MESSAGES_HANDLERS)]
+    unwanted = [h for h in callbacks.handlers if isinstance(h, handler_class)]
     if not unwanted:
         return callbacks
     trimmed = callbacks.copy()
@@ -202,6 +196,10 @@ class ModelNode:
         self.observer: AgentObserver = observer or NullObserver()
         self._tags = [f"streamagent:{name}"]
         self._metadata = {"streamagent_agent": name}
+
+    def _fast_path(self) -> bool:
+        """Whether this node hands its tokens to ``astream_chunks``' sink (the fast path)."""
+        return self.config.model.fast_path and fast_path_available()
 
     def _bind(self, llm: BaseChatModel) -> Runnable[LanguageModelInput, BaseMessage]:
         return llm.bind_tools(self._tools) if self._tools else llm
@@ -411,7 +409,7 @@ class ModelNode:
         messages = self.model_input(state)
         model = self.model_for(config)
         self._checked_budgets(state, messages, model=model)
-        attempt = _Attempt(model=model, sink=sink_of(config))
+        attempt = _Attempt(model=model, sink=sink_of(config) if self._fast_path() else None)
         if attempt.sink is not None:
             attempt.namespace = graph_namespace(config.get("metadata") or {})
         try:

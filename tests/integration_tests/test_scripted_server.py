@@ -257,7 +257,7 @@ async def test_stall_delays_the_gap_between_chunks(make_server):
 async def test_stall_before_the_first_chunk_trips_the_client_read_timeout(make_server):
     server = make_server([Fault.stall(1.0)])
     client = openai.AsyncOpenAI(
-        base_url=server.base_url, api_key="test", max_retries=0, timeout=httpx.Timeout(0.2)
+        base_url=server.base_url, api_key="test", max_retries=0, timeout=openai.Timeout(0.2)
     )
     stream = await client.chat.completions.create(model="gpt-4o", messages=MESSAGES, stream=True)
     with pytest.raises(openai.APITimeoutError):
