@@ -1,5 +1,5 @@
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-fast lint format typecheck check bench bench-quick lock clean
+.PHONY: help setup demo test test-pins test-newest test-floors test-fast lint format typecheck check bench bench-quick lock clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-12s\033[0m %s\n", $$1, $$2}'
@@ -10,19 +10,28 @@ setup: ## Create/refresh .venv from constraints.txt
 demo: ## Run the offline demo (no API key, no Redis server needed)
 	./dev demo
 
-test: ## Run the whole test suite (what CI runs)
+test: ## The whole test matrix: lint, pins, fast path off, newest, floors (what CI runs)
 	./dev test
+
+test-pins: ## The suite on the pinned versions only
+	./dev test tests
+
+test-newest: ## The suite on the newest versions pyproject.toml allows (resolved afresh)
+	./dev test-newest
+
+test-floors: ## The quick run on the floors of pyproject.toml
+	./dev test-floors
 
 test-fast: ## Unit tests only
 	./dev test tests/unit_tests -q
 
 lint: ## ruff lint + format check
-	./dev ruff check streamagent tests benchmarks
-	./dev ruff format --check streamagent tests benchmarks
+	./dev ruff check streamagent tests benchmarks scripts
+	./dev ruff format --check streamagent tests benchmarks scripts
 
 format: ## Format the code
-	./dev ruff format streamagent tests benchmarks
-	./dev ruff check --fix streamagent tests benchmarks
+	./dev ruff format streamagent tests benchmarks scripts
+	./dev ruff check --fix streamagent tests benchmarks scripts
 
 typecheck: ## mypy --strict on the package
 	./dev mypy

@@ -289,8 +289,11 @@ class LeanChatOpenAI(ChatOpenAI):
 
     # ------------------------------------------------------------------ pure parts
     def lean_url(self) -> str:
-        """``{base_url}chat/completions`` exactly as the SDK joins it (base URL ends in ``/``)."""
-        return f"{self.root_async_client.base_url}chat/completions"
+        """``{base_url}chat/completions`` exactly as the SDK joins it: its base URL's path ends
+        in ``/`` (``http://host:port`` has the path ``/`` but prints without it)."""
+        base = self.root_async_client.base_url
+        path = base.raw_path if base.raw_path.endswith(b"/") else base.raw_path + b"/"
+        return str(base.copy_with(raw_path=path + b"chat/completions"))
 
     def _lean_supported(self) -> bool:
         """Whether this model's calls may take the lean path (see :mod:`_lean_eligibility`).

@@ -362,19 +362,27 @@ def _rollback_update(
 class _GraphPump:
     """Runs ``graph.astream(..., subgraphs=True)`` in a task of its own, putting its parts
     into a :class:`~streamagent._token_sink.TokenSink` that the run's model nodes also put
-    their tokens into (:mod:`streamagent._token_sink`). The reader owns the task:
+    their tokens into (:mod:`streamagent._token_sink`) — unless ``direct_tokens`` is off (the
+    fast path switched off): then every token comes through LangGraph. The reader owns the task:
     :meth:`stop` cancels it if it still runs and waits for the graph's clean-up (checkpoint
     writes, cancelled node tasks)."""
 
     __slots__ = ("sink", "task")
 
     def __init__(
-        self, graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig
+        self,
+        graph: Pregel[Any, Any, Any, Any],
+        graph_input: Any,
+        config: RunnableConfig,
+        *,
+        direct_tokens: bool = True,
     ) -> None:
         self.sink = TokenSink()
-        configurable = dict(config.get("configurable") or {})
-        configurable[SINK_KEY] = self.sink
-        run_config = cast("RunnableConfig", {**config, "configurable": configurable})
+        run_config = config
+        if direct_tokens:  # the fast path: model nodes put their tokens here themselves
+            configurable = dict(config.get("configurable") or {})
+            configurable[SINK_KEY] = self.sink
+            run_config = cast("RunnableConfig", {**config, "configurable": configurable})
         self.task = asyncio.get_running_loop().create_task(
             self._run(graph, graph_input, run_config)
         )
@@ -438,15 +446,7 @@ async def astream_chunks(
     pump: _GraphPump | None = None
     try:
         graph_input = _graph_input(messages, resume)
-        if not fast_path_from_env():  # stock LangGraph streaming, no sink
-            async for namespace, mode, data in graph.astream(
-                graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
-            ):
-                for chunk in translator.feed(cast("tuple[str, ...]", namespace), mode, data):
-                    yield chunk
-            yield translator.done()
-            return
-        pump = _GraphPump(graph, graph_input, run_config)
+        pump = _GraphPump(graph, graph_input, run_config, direct_tokens=fast_path_from_env())
         take = pump.sink.take
         while (parts := await take()) is not None:
             for namespace, mode, data in parts:

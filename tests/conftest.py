@@ -45,3 +45,19 @@ def config_for(server: ScriptedOpenAIServer, **overrides: Any) -> AgentConfig:
         RetryConfig(max_retries=3, initial_delay_seconds=0.01, max_delay_seconds=0.2, jitter=False),
     )
     return AgentConfig(model=model, retry=retry, **overrides)
+
+
+#: Modules the floors' quick run takes whole (besides the unit tier and ``smoke`` tests).
+_FLOORS_MODULES = ("test_memory_saver.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark what ``./dev test-floors`` runs: the unit tier, ``smoke`` tests, the Redis saver."""
+    for item in items:
+        path = item.path
+        if (
+            "unit_tests" in path.parts
+            or path.name in _FLOORS_MODULES
+            or item.get_closest_marker("smoke") is not None
+        ):
+            item.add_marker(pytest.mark.floors)

@@ -8,6 +8,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
@@ -57,6 +58,7 @@ def types(chunks: list[StreamChunk]) -> list[str]:
     return out
 
 
+@pytest.mark.smoke
 async def test_plain_reply_streams_content_tokens_then_done_with_usage_and_cost(make_server):
     server = make_server(
         [Reply("Hello there, streaming world!", prompt_tokens=1000, cached_tokens=200)]
@@ -84,6 +86,7 @@ async def test_plain_reply_streams_content_tokens_then_done_with_usage_and_cost(
     )
 
 
+@pytest.mark.smoke
 async def test_tool_loop_streams_deltas_call_result_and_final_answer(make_server):
     server = make_server(
         [
@@ -185,6 +188,7 @@ async def test_tool_timeout_becomes_error_message(make_server):
     assert result["status"] == "error" and "timed out after 0.3s" in result["content"]
 
 
+@pytest.mark.smoke
 async def test_memory_second_turn_sends_first_turn_history(make_server):
     server = make_server(["First answer.", "Second answer."])
     agent = build_agent(config=config_for(server), checkpointer=InMemorySaver())

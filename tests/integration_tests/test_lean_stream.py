@@ -69,6 +69,7 @@ async def run_both(
     return out
 
 
+@pytest.mark.fast_path
 async def test_default_model_is_lean_and_streams_through_its_own_client(make_server):
     server = make_server([STORY])
     config = config_for(server)

@@ -87,6 +87,7 @@ class _Tags(AsyncCallbackHandler):
         self.tokens.append(token)
 
 
+@pytest.mark.fast_path
 async def test_only_the_sink_path_tags_the_model_run_nostream_and_callbacks_see_every_token(
     make_server: Callable[..., ScriptedOpenAIServer],
 ) -> None:

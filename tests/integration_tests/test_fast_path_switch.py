@@ -1,0 +1,206 @@
+"""The fast path is optional: switched off, the agent is stock ``ChatOpenAI`` over the openai
+SDK and stock LangGraph ``messages`` streaming — with the same chunks, usage, cost, retries and
+errors as with it on. Each test runs the same script over real HTTP with the fast path on
+(the default) and off (``ModelConfig(fast_path=False)`` or ``STREAMAGENT_FAST_PATH=0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessageChunk, HumanMessage
+from langchain_core.tools import tool
+from langchain_openai import ChatOpenAI
+from langgraph.checkpoint.memory import InMemorySaver
+
+from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent, stream_chunks
+from streamagent.config import FAST_PATH_ENV, ModelConfig, fast_path_from_env
+from streamagent.fast_openai import LeanChatOpenAI
+from streamagent.llm import create_chat_model
+from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
+from tests.conftest import config_for
+
+STORY = "The switch is off, and every token still arrives — in order, once."
+TIMING = ("latency_seconds", "time_to_first_token_seconds")
+SWITCH = ("on", "off")
+
+
+@tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+def agent_for(
+    server: ScriptedOpenAIServer, switch: str, *, tools: Any = (), **overrides: Any
+) -> Any:
+    config = config_for(server, **overrides)
+    config = replace(config, model=replace(config.model, fast_path=switch == "on"))
+    return build_agent(tools=list(tools), config=config, checkpointer=InMemorySaver())
+
+
+def observable(chunks: list[StreamChunk]) -> list[dict[str, Any]]:
+    return [{k: v for k, v in c.to_dict().items() if k not in TIMING} for c in chunks]
+
+
+async def run_both(
+    make_server: Any, script: list[Any], *, tools: Any = (), **overrides: Any
+) -> dict[str, Any]:
+    out = {}
+    for switch in SWITCH:
+        server = make_server(list(script))
+        agent = agent_for(server, switch, tools=tools, **overrides)
+        chunks = [c async for c in astream_chunks(agent, "hi", thread_id="t")]
+        out[switch] = (chunks, server, agent)
+    return out
+
+
+def test_the_switch_and_its_environment_variable(monkeypatch):
+    monkeypatch.delenv(FAST_PATH_ENV, raising=False)
+    assert fast_path_from_env() and ModelConfig(api_key="k").fast_path
+    assert type(create_chat_model(ModelConfig(api_key="k"))) is LeanChatOpenAI
+    for word in ("0", "false", "OFF", "no"):
+        monkeypatch.setenv(FAST_PATH_ENV, word)
+        assert not ModelConfig(api_key="k").fast_path
+        assert type(create_chat_model(ModelConfig(api_key="k"))) is ChatOpenAI
+    monkeypatch.setenv(FAST_PATH_ENV, "1")
+    assert ModelConfig(api_key="k").fast_path
+    assert type(create_chat_model(ModelConfig(api_key="k", fast_path=False))) is ChatOpenAI
+
+
+async def test_chunks_usage_cost_and_tool_calls_are_the_same(make_server):
+    script = [
+        Reply(
+            tool_calls=[
+                ToolCall("add", {"a": 1, "b": 2}, id="c1"),
+                ToolCall("add", '{"a": 3, "b": ', id="c2"),
+            ],
+            prompt_tokens=900,
+            cached_tokens=512,
+        ),
+        Reply(STORY, prompt_tokens=1000),
+    ]
+    runs = await run_both(make_server, script, tools=[add])
+    on, off = (runs[s][0] for s in SWITCH)
+    assert observable(off) == observable(on)
+    assert on[-1].type == "done" and on[-1].cost_usd is not None
+    assert "".join(c.content or "" for c in off if c.type == "content") == STORY
+    assert [r.body for r in runs["off"][1].requests] == [r.body for r in runs["on"][1].requests]
+
+
+async def test_retry_then_success_is_the_same(make_server):
+    script = [
+        Fault.http(429, retry_after_ms=50),
+        Reply(STORY, fault=Fault.disconnect(after_chunks=4)),
+        STORY,
+    ]
+    retry = RetryConfig(
+        max_retries=3, initial_delay_seconds=0.01, max_delay_seconds=1.0, jitter=False
+    )
+    runs = await run_both(make_server, script, retry=retry)
+    on, off = (runs[s][0] for s in SWITCH)
+    assert observable(off) == observable(on)
+    assert any(c.type == "retry" and c.retry["discard_partial_output"] for c in off)
+    assert off[-1].type == "done"
+
+
+@pytest.mark.parametrize(
+    ("fault", "expected"),
+    [
+        pytest.param(Fault.http(429, retry_after_seconds=0), "RateLimitedError", id="429"),
+        pytest.param(Fault.http(503), "ModelUnavailableError", id="503"),
+        pytest.param(Fault.http(401), "AuthenticationError", id="401"),
+        pytest.param(Fault.disconnect(after_chunks=5), "StreamBrokenError", id="disconnect"),
+        pytest.param(Fault.no_done(), "StreamBrokenError", id="no-finish-reason"),
+        pytest.param(Fault.stall(3.0, after_chunks=4), "ModelUnavailableError", id="read-timeout"),
+    ],
+)
+async def test_each_error_is_the_same(make_server, fault, expected):
+    runs = await run_both(
+        make_server,
+        [Reply(STORY, fault=fault)],
+        retry=RetryConfig(max_retries=0),
+        timeout_seconds=0.3,
+    )
+    on, off = (runs[s][0][-1] for s in SWITCH)
+    assert on.type == off.type == "error"
+    assert on.error == off.error and off.error["type"] == expected
+
+
+async def test_switched_off_tokens_travel_through_langgraph_messages_mode(make_server, monkeypatch):
+    """Off: no token sink — the model run is not tagged ``nostream`` and LangGraph's
+    ``messages`` handler sees every token (on: the node hands them to the sink itself)."""
+    from langchain_core.callbacks import AsyncCallbackHandler
+
+    class Tags(AsyncCallbackHandler):
+        def __init__(self) -> None:
+            self.tags: list[list[str]] = []
+
+        async def on_chat_model_start(
+            self, serialized: Any, messages: Any, *, tags: Any = None, **kw: Any
+        ) -> None:
+            self.tags.append(list(tags or []))
+
+    monkeypatch.delenv(FAST_PATH_ENV, raising=False)
+    seen = {}
+    for switch in SWITCH:
+        server = make_server([STORY])
+        agent = agent_for(server, switch)
+        handler = Tags()
+        chunks = [
+            c
+            async for c in astream_chunks(
+                agent, "hi", thread_id="t", config={"callbacks": [handler]}
+            )
+        ]
+        assert "".join(c.content or "" for c in chunks if c.type == "content") == STORY
+        seen[switch] = any("nostream" in tags for tags in handler.tags)
+    assert seen == {"on": True, "off": False}
+
+
+async def test_environment_variable_turns_the_sink_off_for_every_agent(make_server, monkeypatch):
+    monkeypatch.setenv(FAST_PATH_ENV, "0")
+    server = make_server([STORY])
+    config = config_for(server)
+    assert config.model.fast_path is False
+    agent = build_agent(config=config, checkpointer=InMemorySaver())
+    tokens = []
+    async for message, _meta in agent.astream(
+        {"messages": [HumanMessage("hi")]},
+        {"configurable": {"thread_id": "m"}},
+        stream_mode="messages",
+    ):
+        if isinstance(message, AIMessageChunk) and message.content:
+            tokens.append(message.content)
+    assert "".join(tokens) == STORY
+    sync = list(
+        stream_chunks(
+            build_agent(config=config_for(make_server([STORY])), checkpointer=False), "hi"
+        )
+    )
+    assert sync[-1].type == "done"
+
+
+@pytest.mark.parametrize("suffix", ["", "/", "/v1", "/v1/"])
+async def test_every_base_url_form_the_sdk_accepts_works_the_same_on_both_paths(
+    make_server, suffix
+):
+    paths = {}
+    for switch in SWITCH:
+        server = make_server([STORY])
+        root = server.base_url.removesuffix("/v1")
+        config = config_for(server)
+        config = replace(
+            config, model=replace(config.model, base_url=root + suffix, fast_path=switch == "on")
+        )
+        llm = create_chat_model(config.model)
+        assert isinstance(llm, LeanChatOpenAI) is (switch == "on")
+        agent = build_agent(model=llm, config=config, checkpointer=False)
+        chunks = [c async for c in astream_chunks(agent, "hi")]
+        assert chunks[-1].type == "done", chunks[-1]
+        paths[switch] = [r.path for r in server.requests]
+    assert paths["on"] == paths["off"]
+    expected = "/v1/chat/completions" if suffix.startswith("/v1") else "/chat/completions"
+    assert paths["on"] == [expected]
