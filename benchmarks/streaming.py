@@ -26,6 +26,7 @@ import sys
 import time
 import warnings
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 warnings.filterwarnings("ignore")
@@ -35,6 +36,7 @@ RAW = "(a) openai AsyncOpenAI"
 REACT = "(c) create_react_agent messages"
 LEAN = "(e) streamagent astream_chunks, lean (default)"
 PLAIN = "(d) streamagent astream_chunks, plain ChatOpenAI"
+OFF = "(f) streamagent astream_chunks, fast path off"
 _TTFT_TOKENS = 200
 
 
@@ -101,6 +103,12 @@ def _agents(base_url: str, tools: list[Any]) -> dict[str, Any]:
             checkpointer=False,
         ),
         "lean": build_agent(tools=tools, config=config, checkpointer=False),
+        # ModelConfig(fast_path=False): stock ChatOpenAI, tokens through LangGraph's messages mode
+        "off": build_agent(
+            tools=tools,
+            config=AgentConfig(model=replace(model_cfg, fast_path=False)),
+            checkpointer=False,
+        ),
     }
 
 
@@ -184,6 +192,7 @@ def make_runners(base_url: str) -> dict[str, Runner]:
         REACT: _react_runner(agents["react"], prompt),
         PLAIN: _agent_runner(agents["plain"], prompt),
         LEAN: _agent_runner(agents["lean"], prompt),
+        OFF: _agent_runner(agents["off"], prompt),
     }
 
 
@@ -197,6 +206,7 @@ def make_tool_runners(tool_url: str, text_url: str) -> dict[str, tuple[Runner, R
         REACT: (_react_runner(with_tool["react"], prompt), _react_runner(without["react"], prompt)),
         PLAIN: (_agent_runner(with_tool["plain"], prompt), _agent_runner(without["plain"], prompt)),
         LEAN: (_agent_runner(with_tool["lean"], prompt), _agent_runner(without["lean"], prompt)),
+        OFF: (_agent_runner(with_tool["off"], prompt), _agent_runner(without["off"], prompt)),
     }
 
 
