@@ -19,9 +19,11 @@ def _norm(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    constraints = Path(args[0]) if args else ROOT / "constraints.txt"
     pins = {}
-    for raw in (ROOT / "constraints.txt").read_text().splitlines():
+    for raw in constraints.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)
@@ -35,7 +37,7 @@ def main() -> int:
         pinned = pins.get(name)
         if pinned is not None and pinned != dist.version:
             changed.append((name not in direct, name, pinned, dist.version))
-    print("streamagent: packages whose version differs from constraints.txt (direct first):")
+    print(f"streamagent: packages whose version differs from {constraints.name} (direct first):")
     for indirect, name, pinned, version in sorted(changed):
         kind = "other package" if indirect else "direct dependency"
         print(f"  {name}: pinned {pinned} -> installed {version}  ({kind})")
