@@ -277,9 +277,8 @@ class ScriptedOpenAIServer:
             await runner.cleanup()
             raise
         self._runner = runner
-        server = site._server  # aiohttp exposes the bound port only here
-        sockets = getattr(server, "sockets", None) or ()
-        self._port = int(sockets[0].getsockname()[1]) if sockets else self._requested_port
+        addresses = runner.addresses  # the bound (host, port, …) of each listening socket
+        self._port = int(addresses[0][1]) if addresses else self._requested_port
 
     # -- handlers -------------------------------------------------------------------------
 
