@@ -1,30 +1,25 @@
 """LangSmith tracing with the standard ``LANGSMITH_*`` variables and nothing else.
 
-A loopback capture server stands in for LangSmith: it answers ``GET /info`` and records what
-the real ``langsmith`` client posts (``/runs/multipart``, zstd-compressed as the client does by
-default, or ``/runs/batch`` / ``/runs``). The traced conversation runs in a fresh Python process
+``streamagent.testing.langsmith.LangSmithCapture`` stands in for LangSmith: it answers
+``GET /info`` and records what the real ``langsmith`` client posts (``/runs/multipart``,
+zstd-compressed as the client does by default, or ``/runs/batch`` / ``/runs``). The traced conversation runs in a fresh Python process
 whose environment holds only the standard variables, so nothing but those variables can have
 turned tracing on (and no cached client of this test process interferes).
 """
 
 from __future__ import annotations
 
-import asyncio
-import email.parser
-import email.policy
 import json
 import os
 import subprocess
 import sys
 import textwrap
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-import zstandard
-from aiohttp import web
+
+from streamagent.testing.langsmith import LangSmithCapture
 
 THREAD_ID = "thread-trace-1"
 OPENAI_KEY = "sk-proj-TRACEsecret0123456789abcdef"
@@ -32,7 +27,6 @@ LANGSMITH_KEY = "lsv2_pt_fakeTRACEkey0123456789"
 REDIS_PASSWORD = "r3d1s-TRACE-pw"
 PROJECT = "streamagent-trace-test"
 
-_ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 CHILD = textwrap.dedent(
     """
@@ -49,6 +43,10 @@ CHILD = textwrap.dedent(
     def multiply(a: int, b: int) -> int:
         '''Multiply two integers.'''
         return a * b
+
+    # the tokenizer loaded first: START -> model is then decided on counts, not on timing
+    from streamagent.tokens import TokenCounter
+    TokenCounter("gpt-4o").count_text("warm up")
 
     script = [
         Reply(tool_calls=[ToolCall("multiply", {"a": 6, "b": 7}, id="m1")], prompt_tokens=120),
@@ -71,105 +69,17 @@ CHILD = textwrap.dedent(
 )
 
 
-@dataclass
-class Capture:
-    """What the fake LangSmith received: raw (decompressed) bodies and the merged runs."""
-
-    bodies: list[bytes] = field(default_factory=list)
-    paths: list[str] = field(default_factory=list)
-    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
-
-    def merge(self, run_id: str, data: dict[str, Any]) -> None:
-        self.runs.setdefault(run_id, {}).update(data)
-
-    def add_multipart(self, content_type: str, body: bytes) -> None:
-        head = f"Content-Type: {content_type}\r\n\r\n".encode()
-        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = json.loads(part.get_payload(decode=True))
-            _operation, run_id, *rest = str(name).split(".")
-            self.merge(run_id, {rest[0]: payload} if rest else payload)
-
-    def add_batch(self, body: bytes) -> None:
-        batch = json.loads(body)
-        for op in ("post", "patch"):
-            for run in batch.get(op) or []:
-                self.merge(str(run["id"]), run)
-
-    def children(self, parent_id: str) -> list[dict[str, Any]]:
-        found = [r for r in self.runs.values() if r.get("parent_run_id") == parent_id]
-        return sorted(found, key=lambda r: r.get("dotted_order", ""))
-
-    def descendants(self, parent_id: str) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        for child in self.children(parent_id):
-            out.append(child)
-            out.extend(self.descendants(str(child["id"])))
-        return out
+def children_of(capture: LangSmithCapture, parent_id: str) -> list[dict[str, Any]]:
+    found = [r for r in capture.runs.values() if r.get("parent_run_id") == parent_id]
+    return sorted(found, key=lambda r: r.get("dotted_order", ""))
 
 
-class FakeLangSmith:
-    """aiohttp on loopback, in its own thread and event loop."""
-
-    def __init__(self) -> None:
-        self.capture = Capture()
-        self.port = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-
-    async def _handle(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        if request.headers.get("Content-Encoding") == "zstd" and body.startswith(_ZSTD_MAGIC):
-            body = zstandard.ZstdDecompressor().decompressobj().decompress(body)
-        self.capture.paths.append(f"{request.method} {request.path}")
-        self.capture.bodies.append(body)
-        if request.path.endswith("/info"):
-            return web.json_response(
-                {
-                    "version": "0.10.0",
-                    "batch_ingest_config": {
-                        "use_multipart_endpoint": True,
-                        "size_limit_bytes": 20_000_000,
-                        "size_limit": 100,
-                        "scale_up_nthreads_limit": 16,
-                        "scale_up_qsize_trigger": 1000,
-                        "scale_down_nempty_trigger": 4,
-                    },
-                    "instance_flags": {"zstd_compression_enabled": True},
-                }
-            )
-        if request.path.endswith("/runs/multipart"):
-            self.capture.add_multipart(request.headers["Content-Type"], body)
-        elif request.path.endswith("/runs/batch"):
-            self.capture.add_batch(body)
-        elif request.method == "POST" and request.path.endswith("/runs"):
-            run = json.loads(body)
-            self.capture.merge(str(run["id"]), run)
-        elif request.method == "PATCH" and "/runs/" in request.path:
-            self.capture.merge(request.path.rsplit("/", 1)[-1], json.loads(body))
-        return web.json_response({}, status=202)
-
-    async def _start(self) -> None:
-        app = web.Application(client_max_size=64 * 1024 * 1024)
-        app.router.add_route("*", "/{tail:.*}", self._handle)
-        # the client compresses with zstd: decode it here, not in aiohttp's parser
-        self._runner = web.AppRunner(app, auto_decompress=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = self._runner.addresses[0][1]
-
-    def start(self) -> FakeLangSmith:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(10)
-        return self
-
-    def stop(self) -> None:
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(5)
-        self._loop.close()
+def descendants(capture: LangSmithCapture, parent_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for child in children_of(capture, parent_id):
+        out.append(child)
+        out.extend(descendants(capture, str(child["id"])))
+    return out
 
 
 def child_env(endpoint: str) -> dict[str, str]:
@@ -190,13 +100,13 @@ def child_env(endpoint: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def traced() -> Iterator[tuple[Capture, dict[str, Any]]]:
-    fake = FakeLangSmith().start()
+def traced() -> Iterator[tuple[LangSmithCapture, dict[str, Any]]]:
+    fake = LangSmithCapture().start()
     try:
         try:
             proc = subprocess.run(
                 [sys.executable, "-c", CHILD, THREAD_ID],
-                env=child_env(f"http://127.0.0.1:{fake.port}"),
+                env=child_env(fake.endpoint),
                 capture_output=True,
                 text=True,
                 timeout=40,
@@ -206,12 +116,12 @@ def traced() -> Iterator[tuple[Capture, dict[str, Any]]]:
             pytest.fail(f"the traced child process hung: {str(exc.stderr)[-2000:]}")
         assert proc.returncode == 0, proc.stderr[-3000:]
         result = json.loads(proc.stdout.strip().splitlines()[-1])
-        yield fake.capture, result
+        yield fake, result
     finally:
         fake.stop()
 
 
-def root_of(capture: Capture) -> dict[str, Any]:
+def root_of(capture: LangSmithCapture) -> dict[str, Any]:
     roots = [r for r in capture.runs.values() if not r.get("parent_run_id")]
     agents = [r for r in roots if r.get("name") == "agent"]
     assert len(agents) == 1, [r.get("name") for r in roots]
@@ -232,7 +142,7 @@ def test_run_tree_is_graph_then_nodes_then_model_and_tool_runs(traced):
     capture, _ = traced
     root = root_of(capture)
     assert root["run_type"] == "chain" and root["session_name"] == PROJECT
-    runs = capture.children(str(root["id"]))
+    runs = children_of(capture, str(root["id"]))
     # LangGraph posts its input step, hidden in LangSmith's UI, when the entry is a conditional
     # edge (START -> prune or model); prune runs only when the thread needs it (this one not)
     assert runs[0]["name"] == "__start__" and "langsmith:hidden" in runs[0]["tags"]
@@ -241,15 +151,15 @@ def test_run_tree_is_graph_then_nodes_then_model_and_tool_runs(traced):
     assert [r["tags"] for r in steps] == [[f"graph:step:{i}"] for i in range(1, 4)]
     # each step's run is the node's run (as for LangGraph's own function nodes): the model
     # run and the tool runs hang directly under it
-    children = {s["name"]: [r["name"] for r in capture.children(str(s["id"]))] for s in steps}
+    children = {s["name"]: [r["name"] for r in children_of(capture, str(s["id"]))] for s in steps}
     assert children["model"] == ["ChatOpenAI"]
     assert children["tools"] == ["multiply"]
     for step in (s for s in steps if s["name"] == "model"):
-        llms = [r for r in capture.descendants(str(step["id"])) if r["run_type"] == "llm"]
+        llms = [r for r in descendants(capture, str(step["id"])) if r["run_type"] == "llm"]
         assert [r["name"] for r in llms] == ["ChatOpenAI"]
         assert "streamagent:agent" in llms[0]["tags"]
     (tools_step,) = [s for s in steps if s["name"] == "tools"]
-    tool_runs = [r for r in capture.descendants(str(tools_step["id"])) if r["run_type"] == "tool"]
+    tool_runs = [r for r in descendants(capture, str(tools_step["id"])) if r["run_type"] == "tool"]
     assert [r["name"] for r in tool_runs] == ["multiply"]
     assert "6" in json.dumps(tool_runs[0]["inputs"]) and "7" in json.dumps(tool_runs[0]["inputs"])
     assert "42" in json.dumps(tool_runs[0]["outputs"])
@@ -285,7 +195,7 @@ def test_model_node_runs_carry_usage_and_cost_metadata(traced):
     # needs ModelNode.state_update to call streamagent.tracing.annotate_current_run (see report)
     capture, _ = traced
     root = root_of(capture)
-    steps = [s for s in capture.children(str(root["id"])) if s["name"] == "model"]
+    steps = [s for s in children_of(capture, str(root["id"])) if s["name"] == "model"]
     expected_input = [120, 150]
     for step, input_tokens in zip(steps, expected_input, strict=True):
         metadata = step["extra"]["metadata"]  # the step's run is the model node's run
