@@ -17,6 +17,7 @@ from langchain_core.tools import ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import OpenAIService, RetryConfig, StreamChunk, astream_chunks, build_agent
+from streamagent.cost import Usage
 from streamagent.errors import (
     InvalidInputError,
     ModelUnavailableError,
@@ -24,7 +25,6 @@ from streamagent.errors import (
 )
 from streamagent.metrics import AgentMetrics
 from streamagent.testing import Fault, Reply, ToolCall
-from streamagent.cost import Usage
 from streamagent.tokens import TokenCounter
 from streamagent.tools import default_tools
 from tests.conftest import config_for
