@@ -370,7 +370,7 @@ asyncio.run(main())
 def tools_in(tmp_path: Path) -> dict[str, Any]:
     ws = tmp_path / "ws"
     ws.mkdir()
-    return {t.name: t for t in default_tools(ws, sandbox="bwrap")} | {"ws": ws}
+    return {t.name: t for t in default_tools(ws, sandbox="auto")} | {"ws": ws}
 
 
 @pytest.mark.parametrize(

@@ -241,6 +241,7 @@ def test_unsandboxed_bash_sees_no_secret_in_its_parent_or_itself(tmp_path):
     assert hits <= {agent_pid}, (hits, agent_pid)
 
 
+@pytest.mark.sandbox
 def test_sandboxed_bash_finds_no_secret_anywhere_in_proc(tmp_path):
     _, output = _probe(tmp_path, "bwrap")
     assert not [line for line in output.splitlines() if line.startswith("HIT")], output
@@ -257,6 +258,7 @@ print(sorted(t.name for t in default_tools(sys.argv[1], sandbox=sys.argv[2])))
 """
 
 
+@pytest.mark.sandbox
 @pytest.mark.parametrize(
     ("sandbox", "has_bash", "warning"),
     [
