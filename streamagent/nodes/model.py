@@ -306,9 +306,9 @@ class ModelNode:
     ) -> int | None:
         """Raise before a call that would exceed ``max_steps``, tokens or USD budgets.
 
-        Returns the output-token cap of the call when ``max_total_tokens`` leaves less room
-        than ``ModelConfig.max_tokens`` (output tokens are reserved from the budget, so the
-        thread never ends above it), else ``None``. A refusal of a run's first call (the
+        Returns the output tokens ``max_total_tokens`` leaves for this call (they are reserved
+        from the budget: the call's output is capped to them, so the thread never ends above
+        it), ``None`` without a token budget. A refusal of a run's first call (the
         user's new message) marks the error ``rejects_input``: the message leaves the thread.
         """
         cfg = self.config
@@ -333,7 +333,7 @@ class ModelNode:
                 )
                 error.rejects_input = steps == 0
                 raise error
-            cap = room if room < cfg.model.max_tokens else None
+            cap = room
         if cfg.max_cost_usd is not None:
             spent = state.get("cost_usd")
             next_cost = self.costs.cost(
@@ -397,6 +397,21 @@ class ModelNode:
             "cost_usd": cost,
             "run_steps": run_steps(state) + 1,
         }
+
+    def _output_cap(self, room: int | None, config: RunnableConfig | None) -> int | None:
+        """``room`` (what the token budget leaves for output) when it is below the call's own
+        output limit (a run's ``max_tokens`` override, the given model's, the configured one)."""
+        if room is None:
+            return None
+        limit: Any = self.config.model.max_tokens
+        if self._fixed is not None:
+            bound, _ = _unbind(self._fixed)
+            limit = getattr(bound, "max_tokens", None)
+        else:
+            limit = ((config or {}).get("configurable") or {}).get("max_tokens", limit)
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit <= room:
+            return None
+        return room
 
     def _checked_budgets(
         self, state: dict[str, Any], messages: list[BaseMessage], *, model: str
@@ -496,7 +511,7 @@ class ModelNode:
     async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         messages = self.model_input(state)
         model = self.model_for(config)
-        cap = self._checked_budgets(state, messages, model=model)
+        cap = self._output_cap(self._checked_budgets(state, messages, model=model), config)
         attempt = _Attempt(model=model, sink=sink_of(config), max_output_tokens=cap)
         if attempt.sink is not None:
             attempt.namespace = graph_namespace(config.get("metadata") or {})
@@ -536,7 +551,7 @@ class ModelNode:
     def invoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         messages = self.model_input(state)
         model = self.model_for(config)
-        cap = self._checked_budgets(state, messages, model=model)
+        cap = self._output_cap(self._checked_budgets(state, messages, model=model), config)
         attempt = _Attempt(model=model, max_output_tokens=cap)
         try:
             for retry_attempt in Retrying(**self._retrying_kwargs(attempt)):
