@@ -259,6 +259,12 @@ def _counted_reply(counter: TokenCounter) -> Any:
     return respond
 
 
+def _output_limit(request: Any) -> int:
+    limit = request.body.get("max_completion_tokens") or request.body.get("max_tokens")
+    assert isinstance(limit, int), request.body
+    return limit
+
+
 async def test_token_budget_reserves_output_and_drops_the_refused_message(make_server):
     server = make_server([], responder=_counted_reply(TokenCounter("gpt-4o")))
     saver = InMemorySaver()
@@ -267,10 +273,7 @@ async def test_token_budget_reserves_output_and_drops_the_refused_message(make_s
     assert first[-1].type == "done", first[-1]
     used = Usage.from_dict(first[-1].usage or {})
     assert 100 < used.total_tokens <= 120, used  # the reply was cut at the reserved output
-    sent_cap = server.requests[0].body.get("max_tokens") or server.requests[0].body.get(
-        "max_completion_tokens"
-    )
-    assert isinstance(sent_cap, int) and sent_cap < 120
+    assert _output_limit(server.requests[0]) < 120
     refused = await collect(agent, "and another one", thread_id="b")
     assert [c.type for c in refused] == ["error"]
     assert refused[0].error["type"] == "BudgetExceededError"  # type: ignore[index]
@@ -278,6 +281,16 @@ async def test_token_budget_reserves_output_and_drops_the_refused_message(make_s
     texts = [m.text for m in state.values["messages"]]
     assert "and another one" not in texts, "the refused message left the thread"
     assert Usage.from_dict(state.values["usage"]).total_tokens <= 120
+
+
+async def test_the_budget_cap_never_raises_a_lower_max_tokens(make_server):
+    server = make_server(["short", "short"])
+    agent = agent_for(server, max_tokens=50, max_total_tokens=10_000)
+    assert (await collect(agent, "hi"))[-1].type == "done"
+    assert _output_limit(server.requests[0]) == 50
+    tight = agent_for(server, max_tokens=50, max_total_tokens=40)
+    assert (await collect(tight, "hi", thread_id="tight"))[-1].type == "done"
+    assert 0 < _output_limit(server.requests[1]) < 50
 
 
 # --------------------------------------------------------------------------- metrics
