@@ -105,7 +105,7 @@ class ChunkPrinter:
         if self.json_lines:
             return
         self._end_text()
-        self.console.print("[magenta]cancelled[/] (Ctrl-C): the turn stopped; back to the prompt")
+        self.console.print("[magenta]cancelled[/] (Ctrl-C): the turn stopped")
 
     def _on_done(self, chunk: StreamChunk) -> None:
         self._end_text()
@@ -249,7 +249,13 @@ def run(
     thread_id = _thread_id(thread)
     agent = _build(model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port)
     printer = ChunkPrinter(json_lines=json_lines)
-    ok = asyncio.run(_drive_turn(agent, prompt, thread_id=thread_id, printer=printer, assume=yes))
+    try:
+        ok = asyncio.run(
+            _drive_turn(agent, prompt, thread_id=thread_id, printer=printer, assume=yes)
+        )
+    except KeyboardInterrupt:  # Ctrl-C: the run was cancelled (and cleaned up) by asyncio.run
+        printer.cancelled()
+        raise typer.Exit(code=130) from None
     if not json_lines:
         typer.echo(f"thread: {thread_id}", err=True)
     raise typer.Exit(code=0 if ok else 1)
