@@ -40,7 +40,8 @@ class ChunkPrinter:
 
     def __init__(self, *, json_lines: bool, console: Console | None = None) -> None:
         self.json_lines = json_lines
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        # no highlighting and no ``:emoji:`` codes: text from a model is shown as it came
+        self.console = console or Console(highlight=False, soft_wrap=True, emoji=False)
         self._in_text = False
 
     def __call__(self, chunk: StreamChunk) -> None:

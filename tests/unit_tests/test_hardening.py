@@ -112,3 +112,15 @@ def test_classify_keeps_an_already_classified_error_and_names_the_endpoint():
     assert "https://api.example:8443/v1/chat/completions" in connection.message
     assert "pw" not in connection.message and "key=s" not in connection.message
     assert endpoint_of(ValueError("no request")) is None
+
+
+def test_the_cli_printer_shows_hostile_text_literally(capsys):
+    from streamagent.cli import ChunkPrinter
+    from streamagent.streaming import StreamChunk
+
+    printer = ChunkPrinter(json_lines=False)
+    printer(StreamChunk(type="content", content="a :warning: [b]x[/b] \x1b[2J"))
+    printer(StreamChunk(type="error", error={"type": "X", "message": "bad [/] :smile:"}))
+    out = capsys.readouterr().out
+    assert "a :warning: [b]x[/b] \\x1b[2J" in out
+    assert "bad [/] :smile:" in out and "\x1b" not in out
