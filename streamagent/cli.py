@@ -18,8 +18,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from streamagent._terminal import safe_markup, safe_text
 from streamagent.config import AgentConfig, ModelConfig
 from streamagent.errors import StreamAgentError
+from streamagent.input_policy import check_thread_id
 from streamagent.streaming import StreamChunk
 
 __all__ = ["ChunkPrinter", "app", "main"]
@@ -38,7 +40,8 @@ class ChunkPrinter:
 
     def __init__(self, *, json_lines: bool, console: Console | None = None) -> None:
         self.json_lines = json_lines
-        self.console = console or Console(highlight=False, soft_wrap=True)
+        # no highlighting and no ``:emoji:`` codes: text from a model is shown as it came
+        self.console = console or Console(highlight=False, soft_wrap=True, emoji=False)
         self._in_text = False
 
     def __call__(self, chunk: StreamChunk) -> None:
@@ -55,17 +58,20 @@ class ChunkPrinter:
             self.console.print()
             self._in_text = False
 
+    # Everything shown below that came from the model, a tool or the server goes through
+    # safe_text / safe_markup (streamagent._terminal): escape sequences are shown, not obeyed.
     def _on_content(self, chunk: StreamChunk) -> None:
         if not self._in_text:
             self.console.print("[bold cyan]assistant>[/] ", end="")
             self._in_text = True
-        self.console.print(chunk.content or "", end="", markup=False)
+        self.console.print(safe_text(chunk.content or ""), end="", markup=False)
 
     def _on_tool_call(self, chunk: StreamChunk) -> None:
         self._end_text()
         call = chunk.tool_call or {}
         args = json.dumps(call.get("args"), ensure_ascii=False)
-        self.console.print(f"[yellow]tool call[/] {call.get('name')}({args})", markup=True)
+        name = safe_markup(str(call.get("name")), newlines=False)
+        self.console.print(f"[yellow]tool call[/] {name}({safe_markup(args)})", markup=True)
 
     def _on_tool_result(self, chunk: StreamChunk) -> None:
         result = chunk.tool_result or {}
@@ -73,8 +79,9 @@ class ChunkPrinter:
         text = str(result.get("content", ""))
         if len(text) > 400:
             text = text[:400] + " …"
-        self.console.print(f"[{style}]tool result[/] {result.get('name')}: ", end="")
-        self.console.print(text, markup=False)
+        name = safe_markup(str(result.get("name")), newlines=False)
+        self.console.print(f"[{style}]tool result[/] {name}: ", end="")
+        self.console.print(safe_text(text), markup=False)
 
     def _on_retry(self, chunk: StreamChunk) -> None:
         self._end_text()
@@ -89,9 +96,17 @@ class ChunkPrinter:
     def _on_error(self, chunk: StreamChunk) -> None:
         self._end_text()
         err = chunk.error or {}
+        kind = safe_markup(str(err.get("type")), newlines=False)
         self.console.print(
-            f"[bold red]error[/] {err.get('type')}: {err.get('message')}", markup=True
+            f"[bold red]error[/] {kind}: {safe_markup(str(err.get('message')))}", markup=True
         )
+
+    def cancelled(self) -> None:
+        """Note a turn the user cancelled (Ctrl-C) before the next prompt."""
+        if self.json_lines:
+            return
+        self._end_text()
+        self.console.print("[magenta]cancelled[/] (Ctrl-C): the turn stopped")
 
     def _on_done(self, chunk: StreamChunk) -> None:
         self._end_text()
@@ -118,7 +133,8 @@ def _approval_decision(chunk: StreamChunk, *, assume: bool | None) -> dict[str, 
         value = item.get("value") or {}
         for call in value.get("calls", []):
             if assume is None:
-                question = f"Allow {call['name']}({json.dumps(call['args'])})?"
+                name = safe_text(str(call["name"]), newlines=False)
+                question = f"Allow {name}({safe_text(json.dumps(call['args']))})?"
                 ok = typer.confirm(question, default=False, err=True)
             else:
                 ok = assume
@@ -205,8 +221,18 @@ YesOpt = Annotated[bool | None, typer.Option("--yes/--no", help="Answer approval
 
 
 def _fail(exc: StreamAgentError) -> NoReturn:
-    typer.echo(f"streamagent: {exc.message}", err=True)
+    typer.echo(f"streamagent: {safe_text(exc.message)}", err=True)
     raise typer.Exit(code=2)
+
+
+def _thread_id(thread: str | None) -> str:
+    """``--thread`` checked (an empty one is refused, never a new random thread), or a new id."""
+    if thread is None:
+        return str(uuid.uuid4())
+    try:
+        return check_thread_id(thread)
+    except StreamAgentError as exc:
+        _fail(exc)
 
 
 @app.command()
@@ -221,10 +247,16 @@ def run(
     yes: YesOpt = None,
 ) -> None:
     """Run one prompt and stream the answer."""
+    thread_id = _thread_id(thread)
     agent = _build(model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port)
-    thread_id = thread or str(uuid.uuid4())
     printer = ChunkPrinter(json_lines=json_lines)
-    ok = asyncio.run(_drive_turn(agent, prompt, thread_id=thread_id, printer=printer, assume=yes))
+    try:
+        ok = asyncio.run(
+            _drive_turn(agent, prompt, thread_id=thread_id, printer=printer, assume=yes)
+        )
+    except KeyboardInterrupt:  # Ctrl-C: the run was cancelled (and cleaned up) by asyncio.run
+        printer.cancelled()
+        raise typer.Exit(code=130) from None
     if not json_lines:
         typer.echo(f"thread: {thread_id}", err=True)
     raise typer.Exit(code=0 if ok else 1)
@@ -239,13 +271,17 @@ def chat(
     workspace: WorkspaceOpt = None,
     metrics_port: MetricsOpt = None,
 ) -> None:
-    """Interactive chat (empty line or Ctrl-D to quit); --thread continues a conversation."""
+    """Interactive chat (empty line or Ctrl-D to quit; Ctrl-C cancels the reply being
+    streamed, or quits at the prompt); --thread continues a conversation."""
+    thread_id = _thread_id(thread)
     agent = _build(model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port)
-    thread_id = thread or str(uuid.uuid4())
     printer = ChunkPrinter(json_lines=json_lines)
     typer.echo(f"thread: {thread_id}", err=True)
-    # One event loop for the whole session: the saver's connections belong to it.
-    asyncio.run(_chat_loop(agent, thread_id=thread_id, printer=printer))
+    try:
+        _chat_loop(agent, thread_id=thread_id, printer=printer)
+    except KeyboardInterrupt:  # Ctrl-C at the prompt: quit quietly
+        typer.echo("", err=True)
+        raise typer.Exit(code=130) from None
 
 
 def _read_line() -> str:
@@ -255,12 +291,25 @@ def _read_line() -> str:
         return ""
 
 
-async def _chat_loop(agent: Any, *, thread_id: str, printer: ChunkPrinter) -> None:
-    while True:
-        line = await asyncio.to_thread(_read_line)
-        if not line or not line.strip():
-            return
-        await _drive_turn(agent, line.strip(), thread_id=thread_id, printer=printer, assume=None)
+def _chat_loop(agent: Any, *, thread_id: str, printer: ChunkPrinter) -> None:
+    """Read a line, run its turn; Ctrl-C during a turn cancels only that turn.
+
+    One event loop for the whole session (the saver's connections belong to it): an
+    ``asyncio.Runner`` whose ``run`` turns Ctrl-C into a cancellation of the running turn
+    (the graph stops and cleans up) and then ``KeyboardInterrupt``, caught here.
+    """
+    with asyncio.Runner() as runner:
+        while True:
+            line = _read_line()
+            if not line or not line.strip():
+                return
+            turn = _drive_turn(
+                agent, line.strip(), thread_id=thread_id, printer=printer, assume=None
+            )
+            try:
+                runner.run(turn)
+            except KeyboardInterrupt:
+                printer.cancelled()
 
 
 @app.command()

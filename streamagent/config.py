@@ -155,7 +155,8 @@ class RetryConfig:
 
     The delay before retry ``n`` (1-based) is ``min(max_delay, initial * factor**(n-1))``,
     drawn uniformly from ``[0, that]`` when ``jitter`` is on. A ``Retry-After`` header
-    replaces it (capped by ``max_delay_seconds``).
+    replaces it; a server wait longer than ``max_delay_seconds`` is not retried at all: the
+    call fails at once with a retryable error whose ``retry_after_seconds`` is that wait.
     """
 
     max_retries: int = 3

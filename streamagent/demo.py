@@ -68,7 +68,8 @@ async def _turn(
 async def _run(*, json_lines: bool, token_delay_seconds: float) -> int:
     from streamagent.cli import ChunkPrinter
     from streamagent.graphs.agent import build_agent
-    from streamagent.tools import default_tools
+    from streamagent.tools._workspace import Workspace
+    from streamagent.tools.files import ReadFileTool, WriteFileTool
 
     console = None if json_lines else Console(highlight=False)
     printer = ChunkPrinter(json_lines=json_lines, console=console)
@@ -82,9 +83,9 @@ async def _run(*, json_lines: bool, token_delay_seconds: float) -> int:
             model=ModelConfig(model="gpt-4o", base_url=server.base_url, api_key="demo"),
             system_prompt="You are a helpful assistant with file tools.",
         )
-        tools = default_tools(workspace, sandbox="none", require_approval=())
+        ws = Workspace.from_path(workspace)  # the file tools only: no shell, no sandbox choice
         agent = build_agent(
-            tools=[t for t in tools if t.name in ("read_file", "write_file")], config=config
+            tools=[ReadFileTool(workspace=ws), WriteFileTool(workspace=ws)], config=config
         )
         if console is not None:
             console.rule("[bold]streamagent demo[/] (scripted model over real HTTP, Redis memory)")

@@ -100,11 +100,31 @@ class AgentRunError(StreamAgentError):
 
 
 class ModelRequestError(AgentRunError):
-    """The model endpoint refused the request (4xx other than the classes below)."""
+    """The model endpoint refused the request (4xx other than the classes below).
 
-    def __init__(self, message: str, *, attempts: int = 1, status_code: int | None = None) -> None:
+    ``retry_after_seconds`` is the wait the server asked for (``Retry-After`` /
+    ``retry-after-ms``), when it sent one. A wait longer than
+    ``RetryConfig.max_delay_seconds`` is not slept through: the error is raised at once, still
+    ``retryable``, so the application can schedule the retry itself.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int = 1,
+        status_code: int | None = None,
+        retry_after_seconds: float | None = None,
+    ) -> None:
         super().__init__(message, attempts=attempts)
         self.status_code = status_code
+        self.retry_after_seconds = retry_after_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        out = super().to_dict()
+        if self.retry_after_seconds is not None:
+            out["retry_after_seconds"] = self.retry_after_seconds
+        return out
 
 
 class RateLimitedError(ModelRequestError):

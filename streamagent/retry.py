@@ -17,6 +17,7 @@ import json
 import logging
 import random
 import time
+import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,11 +38,10 @@ from streamagent.errors import (
     StreamBrokenError,
 )
 
-__all__ = ["RetryPolicy", "classify_error", "retry_after_seconds"]
+__all__ = ["RetryPolicy", "classify_error", "endpoint_of", "retry_after_seconds"]
 
 logger = logging.getLogger(__name__)
 
-_RETRY_AFTER_ATTR = "_streamagent_retry_after"
 
 # The openai SDK talks through ``httpx2``; LangChain and users may still raise ``httpx`` errors.
 _BROKEN_STREAM: tuple[type[BaseException], ...] = (
@@ -142,7 +142,12 @@ def _status_error(exc: openai.APIStatusError) -> StreamAgentError:
             f"{where} refused the request (HTTP {status}): {body_msg}", status_code=status
         )
     delay = retry_after_seconds(dict(exc.response.headers)) if exc.response is not None else None
-    setattr(err, _RETRY_AFTER_ATTR, delay)
+    if delay is not None:
+        err = type(err)(
+            f"{err.message}; the server asks to wait {delay:g} s before a retry",
+            status_code=status,
+            retry_after_seconds=delay,
+        )
     return err
 
 
@@ -162,6 +167,34 @@ def _api_code(exc: openai.APIStatusError) -> str | None:
     return str(code) if code else None
 
 
+def endpoint_of(exc: BaseException) -> str | None:
+    """The URL a failed request went to, without credentials, query or fragment.
+
+    >>> import httpx2
+    >>> req = httpx2.Request("POST", "http://user:pw@127.0.0.1:9/v1/chat/completions?k=s")
+    >>> endpoint_of(httpx2.ConnectError("refused", request=req))
+    'http://127.0.0.1:9/v1/chat/completions'
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        try:
+            request = getattr(current, "request", None)
+        except RuntimeError:  # httpx: ``.request`` of an error raised without one
+            request = None
+        url = getattr(request, "url", None)
+        if url is not None:
+            parts = urllib.parse.urlsplit(str(url))
+            host = parts.hostname or ""
+            if ":" in host:
+                host = f"[{host}]"
+            netloc = host if parts.port is None else f"{host}:{parts.port}"
+            return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def classify_error(exc: BaseException) -> StreamAgentError:  # noqa: PLR0911
     """Map an exception raised while calling the model to a streamagent error class."""
     if isinstance(exc, StreamAgentError):
@@ -177,7 +210,9 @@ def classify_error(exc: BaseException) -> StreamAgentError:  # noqa: PLR0911
         # one wording whatever the HTTP library (its own text stays in the cause chain)
         return StreamBrokenError(_BROKEN_MESSAGE)
     if isinstance(exc, (openai.APIConnectionError, *_TRANSPORT)):
-        return ModelUnavailableError(f"cannot connect to the model endpoint: {exc}")
+        where = endpoint_of(exc)
+        at = f" {where}" if where else ""
+        return ModelUnavailableError(f"cannot connect to the model endpoint{at}: {exc}")
     if isinstance(exc, json.JSONDecodeError):
         return StreamBrokenError(f"the model sent a malformed stream chunk: {exc.msg}")
     if isinstance(exc, openai.APIResponseValidationError):
@@ -197,13 +232,21 @@ class RetryPolicy:
         return self.config.max_retries + 1
 
     def should_retry(self, error: BaseException, *, attempt: int) -> bool:
-        return attempt < self.max_attempts and self.config.is_retryable(error)
+        return attempt < self.max_attempts and self.retries(error)
+
+    def retries(self, error: BaseException) -> bool:
+        """True when ``error`` is retried here: retryable, and any wait the server asked for
+        fits ``max_delay_seconds`` (a longer one fails fast; the error carries the wait)."""
+        if not self.config.is_retryable(error):
+            return False
+        hinted = self.retry_after_hint(error)
+        return hinted is None or hinted <= self.config.max_delay_seconds
 
     def delay_seconds(self, error: BaseException, *, attempt: int) -> float:
         """Delay before the retry that follows failed attempt ``attempt`` (1-based)."""
         cfg = self.config
-        hinted = getattr(error, _RETRY_AFTER_ATTR, None)
-        if isinstance(hinted, int | float):
+        hinted = self.retry_after_hint(error)
+        if hinted is not None:
             return float(min(hinted, cfg.max_delay_seconds))
         ceiling = min(
             cfg.max_delay_seconds, cfg.initial_delay_seconds * cfg.backoff_factor ** (attempt - 1)
@@ -214,7 +257,8 @@ class RetryPolicy:
 
     @staticmethod
     def retry_after_hint(error: BaseException) -> float | None:
-        value = getattr(error, _RETRY_AFTER_ATTR, None)
+        """The wait the server asked for (``retry_after_seconds`` of the error), if any."""
+        value = getattr(error, "retry_after_seconds", None)
         return float(value) if isinstance(value, int | float) else None
 
     def describe(self, error: StreamAgentError, *, attempt: int, delay: float) -> dict[str, Any]:

@@ -33,7 +33,12 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 
 from streamagent.config import AgentConfig, create_openai_config
-from streamagent.errors import AgentRunError, ConfigurationError, StreamAgentError
+from streamagent.errors import (
+    AgentRunError,
+    ConfigurationError,
+    ModelRequestError,
+    StreamAgentError,
+)
 from streamagent.graphs.agent import ToolLike, build_agent
 from streamagent.observe import AgentObserver
 from streamagent.streaming import StreamChunk, astream_chunks, stream_chunks
@@ -56,7 +61,11 @@ class CompletionResult:
 
 
 class OpenAIService:
-    """The old service's API. The graph is compiled on first use (no I/O in the constructor)."""
+    """The old service's API. The graph is compiled on first use (no I/O in the constructor).
+
+    ``messages`` follow the input policy of :mod:`streamagent.input_policy`: the old service's
+    ``system`` messages need ``allow_privileged_roles=True`` (or ``AgentConfig.system_prompt``).
+    """
 
     def __init__(
         self,
@@ -67,6 +76,7 @@ class OpenAIService:
         checkpointer: BaseCheckpointSaver[Any] | Literal[False] | None = None,
         observer: AgentObserver | None = None,
         name: str = "agent",
+        allow_privileged_roles: bool = False,
     ) -> None:
         if isinstance(config, Mapping):
             config = create_openai_config(**config)
@@ -76,6 +86,9 @@ class OpenAIService:
         self._checkpointer = checkpointer
         self._observer = observer
         self._name = name
+        #: accept system/developer/tool messages (and assistant messages with tool calls) in
+        #: ``messages``; off by default: see :mod:`streamagent.input_policy`
+        self.allow_privileged_roles = allow_privileged_roles
         self._graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
 
     @property
@@ -108,6 +121,7 @@ class OpenAIService:
         self, messages: Any, session_id: str, **kwargs: Any
     ) -> AsyncIterator[StreamChunk]:
         """Stream one turn of session ``session_id`` as typed chunks (ends with done/error)."""
+        kwargs.setdefault("allow_privileged_roles", self.allow_privileged_roles)
         async for chunk in astream_chunks(self.graph, messages, thread_id=session_id, **kwargs):
             yield chunk
 
@@ -115,6 +129,7 @@ class OpenAIService:
         self, messages: Any, session_id: str, **kwargs: Any
     ) -> Iterator[StreamChunk]:
         """Synchronous :meth:`stream_completion`."""
+        kwargs.setdefault("allow_privileged_roles", self.allow_privileged_roles)
         yield from stream_chunks(self.graph, messages, thread_id=session_id, **kwargs)
 
     async def complete_with_tools(
@@ -163,6 +178,13 @@ def _reraise(info: Mapping[str, Any]) -> StreamAgentError:
     cls = getattr(errors, str(info.get("type")), None)
     message = str(info.get("message", "the agent run failed"))
     attempts = int(info.get("attempts", 1))
+    if isinstance(cls, type) and issubclass(cls, ModelRequestError):
+        wait = info.get("retry_after_seconds")
+        return cls(
+            message,
+            attempts=attempts,
+            retry_after_seconds=float(wait) if isinstance(wait, int | float) else None,
+        )
     if isinstance(cls, type) and issubclass(cls, StreamAgentError):
         try:
             return cls(message, attempts=attempts)

@@ -60,6 +60,7 @@ from streamagent.errors import (
     StreamAgentError,
     UserError,
 )
+from streamagent.input_policy import check_messages, check_thread_id
 from streamagent.nodes.model import RETRY_EVENT
 
 __all__ = [
@@ -122,8 +123,9 @@ class StreamChunk:
         return out
 
 
-def prepare_input(messages: Any) -> list[BaseMessage]:
-    """Validate user input: a non-empty list of messages, dicts, tuples or strings.
+def prepare_input(messages: Any, *, allow_privileged_roles: bool = False) -> list[BaseMessage]:
+    """Validate user input: a non-empty list of messages, dicts, tuples or strings, under the
+    input policy of :mod:`streamagent.input_policy` (privileged roles only when allowed).
 
     >>> [m.type for m in prepare_input([{"role": "user", "content": "hi"}])]
     ['human']
@@ -136,15 +138,8 @@ def prepare_input(messages: Any) -> list[BaseMessage]:
         converted = convert_to_messages(messages)
     except (ValueError, TypeError, KeyError, NotImplementedError) as exc:
         raise InvalidInputError(f"invalid message: {exc}") from exc
+    check_messages(converted, allow_privileged_roles=allow_privileged_roles)
     for message in converted:
-        if message.type not in ("human", "ai", "system", "tool"):
-            raise InvalidInputError(f"unsupported message role {message.type!r}")
-        if (
-            isinstance(message.content, str)
-            and message.type == "human"
-            and not message.content.strip()
-        ):
-            raise InvalidInputError("a user message is empty")
         if message.id is None:
             message.id = str(uuid.uuid4())
     return converted
@@ -170,6 +165,9 @@ class ChunkTranslator:
         # (namespace, node) pairs whose node ran a subgraph: the node's update only repeats
         # what the subgraph already reported (its messages, usage, interrupts)
         self._subgraph_nodes: set[tuple[tuple[str, ...], str]] = set()
+        # the agent of each tool call (its result carries it) and of the run (``done``)
+        self._call_agents: dict[str, str | None] = {}
+        self._run_agent: str | None = None
 
     def _mark_token(self) -> None:
         if self.first_token_at is None:
@@ -266,6 +264,12 @@ class ChunkTranslator:
         agent = _agent_of(namespace)
         if isinstance(message, AIMessage):
             agent = message.name or agent
+            if not namespace or self._run_agent is None:
+                self._run_agent = agent
+            self._call_agents.update((tc["id"] or "", agent) for tc in message.tool_calls)
+            self._call_agents.update(
+                (tc.get("id") or "", agent) for tc in message.invalid_tool_calls
+            )
             calls = [
                 {"id": tc["id"], "name": tc["name"], "args": tc["args"]}
                 for tc in message.tool_calls
@@ -284,6 +288,7 @@ class ChunkTranslator:
                 for c in calls
             ]
         if isinstance(message, ToolMessage):
+            agent = self._call_agents.get(message.tool_call_id) or agent
             return [
                 StreamChunk(
                     type="tool_result",
@@ -316,6 +321,7 @@ class ChunkTranslator:
             cost_usd=self.cost_usd if self.cost_known else None,
             latency_seconds=now - self.started,
             time_to_first_token_seconds=ttft,
+            agent=self._run_agent,
         )
 
     @staticmethod
@@ -333,17 +339,25 @@ class ChunkTranslator:
 
 
 def _run_config(thread_id: str | None, config: RunnableConfig | None) -> RunnableConfig:
+    """The run's config; no thread id anywhere means a new thread (an empty one is refused
+    by :func:`_graph_input`, never replaced)."""
     cfg: dict[str, Any] = dict(config or {})
     configurable = dict(cfg.get("configurable") or {})
-    configurable["thread_id"] = thread_id or configurable.get("thread_id") or str(uuid.uuid4())
+    if thread_id is not None:
+        configurable["thread_id"] = thread_id
+    elif configurable.get("thread_id") is None:
+        configurable["thread_id"] = str(uuid.uuid4())
     cfg["configurable"] = configurable
     return cast("RunnableConfig", cfg)
 
 
-def _graph_input(messages: Any, resume: Any) -> Any:
+def _graph_input(
+    messages: Any, resume: Any, config: RunnableConfig, *, allow_privileged_roles: bool
+) -> Any:
+    check_thread_id((config.get("configurable") or {}).get("thread_id"))
     if resume is not None:
         return Command(resume=resume)
-    return {"messages": prepare_input(messages)}
+    return {"messages": prepare_input(messages, allow_privileged_roles=allow_privileged_roles)}
 
 
 def _rollback_update(
@@ -420,11 +434,15 @@ async def astream_chunks(
     thread_id: str | None = None,
     config: RunnableConfig | None = None,
     resume: Any = None,
+    allow_privileged_roles: bool = False,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
     ``messages`` are the *new* messages of this turn (the thread's history comes from the
     checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt.
+    Input is checked before anything is sent or written (:mod:`streamagent.input_policy`):
+    ``system``/``developer``/``tool`` messages and assistant messages with tool calls are
+    refused unless ``allow_privileged_roles=True``; an empty ``thread_id`` is refused.
     Errors never escape: they end the stream with one ``error`` chunk; a successful run ends
     with ``done``.
 
@@ -445,7 +463,9 @@ async def astream_chunks(
     run_config = _run_config(thread_id, config)
     pump: _GraphPump | None = None
     try:
-        graph_input = _graph_input(messages, resume)
+        graph_input = _graph_input(
+            messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
+        )
         pump = _GraphPump(graph, graph_input, run_config, direct_tokens=fast_path_from_env())
         take = pump.sink.take
         while (parts := await take()) is not None:
@@ -476,13 +496,16 @@ def stream_chunks(
     thread_id: str | None = None,
     config: RunnableConfig | None = None,
     resume: Any = None,
+    allow_privileged_roles: bool = False,
 ) -> Generator[StreamChunk, None, None]:
     """Synchronous twin of :func:`astream_chunks` (uses ``graph.stream``)."""
     translator = ChunkTranslator()
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
     try:
-        graph_input = _graph_input(messages, resume)
+        graph_input = _graph_input(
+            messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
+        )
         for namespace, mode, data in graph.stream(
             graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
         ):

@@ -10,6 +10,7 @@ stream event so consumers discard that partial output. A stream that ends withou
 from __future__ import annotations
 
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -73,6 +74,14 @@ class _Attempt:
     # where astream_chunks reads this run directly (see streamagent._token_sink)
     sink: TokenSink | None = None
     namespace: tuple[str, ...] = ()
+    # output-token cap of this call (what the token budget leaves), None = the configured one
+    max_output_tokens: int | None = None
+
+    def call_kwargs(self, bound: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The model call's keyword arguments: the bound ones plus the budget's cap."""
+        if self.max_output_tokens is None:
+            return bound
+        return {**bound, "max_tokens": self.max_output_tokens}
 
 
 def _without_messages_mode(callbacks: Any) -> Any:
@@ -164,7 +173,49 @@ def _strict_tool_calls(
             invalid.append(dict(make_invalid_tool_call(raw, "the arguments must be a JSON object")))
     known = {c["id"] for c in valid} | {c["id"] for c in invalid}
     valid.extend(dict(c) for c in merged.tool_calls if c.get("id") not in known)
+    _unique_ids([*valid, *invalid])
     return valid, invalid
+
+
+def _unique_ids(calls: list[dict[str, Any]]) -> None:
+    """Give a call that repeats an earlier call's id a new one (``dup`` -> ``dup~2``).
+
+    One id holds one answer: two calls sharing an id would both run with one answer stored,
+    and the next request (two calls, one answer) is refused by the API.
+    """
+    seen: set[str] = set()
+    for call in calls:
+        call_id = str(call.get("id") or "")
+        if call_id in seen:
+            n = 2
+            while f"{call_id}~{n}" in seen:
+                n += 1
+            logger.warning(
+                "the model sent tool call id %r twice; renamed to %s~%d", call_id, call_id, n
+            )
+            call["id"] = f"{call_id}~{n}"
+        seen.add(str(call["id"]))
+
+
+def _takes_timing(on_error: Any) -> bool:
+    """True when an observer's ``on_error`` accepts ``model=`` and ``latency_seconds=``."""
+    try:
+        params = inspect.signature(on_error).parameters
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return True
+    return "model" in params and "latency_seconds" in params
+
+
+def _chained(error: StreamAgentError, exc: BaseException) -> StreamAgentError:
+    """``error`` ready to raise for ``exc``: caused by ``exc`` when it is a new error, as is
+    when ``exc`` already was one (``raise e from e`` would make ``e`` its own cause and drop
+    the original exception from the chain)."""
+    if error is not exc:
+        error.__cause__ = exc  # what ``raise error from exc`` does
+        error.__suppress_context__ = True
+    return error
 
 
 class ModelNode:
@@ -250,8 +301,14 @@ class ModelNode:
 
     def check_budgets(
         self, state: dict[str, Any], messages: list[BaseMessage], *, model: str | None = None
-    ) -> None:
-        """Raise before a call that would exceed ``max_steps``, tokens or USD budgets."""
+    ) -> int | None:
+        """Raise before a call that would exceed ``max_steps``, tokens or USD budgets.
+
+        Returns the output tokens ``max_total_tokens`` leaves for this call (they are reserved
+        from the budget: the call's output is capped to them, so the thread never ends above
+        it), ``None`` without a token budget. A refusal of a run's first call (the
+        user's new message) marks the error ``rejects_input``: the message leaves the thread.
+        """
         cfg = self.config
         steps = run_steps(state)
         if steps >= cfg.max_steps:
@@ -260,14 +317,21 @@ class ModelNode:
                 f"(max_steps={cfg.max_steps}); send a new message to continue"
             )
         if cfg.max_total_tokens is None and cfg.max_cost_usd is None:
-            return
+            return None
         used = Usage.from_dict(state.get("usage") or {})
         estimate = self.counter.count_messages(messages)
-        if cfg.max_total_tokens is not None and used.total_tokens + estimate > cfg.max_total_tokens:
-            raise BudgetExceededError(
-                f"token budget reached: this thread used {used.total_tokens} tokens and the next "
-                f"call needs ~{estimate} more (max_total_tokens={cfg.max_total_tokens})"
-            )
+        cap: int | None = None
+        if cfg.max_total_tokens is not None:
+            room = cfg.max_total_tokens - used.total_tokens - estimate
+            if room < 1:
+                error = BudgetExceededError(
+                    f"token budget reached: this thread used {used.total_tokens} tokens and the "
+                    f"next call needs ~{estimate} more plus its output "
+                    f"(max_total_tokens={cfg.max_total_tokens})"
+                )
+                error.rejects_input = steps == 0
+                raise error
+            cap = room
         if cfg.max_cost_usd is not None:
             spent = state.get("cost_usd")
             next_cost = self.costs.cost(
@@ -278,12 +342,15 @@ class ModelNode:
                     logger.warning(
                         "max_cost_usd cannot be enforced: price of %r unknown", self.model_name
                     )
-                return
+                return cap
             if spent + next_cost > cfg.max_cost_usd:
-                raise BudgetExceededError(
+                error = BudgetExceededError(
                     f"cost budget reached: this thread cost ${spent} and the next call would add "
                     f"~${next_cost:.6f} (max_cost_usd=${cfg.max_cost_usd})"
                 )
+                error.rejects_input = steps == 0
+                raise error
+        return cap
 
     def state_update(
         self,
@@ -329,11 +396,26 @@ class ModelNode:
             "run_steps": run_steps(state) + 1,
         }
 
+    def _output_cap(self, room: int | None, config: RunnableConfig | None) -> int | None:
+        """``room`` (what the token budget leaves for output) when it is below the call's own
+        output limit (a run's ``max_tokens`` override, the given model's, the configured one)."""
+        if room is None:
+            return None
+        limit: Any = self.config.model.max_tokens
+        if self._fixed is not None:
+            bound, _ = _unbind(self._fixed)
+            limit = getattr(bound, "max_tokens", None)
+        else:
+            limit = ((config or {}).get("configurable") or {}).get("max_tokens", limit)
+        if isinstance(limit, int) and not isinstance(limit, bool) and limit <= room:
+            return None
+        return room
+
     def _checked_budgets(
         self, state: dict[str, Any], messages: list[BaseMessage], *, model: str
-    ) -> None:
+    ) -> int | None:
         try:
-            self.check_budgets(state, messages, model=model)
+            return self.check_budgets(state, messages, model=model)
         except StreamAgentError as error:
             self.observer.on_error(error)
             raise
@@ -359,7 +441,7 @@ class ModelNode:
     def _retrying_kwargs(self, attempt: _Attempt) -> dict[str, Any]:
         return {
             "stop": stop_after_attempt(self.policy.max_attempts),
-            "retry": retry_if_exception(self.config.retry.is_retryable),
+            "retry": retry_if_exception(self.policy.retries),
             "wait": self._wait,
             "before_sleep": functools.partial(self._before_sleep, attempt),
             "reraise": True,
@@ -392,6 +474,16 @@ class ModelNode:
         attempt.emitted = False
         attempt.first_token_at = None
 
+    def _observe_error(self, error: StreamAgentError, attempt: _Attempt) -> None:
+        """Report a failed call: with its model and duration when the observer takes them
+        (``AgentMetrics`` times it under ``error_type``), else the error alone."""
+        if _takes_timing(self.observer.on_error):
+            latency = time.perf_counter() - attempt.started
+            on_error = cast("Any", self.observer.on_error)
+            on_error(error, model=attempt.model or self.model_name, latency_seconds=latency)
+        else:
+            self.observer.on_error(error)
+
     @staticmethod
     def _note_chunk(attempt: _Attempt, chunk: AIMessageChunk) -> None:
         if not attempt.emitted and (chunk.content or chunk.tool_call_chunks):
@@ -399,17 +491,27 @@ class ModelNode:
             attempt.first_token_at = time.perf_counter()
 
     def _failed(self, exc: BaseException, attempt: _Attempt) -> StreamAgentError:
+        """The classified error of a failed call, to raise (its cause chain kept intact)."""
         error = classify_error(exc)
         error.attempts = attempt.number
-        self.observer.on_error(error)
-        return error
+        hinted = self.policy.retry_after_hint(error)
+        if hinted is not None and hinted > self.config.retry.max_delay_seconds:
+            logger.warning(
+                "the model endpoint asks to wait %gs, more than RetryConfig.max_delay_seconds="
+                "%gs: not retried (the error carries retry_after_seconds)",
+                hinted,
+                self.config.retry.max_delay_seconds,
+            )
+        self._observe_error(error, attempt)
+        return _chained(error, exc)
 
     # ------------------------------------------------------------------ async shell
     async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         messages = self.model_input(state)
         model = self.model_for(config)
-        self._checked_budgets(state, messages, model=model)
-        attempt = _Attempt(model=model, sink=sink_of(config) if self._fast_path() else None)
+        cap = self._output_cap(self._checked_budgets(state, messages, model=model), config)
+        sink = sink_of(config) if self._fast_path() else None
+        attempt = _Attempt(model=model, sink=sink, max_output_tokens=cap)
         if attempt.sink is not None:
             attempt.namespace = graph_namespace(config.get("metadata") or {})
         try:
@@ -417,8 +519,9 @@ class ModelNode:
                 with retry_attempt:
                     attempt.number = retry_attempt.retry_state.attempt_number
                     message = await self._astream_once(messages, config, attempt)
-        except Exception as exc:
-            raise self._failed(exc, attempt) from exc
+        except Exception as exc:  # noqa: BLE001 - re-raised, classified
+            error = self._failed(exc, attempt)
+            raise error from error.__cause__
         return self.state_update(state, message, messages, attempt, model=model)
 
     async def _astream_once(
@@ -430,15 +533,16 @@ class ModelNode:
             model, bound = _unbind(self.runnable(config))
             llm_config = self._llm_config(config, nostream=sink is not None)
             meta = llm_config.get("metadata")
-            async for chunk in model.astream(messages, llm_config, **bound):
+            async for chunk in model.astream(messages, llm_config, **attempt.call_kwargs(bound)):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
                     if sink is not None:
                         sink.put((attempt.namespace, "messages", (chunk, meta)))
             message = _final_message(chunks.chunks())
-        except Exception as exc:
-            raise classify_error(exc) from exc
+        except Exception as exc:  # noqa: BLE001 - re-raised, classified
+            error = _chained(classify_error(exc), exc)
+            raise error from error.__cause__
         message.response_metadata["streamed_chunks"] = len(chunks)
         return message
 
@@ -446,15 +550,16 @@ class ModelNode:
     def invoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
         messages = self.model_input(state)
         model = self.model_for(config)
-        self._checked_budgets(state, messages, model=model)
-        attempt = _Attempt(model=model)
+        cap = self._output_cap(self._checked_budgets(state, messages, model=model), config)
+        attempt = _Attempt(model=model, max_output_tokens=cap)
         try:
             for retry_attempt in Retrying(**self._retrying_kwargs(attempt)):
                 with retry_attempt:
                     attempt.number = retry_attempt.retry_state.attempt_number
                     message = self._stream_once(messages, config, attempt)
-        except Exception as exc:
-            raise self._failed(exc, attempt) from exc
+        except Exception as exc:  # noqa: BLE001 - re-raised, classified
+            error = self._failed(exc, attempt)
+            raise error from error.__cause__
         return self.state_update(state, message, messages, attempt, model=model)
 
     def _stream_once(
@@ -463,12 +568,14 @@ class ModelNode:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
             model, bound = _unbind(self.runnable(config))
-            for chunk in model.stream(messages, self._llm_config(config), **bound):
+            kwargs = attempt.call_kwargs(bound)
+            for chunk in model.stream(messages, self._llm_config(config), **kwargs):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
             message = _final_message(chunks.chunks())
-        except Exception as exc:
-            raise classify_error(exc) from exc
+        except Exception as exc:  # noqa: BLE001 - re-raised, classified
+            error = _chained(classify_error(exc), exc)
+            raise error from error.__cause__
         message.response_metadata["streamed_chunks"] = len(chunks)
         return message

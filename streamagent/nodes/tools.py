@@ -147,7 +147,12 @@ class ToolRouter:
     def plan(
         self, ai: AIMessage, answered: Sequence[ToolMessage]
     ) -> tuple[list[ToolCall], dict[str, ToolMessage], list[str]]:
-        """Split calls into runnable ones and immediate error results; keep the call order."""
+        """Split calls into runnable ones and immediate error results; keep the call order.
+
+        Each id runs at most once: a later call repeating an id already planned or answered
+        is skipped (the model node gives every call of its own messages a unique id, so only
+        a forged or foreign message can repeat one; one id can only hold one answer).
+        """
         done = {m.tool_call_id for m in answered}
         order: list[str] = []
         results: dict[str, ToolMessage] = {}
@@ -156,6 +161,7 @@ class ToolRouter:
             call_id = bad.get("id") or ""
             if call_id in done:
                 continue
+            done.add(call_id)
             order.append(call_id)
             results[call_id] = _error(
                 call_id,
@@ -166,7 +172,10 @@ class ToolRouter:
         for call in ai.tool_calls:
             call_id = call["id"] or ""
             if call_id in done:
+                if call_id in order:
+                    logger.warning("tool call id %r repeated in one message: ran once", call_id)
                 continue
+            done.add(call_id)
             order.append(call_id)
             if call["name"] not in self.tools:
                 known = ", ".join(sorted(self.tools)) or "none"
@@ -255,8 +264,12 @@ class ToolRouter:
         if ai is None:
             return [], {}, []
         runnable, results, order = self.plan(ai, answered)
-        allowed, rejected = self.approve(runnable)
+        allowed, rejected = self.approve(runnable)  # may pause here (interrupt): count after
         results.update(rejected)
+        for message in results.values():  # answered without running: counted all the same
+            self.observer.on_tool_call(
+                tool=str(message.name), status=message.status, duration_seconds=0.0
+            )
         return allowed, results, order
 
     # ------------------------------------------------------------------ async shell

@@ -253,6 +253,7 @@ class ScriptedOpenAIServer:
                 loop.run_until_complete(self._runner.cleanup())
         finally:
             self._runner = None
+            _cancel_leftover_tasks(loop)
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 
@@ -416,6 +417,20 @@ async def _stream(
     except ConnectionError:
         logger.debug("client of request #%d went away mid-stream", number)
     return response
+
+
+def _cancel_leftover_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel the tasks still pending when serving stops and wait for them to end.
+
+    A handler sleeping in a stall whose client already left is no longer tracked by aiohttp's
+    shutdown; closing the loop with it pending printed "Task was destroyed but it is pending!".
+    """
+    pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    if not pending:
+        return
+    for task in pending:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
 
 
 async def _apply_stream_fault(

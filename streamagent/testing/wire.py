@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import functools
 import math
@@ -253,6 +254,19 @@ class ChunkEncoder:
         return body
 
 
+def _capped(reply: Reply, request_body: Any) -> Reply:
+    """``reply`` cut to the request's output-token limit (text replies only)."""
+    if not isinstance(request_body, Mapping) or reply.tool_calls or reply.fault is not None:
+        return reply
+    limit = request_body.get("max_completion_tokens") or request_body.get("max_tokens")
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        return reply
+    pieces = split_pieces(reply.content)
+    if len(pieces) <= limit:
+        return reply
+    return dataclasses.replace(reply, content="".join(pieces[:limit]), finish_reason="length")
+
+
 @dataclass(frozen=True, slots=True)
 class ReplyPlan:
     """A reply resolved for one request: pieces, tool-call ids and usage figures."""
@@ -263,7 +277,13 @@ class ReplyPlan:
 
     @classmethod
     def build(cls, reply: Reply, *, request_body: Any, first_call_number: int) -> ReplyPlan:
-        """Resolve default tool-call ids (``call_<n>``) and the prompt-token figure."""
+        """Resolve default tool-call ids (``call_<n>``) and the prompt-token figure.
+
+        A request's ``max_completion_tokens`` / ``max_tokens`` is honoured as a real endpoint
+        does: a text reply with more pieces (one piece = one token here) is cut to that many,
+        with ``finish_reason="length"``.
+        """
+        reply = _capped(reply, request_body)
         ids = tuple(
             call.id if call.id is not None else f"call_{first_call_number + i}"
             for i, call in enumerate(reply.tool_calls)

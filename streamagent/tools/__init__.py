@@ -6,6 +6,7 @@ The security model is DESIGN.md §4; each module's docstring states its rules.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from typing import Literal
@@ -30,19 +31,30 @@ __all__ = ["APPROVAL_METADATA_KEY", "as_tool", "default_tools", "sandbox_availab
 
 SandboxMode = Literal["auto", "bwrap", "none"]
 
+logger = logging.getLogger(__name__)
 
-def _choose_bwrap(sandbox: SandboxMode) -> str | None:
+
+def _choose_bwrap(sandbox: SandboxMode, *, available: bool) -> str | None:
     if sandbox not in {"auto", "bwrap", "none"}:
         raise ConfigurationError(f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r}")
     if sandbox == "none":
+        logger.warning(
+            "sandbox='none': execute_bash runs commands unconfined, as this process's user "
+            "(scrubbed environment, but the host's files, processes and network are reachable)"
+        )
         return None
-    if sandbox_available():
+    if available:
         return find_bwrap()
     if sandbox == "bwrap":
         raise ConfigurationError(
             "sandbox='bwrap' but bubblewrap is not installed or cannot create a sandbox here; "
             "install it (Debian/Ubuntu: apt-get install bubblewrap) or choose sandbox='auto'"
         )
+    logger.warning(
+        "bubblewrap is not available: execute_bash is left out of the tools (sandbox='auto' "
+        "never falls back to running commands unconfined); install bubblewrap, or pass "
+        "sandbox='none' to run them unconfined"
+    )
     return None
 
 
@@ -71,8 +83,10 @@ def default_tools(
     """The four workspace tools: ``read_file``, ``write_file``, ``execute_bash``, ``git_operation``.
 
     ``sandbox="auto"`` runs commands (and git) in bubblewrap when it works here; without it,
-    every ``execute_bash`` call needs human approval. ``sandbox="none"`` runs unconfined (still
-    with a scrubbed environment) and, with no ``require_approval``, without approval: an explicit
+    ``execute_bash`` is left out (with a warning: never a silent fallback to an unconfined
+    shell) and git runs unconfined. ``sandbox="none"`` runs commands unconfined (with a
+    warning; scrubbed environment and launcher, see :func:`~streamagent.tools.bash.
+    unsandboxed_launcher`) and, with no ``require_approval``, without approval: an explicit
     opt-out. ``sandbox="bwrap"`` requires bubblewrap (:class:`ConfigurationError` otherwise).
     ``require_approval`` entries are tool names or ``"git_operation:<operation>"``.
 
@@ -93,7 +107,8 @@ def default_tools(
         bash_timeout_seconds=bash_timeout_seconds,
     )
     ws = Workspace.from_path(workspace)
-    bwrap = _choose_bwrap(sandbox)
+    available = sandbox != "none" and sandbox_available()
+    bwrap = _choose_bwrap(sandbox, available=available)
     policy = SandboxPolicy(
         workspace=ws.root, allow_network=allow_network, env_allowlist=tuple(env_allowlist)
     )
@@ -119,8 +134,8 @@ def default_tools(
     known = {t.name: frozenset[str]() for t in tools}
     known["git_operation"] = GIT_OPERATIONS
     flags: dict[str, ApprovalFlag] = parse_require_approval(require_approval or (), known)
-    if bwrap is None and sandbox == "auto":
-        flags["execute_bash"] = True
+    if bwrap is None and sandbox == "auto":  # no silent fallback to an unconfined shell
+        tools = [t for t in tools if t.name != "execute_bash"]
     for tool in tools:
         if tool.name in flags:
             mark_approval(tool, flags[tool.name])

@@ -29,6 +29,9 @@ from langchain_core.tools import ToolException
 from streamagent.errors import ConfigurationError
 
 __all__ = [
+    "MAX_NAME_BYTES",
+    "MAX_PATH_BYTES",
+    "MAX_WRITE_DEPTH",
     "Workspace",
     "describe_kind",
     "has_git_component",
@@ -36,6 +39,11 @@ __all__ = [
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FORBIDDEN_ROOTS = (Path("/proc"), Path("/sys"), Path("/dev"))
+#: Longest file or directory name and whole path, in bytes (Linux ``NAME_MAX`` / ``PATH_MAX``).
+MAX_NAME_BYTES = 255
+MAX_PATH_BYTES = 4096
+#: Deepest path ``write_file`` writes (it creates missing directories, one per level).
+MAX_WRITE_DEPTH = 64
 
 
 def describe_kind(mode: int) -> str:
@@ -56,6 +64,32 @@ def describe_kind(mode: int) -> str:
 def has_git_component(parts: tuple[str, ...]) -> bool:
     """True when any component is named ``.git`` (case-insensitive: macOS/Windows filesystems)."""
     return any(p.casefold() == ".git" for p in parts)
+
+
+def _check_lengths(path: str) -> None:
+    """Refuse a path the filesystem would refuse: a component over ``NAME_MAX`` bytes or a
+    path over ``PATH_MAX`` bytes (a plain :class:`ToolException`, not ``OSError`` 36)."""
+    encoded = os.fsencode(path) if _encodable(path) else path.encode("utf-8", "surrogatepass")
+    if len(encoded) > MAX_PATH_BYTES:
+        raise ToolException(
+            f"refused: the path is {len(encoded)} bytes long (max {MAX_PATH_BYTES}); use a "
+            "shorter path"
+        )
+    for part in encoded.split(b"/"):
+        if len(part) > MAX_NAME_BYTES:
+            shown = part[:40].decode("utf-8", "replace")
+            raise ToolException(
+                f"refused: the name {shown + '...'!r} is {len(part)} bytes long (max "
+                f"{MAX_NAME_BYTES} per file or directory name); use a shorter name"
+            )
+
+
+def _encodable(path: str) -> bool:
+    try:
+        os.fsencode(path)
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -95,6 +129,7 @@ class Workspace:
             raise ToolException("the path is empty; give a file path relative to the workspace")
         if "\x00" in path:
             raise ToolException("the path contains a NUL byte; give a plain file path")
+        _check_lengths(path)
         given = Path(path)
         return given if given.is_absolute() else self.root / given
 
@@ -137,6 +172,11 @@ class Workspace:
         rel = self.contained(resolved, path)
         if not rel.parts:
             raise ToolException(f"{path!r} is the workspace directory itself; name a file")
+        if len(rel.parts) > MAX_WRITE_DEPTH:
+            raise ToolException(
+                f"refused: the path is {len(rel.parts)} levels deep (max {MAX_WRITE_DEPTH}); "
+                "use a flatter layout"
+            )
         return rel
 
     # ------------------------------------------------------------------ descriptor walk
@@ -168,9 +208,9 @@ class Workspace:
                     f"directory {where!r} does not exist in the workspace"
                 ) from None
             # created concurrently? the O_NOFOLLOW open below decides
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(part, 0o777, dir_fd=fd)
             try:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(part, 0o777, dir_fd=fd)
                 nxt = os.open(part, _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 raise self._walk_refusal(where, exc) from None

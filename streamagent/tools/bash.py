@@ -30,9 +30,18 @@ from streamagent.tools.sandbox import (
     run_process,
 )
 
-__all__ = ["BashInput", "BashTool", "bash_invocation", "format_result"]
+__all__ = [
+    "LAUNCHER_NAME",
+    "BashInput",
+    "BashTool",
+    "bash_invocation",
+    "format_result",
+    "unsandboxed_launcher",
+]
 
 _MAX_COMMAND_CHARS = 100_000
+#: ``$0`` of the scrubbed launcher (``ps`` shows it as the parent of an unsandboxed command).
+LAUNCHER_NAME = "streamagent-launcher"
 
 
 class BashInput(BaseModel):
@@ -69,7 +78,20 @@ def bash_invocation(
         policy.workspace
     )  # no private home without a sandbox: keep it in the workspace
     env["TMPDIR"] = env.get("TMPDIR", "/tmp")  # noqa: S108
-    return [bash, "--noprofile", "--norc", "-c", command], env
+    return [*unsandboxed_launcher(), bash, "--noprofile", "--norc", "-c", command], env
+
+
+def unsandboxed_launcher() -> list[str]:
+    """argv prefix of the scrubbed launcher that runs an unsandboxed command.
+
+    A ``sh`` started with the command's own scrubbed environment stays the command's parent
+    (``; exit`` keeps it from exec-ing the command in its place), so ``/proc/$PPID/environ``
+    shows that environment, not the agent's API keys and Redis URL. What it cannot hide:
+    the command runs as the agent's user, so it may read ``/proc/<agent pid>/environ`` by
+    searching for it; only the sandbox (its own PID namespace) removes that (README).
+    """
+    sh = shutil.which("sh", path=SANDBOX_PATH) or "/bin/sh"
+    return [sh, "-c", '"$@"; exit "$?"', LAUNCHER_NAME]
 
 
 def format_result(result: ProcessResult, *, sandboxed: bool) -> tuple[str, dict[str, Any]]:

@@ -188,6 +188,8 @@ def _existing(dfd: int, name: str) -> os.stat_result | None:
         return os.stat(name, dir_fd=dfd, follow_symlinks=False)
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise ToolException(f"cannot write {name!r}: {exc.strerror or exc}") from None
 
 
 def _write_all(fd: int, data: bytes) -> None:

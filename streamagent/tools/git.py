@@ -106,7 +106,7 @@ class GitInput(BaseModel):
         default=None,
         description="A commit, branch, tag or range (e.g. 'HEAD~1', 'main', 'v1.0', 'a..b') for "
         "diff/log/show/blame/rev_parse/checkout/restore (source), or the start point of a new "
-        "branch.",
+        "branch. show also takes 'REV:path' (a file as of REV, path from the repository root).",
     )
     message: str | None = Field(default=None, description="Commit (or stash push) message.")
     branch: str | None = Field(
@@ -204,6 +204,22 @@ def _inspect_argv(a: GitInput, paths: list[str]) -> list[str]:
     raise AssertionError(op)  # pragma: no cover
 
 
+def _show_blob_argv(ref: str, ws: Workspace, top: Path, paths: list[str]) -> list[str]:
+    """``git show REV:path`` (a file as of a revision): the revision is checked as a ref, the
+    path as a workspace path relative to the repository root (``REV:./p`` / ``REV:../p``,
+    relative to the working directory in git, are refused: give it from the root)."""
+    rev, path = ref.split(":", 1)
+    check_ref(rev)
+    if path.startswith(("./", "../")) or path in {".", ".."}:
+        raise ToolException(
+            f"refused: {ref!r}: give the path after ':' relative to the repository root"
+        )
+    if path:
+        _check_paths(ws, top, [path])
+    show = ["show", "--no-ext-diff", "--no-textconv", "--no-color"]
+    return [*show, f"{rev}:{path}", "--", *paths]
+
+
 def _change_argv(a: GitInput, paths: list[str]) -> list[str]:  # noqa: PLR0911
     op = a.operation
     ref = [check_ref(a.ref)] if a.ref else []
@@ -266,6 +282,8 @@ def _network_argv(a: GitInput, paths: list[str]) -> list[str]:
 def operation_argv(a: GitInput, ws: Workspace, top: Path) -> list[str]:
     """The git subcommand argv for ``a`` (pure; ``top`` is the repository's work tree)."""
     paths = _check_paths(ws, top, a.paths)
+    if a.operation == "show" and a.ref and ":" in a.ref:
+        return _show_blob_argv(a.ref, ws, top, paths)
     if a.operation in {"status", "diff", "log", "show", "blame", "rev_parse"}:
         return _inspect_argv(a, paths)
     if a.operation in NETWORK_OPERATIONS:
