@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamagent import RetryConfig, astream_chunks, build_agent, calculate_cost
 from streamagent.cost import Usage
+from streamagent.errors import RateLimitedError
 from streamagent.metrics import AgentMetrics, start_metrics_server
 from streamagent.metrics_saver import InstrumentedSaver
 from streamagent.testing import Fault, Reply, ToolCall
@@ -151,3 +152,17 @@ async def test_budget_refusals_are_counted_as_errors(make_server, metrics_server
     assert refused[-1].error["type"] == "BudgetExceededError"
     values = scrape(port)
     assert get(values, "streamagent_errors_total", type="BudgetExceededError") >= 1
+
+
+def test_metrics_server_serves_the_registry_on_loopback():
+    m = AgentMetrics()
+    m.on_retry(model="gpt-4o", error=RateLimitedError("x"))
+    server, thread = start_metrics_server(0, metrics=m)
+    try:
+        assert server.server_address[0] == "127.0.0.1" and thread.daemon
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        body = urllib.request.urlopen(url, timeout=5).read().decode()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert 'streamagent_retries_total{reason="RateLimitedError"} 1.0' in body

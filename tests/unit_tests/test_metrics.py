@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import urllib.request
 from decimal import Decimal
 from typing import Any
 
@@ -15,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from streamagent.cost import Usage
 from streamagent.errors import ModelUnavailableError, RateLimitedError, StreamBrokenError
-from streamagent.metrics import AgentMetrics, metrics_asgi_app, start_metrics_server
+from streamagent.metrics import AgentMetrics, metrics_asgi_app
 from streamagent.metrics_saver import InstrumentedSaver
 from streamagent.observe import AgentObserver
 
@@ -210,20 +209,6 @@ def test_label_names_never_include_thread_or_user_ids():
         "operation",
         "le",
     }
-
-
-def test_metrics_server_serves_the_registry_on_loopback():
-    m = AgentMetrics()
-    m.on_retry(model="gpt-4o", error=RateLimitedError("x"))
-    server, thread = start_metrics_server(0, metrics=m)
-    try:
-        assert server.server_address[0] == "127.0.0.1" and thread.daemon
-        url = f"http://127.0.0.1:{server.server_port}/metrics"
-        body = urllib.request.urlopen(url, timeout=5).read().decode()
-    finally:
-        server.shutdown()
-        server.server_close()
-    assert 'streamagent_retries_total{reason="RateLimitedError"} 1.0' in body
 
 
 async def test_asgi_app_serves_the_registry():

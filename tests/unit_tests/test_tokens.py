@@ -4,10 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -166,35 +162,6 @@ def test_missing_rank_file_gives_a_clear_error(tmp_path: Path) -> None:
 def test_verified_loader_checks_against_the_given_hash() -> None:
     with pytest.raises(ConfigurationError, match="expected 0000"):
         load_verified_ranks(bundled_rank_file("cl100k_base"), expected_sha256="0" * 64)
-
-
-def test_encoding_is_built_without_network_or_tiktoken_cache(tmp_path: Path) -> None:
-    cache = tmp_path / "empty-cache"
-    cache.mkdir()
-    script = textwrap.dedent(
-        """
-        import socket, sys
-
-        def refuse(*args, **kwargs):
-            raise RuntimeError("network access attempted")
-
-        socket.socket.connect = refuse
-        socket.create_connection = refuse
-        socket.getaddrinfo = refuse
-
-        from streamagent.tokens import count_message_tokens, count_tokens
-        print(count_tokens("hello world", model="gpt-4o"), count_tokens("hello world", model="gpt-4"))
-        print(count_message_tokens([{"role": "user", "content": "Hi!"}]))
-        """
-    )
-    env = {**os.environ, "TIKTOKEN_CACHE_DIR": str(cache)}
-    env.pop("DATA_GYM_CACHE_DIR", None)
-    done = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["2", "2", "9"]
-    assert list(cache.iterdir()) == []
 
 
 def test_concurrent_first_use_builds_one_encoding() -> None:
