@@ -9,6 +9,7 @@ import pytest
 import pytest_socket
 
 
+@pytest.mark.filterwarnings("ignore:A test tried to use socket")  # else the warning is the error
 def test_a_network_socket_is_refused():
     with pytest.raises(pytest_socket.SocketBlockedError):
         socket.socket(socket.AF_INET, socket.SOCK_STREAM)
