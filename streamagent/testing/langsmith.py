@@ -32,10 +32,11 @@ import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Self
 
 from aiohttp import web
+
+from streamagent.testing._lifecycle import StartStop
 
 __all__ = ["LangSmithCapture", "TracedRun"]
 
@@ -146,7 +147,7 @@ def _traced(run: Mapping[str, Any]) -> TracedRun:
     )
 
 
-class LangSmithCapture:
+class LangSmithCapture(StartStop):
     """A loopback LangSmith endpoint that records posted runs (see the module docstring).
 
     Nothing happens until :meth:`start` (or ``with``); :meth:`stop` ends the server.
@@ -183,17 +184,6 @@ class LangSmithCapture:
             self._thread.join(_START_TIMEOUT_SECONDS)
         loop.close()
         self._loop = self._runner = None
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def _serve(self) -> None:
         app = web.Application(client_max_size=64 * 1024 * 1024)

@@ -32,6 +32,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from streamagent.testing._lifecycle import StartStop
 from streamagent.testing.script import (
     DEFAULT_FAULT_TEXT,
     Fault,
@@ -68,7 +69,7 @@ def _peer(request: web.Request) -> str | None:
     return f"{address[0]}:{address[1]}" if address else None
 
 
-class ScriptedOpenAIServer:
+class ScriptedOpenAIServer(StartStop):
     """A scripted OpenAI-compatible endpoint at :attr:`base_url` (``http://127.0.0.1:PORT/v1``).
 
     Each ``POST /v1/chat/completions`` consumes the next script item; when the script is empty the
@@ -208,17 +209,6 @@ class ScriptedOpenAIServer:
         thread.join(_STOP_TIMEOUT_SECONDS + _SHUTDOWN_GRACE_SECONDS)
         self._loop = self._thread = None
         self._port = None
-
-    def __enter__(self) -> ScriptedOpenAIServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     async def __aenter__(self) -> ScriptedOpenAIServer:
         return await asyncio.to_thread(self.start)
