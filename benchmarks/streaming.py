@@ -6,6 +6,8 @@ round, and the tables report medians and ratios.
 
     ./dev python benchmarks/streaming.py [--rounds 9] [--tokens 2000] [--tool-runs 20]
 
+Rows (g)-(i) stream the same reply through OpenAI's Responses API (``/v1/responses``).
+
 Table 1 (one long reply): client CPU µs per streamed content chunk (process CPU time / content
 chunks), wall time to first token and the time to first token added over raw AsyncOpenAI.
 Table 2 (time to first token): many short runs (a 200-token reply), interleaved, for a stable
@@ -37,6 +39,9 @@ REACT = "(c) create_react_agent messages"
 LEAN = "(e) streamagent astream_chunks, lean (default)"
 PLAIN = "(d) streamagent astream_chunks, plain ChatOpenAI"
 OFF = "(f) streamagent astream_chunks, fast path off"
+RAW_RESPONSES = "(g) openai AsyncOpenAI responses.create"
+CHAT_RESPONSES = "(h) ChatOpenAI(use_responses_api=True).astream"
+AGENT_RESPONSES = "(i) streamagent astream_chunks, Responses API"
 _TTFT_TOKENS = 200
 
 
@@ -103,6 +108,12 @@ def _agents(base_url: str, tools: list[Any]) -> dict[str, Any]:
             checkpointer=False,
         ),
         "lean": build_agent(tools=tools, config=config, checkpointer=False),
+        "responses_chat": ChatOpenAI(**options, use_responses_api=True),
+        "responses": build_agent(
+            tools=tools,
+            config=AgentConfig(model=replace(model_cfg, use_responses_api=True)),
+            checkpointer=False,
+        ),
         # ModelConfig(fast_path=False): stock ChatOpenAI, tokens through LangGraph's messages mode
         "off": build_agent(
             tools=tools,
@@ -185,6 +196,18 @@ def make_runners(base_url: str) -> dict[str, Runner]:
                 n += 1
         return n, first
 
+    async def run_raw_responses() -> tuple[int, float]:
+        t0 = time.perf_counter()
+        first = 0.0
+        n = 0
+        stream = await raw.responses.create(model="gpt-4o", input=prompt, stream=True)  # type: ignore[arg-type]
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                if not n:
+                    first = time.perf_counter() - t0
+                n += 1
+        return n, first
+
     return {
         RAW: run_raw,
         "(b) ChatOpenAI.astream": _chat_runner(agents["chat"], prompt),
@@ -193,6 +216,9 @@ def make_runners(base_url: str) -> dict[str, Runner]:
         PLAIN: _agent_runner(agents["plain"], prompt),
         LEAN: _agent_runner(agents["lean"], prompt),
         OFF: _agent_runner(agents["off"], prompt),
+        RAW_RESPONSES: run_raw_responses,
+        CHAT_RESPONSES: _chat_runner(agents["responses_chat"], prompt),
+        AGENT_RESPONSES: _agent_runner(agents["responses"], prompt),
     }
 
 

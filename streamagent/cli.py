@@ -66,6 +66,10 @@ class ChunkPrinter:
             self._in_text = True
         self.console.print(safe_text(chunk.content or ""), end="", markup=False)
 
+    def _on_reasoning(self, chunk: StreamChunk) -> None:
+        """A reasoning summary (Responses API models), dimmed, before the answer."""
+        self.console.print(safe_text(chunk.content or ""), end="", style="dim", markup=False)
+
     def _on_tool_call(self, chunk: StreamChunk) -> None:
         self._end_text()
         call = chunk.tool_call or {}

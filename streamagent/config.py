@@ -87,6 +87,9 @@ class ModelConfig:
     transport, direct text chunks and token sink where they are known to give identical
     results; off, the model is stock ``ChatOpenAI`` over the openai SDK and tokens stream
     through LangGraph's ``messages`` mode.
+    ``use_responses_api`` (``None``: ChatOpenAI decides, e.g. for reasoning summaries) calls
+    OpenAI's Responses API; ``reasoning`` (e.g. ``{"effort": "low", "summary": "auto"}``) is
+    passed to reasoning models.
     """
 
     model: str = "gpt-4o"
@@ -100,6 +103,8 @@ class ModelConfig:
     connect_timeout_seconds: float = 10.0
     context_window: int | None = None
     fast_path: bool = field(default_factory=fast_path_from_env)
+    use_responses_api: bool | None = None
+    reasoning: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.model or not isinstance(self.model, str):
@@ -110,6 +115,11 @@ class ModelConfig:
             raise ConfigurationError("ModelConfig.max_tokens must be positive")
         if not 0.0 <= self.temperature <= 2.0:
             raise ConfigurationError("ModelConfig.temperature must be between 0 and 2")
+        if self.use_responses_api and (self.presence_penalty or self.frequency_penalty):
+            raise ConfigurationError(
+                "the Responses API has no presence_penalty / frequency_penalty: leave them at 0 "
+                "or use Chat Completions (use_responses_api=False)"
+            )
         if self.context_window is not None and self.context_window <= self.max_tokens:
             raise ConfigurationError(
                 f"context_window ({self.context_window}) must exceed max_tokens ({self.max_tokens})"

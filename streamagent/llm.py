@@ -22,6 +22,8 @@ from streamagent.config import ModelConfig
 
 from __future__ import annotations
 
+from typing import Any
+
 import openai
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
@@ -53,11 +55,23 @@ def create_chat_model(config: ModelConfig, *, lean: bool | None = None) -> ChatO
         base_url=config.base_url,
         max_tokens=config.max_tokens,  # type: ignore[call-arg]
         temperature=config.temperature,
-        presence_penalty=config.presence_penalty,
-        frequency_penalty=config.frequency_penalty,
         # the SDK's own Timeout class: httpx's in openai 2, httpx2's in openai 3
         timeout=openai.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
         max_retries=0,
         streaming=True,
         stream_usage=True,
+        **_optional(config),
     )
+
+
+def _optional(config: ModelConfig) -> dict[str, Any]:
+    """Options passed only when set (a default ChatOpenAI keeps its own defaults)."""
+    options: dict[str, Any] = {}
+    if not config.use_responses_api:  # the Responses API has no penalties
+        options["presence_penalty"] = config.presence_penalty
+        options["frequency_penalty"] = config.frequency_penalty
+    if config.use_responses_api is not None:
+        options["use_responses_api"] = config.use_responses_api
+    if config.reasoning:
+        options["reasoning"] = dict(config.reasoning)
+    return options

@@ -6,6 +6,7 @@ what LangGraph emits into :class:`StreamChunk` values:
 
 ========================  =================================================================
 ``content``               a text delta (``.content``)
+``reasoning``             a reasoning-summary delta (``.content``; Responses API models)
 ``tool_call_delta``       partial tool-call arguments as they stream (``.tool_call``)
 ``tool_call``             a complete, parsed tool call (``.tool_call``: id, name, args)
 ``tool_result``           a tool's result (``.tool_result``: tool_call_id, name, content, status)
@@ -75,7 +76,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ChunkType = Literal[
-    "content", "tool_call_delta", "tool_call", "tool_result", "retry", "interrupt", "done", "error"
+    "content",
+    "reasoning",
+    "tool_call_delta",
+    "tool_call",
+    "tool_result",
+    "retry",
+    "interrupt",
+    "done",
+    "error",
 ]
 _STREAM_MODES: list[StreamMode] = ["messages", "updates", "custom"]
 
@@ -145,6 +154,22 @@ def prepare_input(messages: Any, *, allow_privileged_roles: bool = False) -> lis
     return converted
 
 
+def _reasoning_text(content: Any) -> str:
+    """The reasoning-summary text in a chunk's content blocks (Responses API), if any."""
+    if isinstance(content, str) or not content:
+        return ""
+    parts: list[str] = []
+    for block in content:
+        if not isinstance(block, Mapping) or block.get("type") != "reasoning":
+            continue
+        for summary in block.get("summary") or ():
+            if isinstance(summary, Mapping) and isinstance(summary.get("text"), str):
+                parts.append(summary["text"])
+        if isinstance(block.get("reasoning"), str):  # v1 content blocks
+            parts.append(block["reasoning"])
+    return "".join(parts)
+
+
 def _agent_of(namespace: tuple[str, ...]) -> str | None:
     return namespace[-1].split(":", 1)[0] if namespace else None
 
@@ -193,6 +218,14 @@ class ChunkTranslator:
         if isinstance(message, AIMessageChunk):
             if message.id:
                 self._streamed_ids.add(message.id)
+            reasoning = _reasoning_text(message.content)
+            if reasoning:
+                self._mark_token()
+                out.append(
+                    StreamChunk(
+                        type="reasoning", content=reasoning, agent=agent, namespace=namespace
+                    )
+                )
             text = message.text
             if text:
                 self._mark_token()

@@ -133,6 +133,7 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
     if not chunks:
         raise StreamBrokenError("the model stream ended before sending anything")
     merged = chunks[0] if len(chunks) == 1 else add_ai_message_chunks(chunks[0], *chunks[1:])
+    _finish_from_status(merged)
     if not merged.response_metadata.get("finish_reason"):
         raise StreamBrokenError(
             "the model stream ended without a finish_reason (truncated stream, no [DONE])"
@@ -141,6 +142,19 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
     data["tool_calls"], invalid = _strict_tool_calls(merged)
     data["invalid_tool_calls"] = [*data.get("invalid_tool_calls", []), *invalid]
     return AIMessage(**data)
+
+
+def _finish_from_status(merged: AIMessageChunk) -> None:
+    """A Responses API reply ends with a ``status`` instead of a ``finish_reason``: give it the
+    Chat Completions equivalent (``completed`` → stop / tool_calls, ``incomplete`` → length)."""
+    metadata = merged.response_metadata
+    if metadata.get("finish_reason"):
+        return
+    status = metadata.get("status")
+    if status == "completed":
+        metadata["finish_reason"] = "tool_calls" if merged.tool_call_chunks else "stop"
+    elif status == "incomplete":
+        metadata["finish_reason"] = "length"
 
 
 def _strict_tool_calls(

@@ -213,6 +213,8 @@ class Reply:
     cached_tokens: int = 0
     completion_tokens: int | None = None
     reasoning_tokens: int = 0
+    #: Responses API only: a reasoning summary streamed before the answer.
+    reasoning_summary: str = ""
     finish_reason: str | None = None
     token_delay_seconds: float | None = None
     fault: Fault | None = None

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +33,7 @@ import orjson
 from aiohttp import web
 
 from streamagent.testing._lifecycle import StartStop
+from streamagent.testing.responses_wire import ResponsesEncoder, responses_usage
 from streamagent.testing.script import (
     DEFAULT_FAULT_TEXT,
     Fault,
@@ -45,6 +46,7 @@ from streamagent.testing.wire import (
     MALFORMED_EVENT,
     ChunkEncoder,
     ReplyPlan,
+    SseEvent,
     error_body,
     http_fault_headers,
 )
@@ -252,6 +254,8 @@ class ScriptedOpenAIServer(StartStop):
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         return app
@@ -277,7 +281,13 @@ class ScriptedOpenAIServer(StartStop):
         data = {"id": self.model, "object": "model", "created": 0, "owned_by": "streamagent"}
         return _json_response(200, {"object": "list", "data": [data]})
 
-    async def _chat(self, request: web.Request) -> web.StreamResponse:
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses``: the same script, answered in the Responses API's format."""
+        return await self._chat(request, responses_api=True)
+
+    async def _chat(
+        self, request: web.Request, *, responses_api: bool = False
+    ) -> web.StreamResponse:
         raw = await request.read()
         record = RecordedRequest(
             method=request.method,
@@ -292,7 +302,7 @@ class ScriptedOpenAIServer(StartStop):
         resolved = self._resolve(record, item, number)
         if isinstance(resolved, web.Response):
             return resolved
-        return await self._answer(request, record, resolved, number)
+        return await self._answer(request, record, resolved, number, responses_api=responses_api)
 
     def _resolve(
         self, record: RecordedRequest, item: ScriptItem | None, number: int
@@ -348,36 +358,61 @@ class ScriptedOpenAIServer(StartStop):
         return plan, encoder
 
     async def _answer(
-        self, request: web.Request, record: RecordedRequest, reply: Reply, number: int
+        self,
+        request: web.Request,
+        record: RecordedRequest,
+        reply: Reply,
+        number: int,
+        *,
+        responses_api: bool = False,
     ) -> web.StreamResponse:
         plan, encoder = self._plan(record, reply)
+        if responses_api:
+            encoded = ResponsesEncoder(
+                response_id=encoder.completion_id.replace("chatcmpl-", "resp_"),
+                created=encoder.created,
+                model=encoder.model,
+            )
+
+            def events(complete: bool) -> Iterator[SseEvent]:
+                return encoded.events(plan, complete=complete)
+
+            def body(complete: bool) -> dict[str, Any]:
+                status = "completed" if complete else "in_progress"
+                usage = responses_usage(plan) if complete else None
+                return encoded.response(status, encoded.output_items(plan), usage)
+        else:
+
+            def events(complete: bool) -> Iterator[SseEvent]:
+                return plan.events(encoder, include_usage=record.include_usage, complete=complete)
+
+            def body(complete: bool) -> dict[str, Any]:
+                return plan.completion(encoder, complete=complete)
+
         if record.stream:
             delay = reply.token_delay_seconds
             delay = self.token_delay_seconds if delay is None else delay
             return await _stream(
                 request,
-                plan,
-                encoder,
-                include_usage=record.include_usage,
+                events,
+                reply.fault,
                 delay_seconds=delay,
                 on_schedule=self.pace_on_schedule,
                 number=number,
             )
-        return await _complete(request, plan, encoder, number)
+        return await _complete(request, body, reply.fault, number)
 
 
 async def _stream(
     request: web.Request,
-    plan: ReplyPlan,
-    encoder: ChunkEncoder,
+    events: Callable[[bool], Iterator[SseEvent]],
+    fault: Fault | None,
     *,
-    include_usage: bool,
     delay_seconds: float,
     number: int,
     on_schedule: bool = False,
 ) -> web.StreamResponse:
-    """Write the SSE events of ``plan``, applying the reply's fault at its chunk count."""
-    fault = plan.reply.fault
+    """Write the SSE ``events(complete)`` of a reply, applying ``fault`` at its chunk count."""
     response = web.StreamResponse(
         status=200, headers={**_SSE_HEADERS, "x-request-id": _request_id(number)}
     )
@@ -387,7 +422,7 @@ async def _stream(
     loop = asyncio.get_running_loop()
     due = loop.time()  # on_schedule: when the next paced chunk is due
     try:
-        for event in plan.events(encoder, include_usage=include_usage, complete=complete):
+        for event in events(complete):
             if fault is not None and sent == fault.after_chunks:
                 if await _apply_stream_fault(request, response, fault):
                     return response
@@ -441,10 +476,12 @@ async def _apply_stream_fault(
 
 
 async def _complete(
-    request: web.Request, plan: ReplyPlan, encoder: ChunkEncoder, number: int
+    request: web.Request,
+    body_of: Callable[[bool], dict[str, Any]],
+    fault: Fault | None,
+    number: int,
 ) -> web.StreamResponse:
-    """Answer a non-streamed request, applying the reply's fault."""
-    fault = plan.reply.fault
+    """Answer a non-streamed request with ``body_of(complete)``, applying the reply's fault."""
     if fault is not None and fault.kind == "stall":
         await asyncio.sleep(fault.seconds)
     if fault is not None and fault.kind == "disconnect":
@@ -459,7 +496,7 @@ async def _complete(
             headers={"x-request-id": _request_id(number)},
         )
     complete = fault is None or fault.kind != "no_done"
-    return _json_response(200, plan.completion(encoder, complete=complete), number)
+    return _json_response(200, body_of(complete), number)
 
 
 async def _abort(request: web.Request) -> None:
