@@ -6,7 +6,8 @@ round, and the tables report medians and ratios.
 
     ./dev python benchmarks/streaming.py [--rounds 9] [--tokens 2000] [--tool-runs 20]
 
-Rows (g)-(i) stream the same reply through OpenAI's Responses API (``/v1/responses``).
+Rows (g)-(i) stream the same reply through OpenAI's Responses API (``/v1/responses``); rows
+(j)-(k) read it through LangGraph's v3 typed stream (``astream_events(version="v3")``).
 
 Table 1 (one long reply): client CPU µs per streamed content chunk (process CPU time / content
 chunks), wall time to first token and the time to first token added over raw AsyncOpenAI.
@@ -42,6 +43,8 @@ OFF = "(f) streamagent astream_chunks, fast path off"
 RAW_RESPONSES = "(g) openai AsyncOpenAI responses.create"
 CHAT_RESPONSES = "(h) ChatOpenAI(use_responses_api=True).astream"
 AGENT_RESPONSES = "(i) streamagent astream_chunks, Responses API"
+REACT_V3 = "(j) create_react_agent astream_events v3"
+AGENT_V3 = "(k) streamagent astream_events v3"
 _TTFT_TOKENS = 200
 
 
@@ -138,6 +141,26 @@ def _react_runner(react: Any, prompt: list[dict[str, str]]) -> Runner:
     return run
 
 
+def _v3_runner(graph: Any, prompt: list[dict[str, str]]) -> Runner:
+    """LangGraph's v3 typed stream: ``run.messages`` → each call's ``.text`` deltas."""
+
+    async def run() -> tuple[int, float]:
+        t0 = time.perf_counter()
+        first = 0.0
+        n = 0
+        stream = await graph.astream_events({"messages": prompt}, version="v3")
+        async with stream:
+            async for message in stream.messages:
+                async for delta in message.text:
+                    if delta:
+                        if not n:
+                            first = time.perf_counter() - t0
+                        n += 1
+        return n, first
+
+    return run
+
+
 def _chat_runner(llm: Any, prompt: list[dict[str, str]]) -> Runner:
     async def run() -> tuple[int, float]:
         t0 = time.perf_counter()
@@ -219,6 +242,8 @@ def make_runners(base_url: str) -> dict[str, Runner]:
         RAW_RESPONSES: run_raw_responses,
         CHAT_RESPONSES: _chat_runner(agents["responses_chat"], prompt),
         AGENT_RESPONSES: _agent_runner(agents["responses"], prompt),
+        REACT_V3: _v3_runner(agents["react"], prompt),
+        AGENT_V3: _v3_runner(agents["lean"], prompt),
     }
 
 

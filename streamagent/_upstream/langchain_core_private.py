@@ -12,9 +12,9 @@ import hashlib
 import inspect
 from typing import Any
 
-from streamagent._upstream import REGISTRY, Missing, Piece, bind_pieces
+from streamagent._upstream import REGISTRY, Missing, Piece, bind_pieces, resolve
 
-__all__ = ["KNOWN_ASTREAM_SOURCES", "bind"]
+__all__ = ["KNOWN_ASTREAM_SOURCES", "bind", "wants_protocol_events"]
 
 _LIB = "langchain-core"
 _UTILS = "langchain_core.language_models._utils"
@@ -95,6 +95,23 @@ def _check_callback_configure() -> Missing | None:
 def bind() -> list[Missing]:
     """Resolve every piece into this module's names."""
     return bind_pieces(globals(), PIECES, (_check_astream, _check_callback_configure))
+
+
+#: Not a fast-path piece (its absence only means the installed langchain-core has no v3
+#: streaming): the marker class of callback handlers that consume protocol events — LangGraph's
+#: ``astream_events(version="v3")`` attaches one.
+_V2_HANDLER = resolve(
+    Piece(_LIB, "langchain_core.tracers._streaming", "_V2StreamingCallbackHandler")
+)
+V2_STREAMING_HANDLER: Any = None if isinstance(_V2_HANDLER, Missing) else _V2_HANDLER
+
+
+def wants_protocol_events(callbacks: Any) -> bool:
+    """Whether a run's callbacks ask chat models for protocol (v3) stream events."""
+    handlers = getattr(callbacks, "handlers", None)
+    if V2_STREAMING_HANDLER is None or not handlers:
+        return False
+    return any(isinstance(h, V2_STREAMING_HANDLER) for h in handlers)
 
 
 REGISTRY.register(bind)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, cast
 
-from langchain_core.callbacks import BaseCallbackManager
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.exceptions import OutputParserException
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
@@ -38,6 +38,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
 from streamagent._token_sink import TokenSink, graph_namespace, sink_of
 from streamagent._upstream import fast_path_available, langgraph_private
+from streamagent._upstream import langchain_core_private as lcp
 from streamagent.chunk_merge import CompactChunks
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator, Usage
@@ -155,6 +156,43 @@ def _finish_from_status(merged: AIMessageChunk) -> None:
         metadata["finish_reason"] = "tool_calls" if merged.tool_call_chunks else "stop"
     elif status == "incomplete":
         metadata["finish_reason"] = "length"
+
+
+def _final_invoked(message: BaseMessage) -> AIMessage:
+    """An invoked (not streamed) reply, checked as :func:`_final_message` checks streams."""
+    if not isinstance(message, AIMessage):
+        raise StreamBrokenError(f"the model returned a {type(message).__name__}, not a reply")
+    content = message.content
+    if isinstance(content, list) and all(
+        isinstance(b, dict) and b.get("type") == "text" for b in content
+    ):  # protocol streaming returns text blocks: stored as the streamed path stores them
+        message.content = "".join(str(b.get("text", "")) for b in content)
+    metadata = message.response_metadata
+    if not metadata.get("finish_reason"):
+        status = metadata.get("status")  # the Responses API
+        if status in ("completed", "incomplete"):
+            done = "length" if status == "incomplete" else "stop"
+            metadata["finish_reason"] = "tool_calls" if message.tool_calls else done
+    if not metadata.get("finish_reason"):
+        raise StreamBrokenError(
+            "the model stream ended without a finish_reason (truncated stream, no [DONE])"
+        )
+    return message
+
+
+class _TokenWatch(BaseCallbackHandler):
+    """Marks an attempt as having emitted tokens when protocol content deltas stream."""
+
+    def __init__(self, attempt: _Attempt) -> None:
+        self.attempt = attempt
+        self.deltas = 0
+
+    def on_stream_event(self, event: Any, **kwargs: Any) -> None:
+        if isinstance(event, Mapping) and event.get("event") == "content-block-delta":
+            self.deltas += 1
+            if not self.attempt.emitted:
+                self.attempt.emitted = True
+                self.attempt.first_token_at = time.perf_counter()
 
 
 def _strict_tool_calls(
@@ -538,9 +576,37 @@ class ModelNode:
             raise error from error.__cause__
         return self.state_update(state, message, messages, attempt, model=model)
 
+    async def _ainvoke_protocol(
+        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+    ) -> AIMessage:
+        """One model call for a run that consumes protocol events (LangGraph's v3 stream).
+
+        LangChain emits protocol events (``on_stream_event``) from ``ainvoke``, not from
+        ``astream``: the model is invoked (it still streams underneath, through the same
+        transport), and a watcher marks the attempt as having emitted tokens.
+        """
+        try:
+            model, bound = _unbind(self.runnable(config))
+            llm_config = self._llm_config(config)
+            watch = _TokenWatch(attempt)
+            callbacks = llm_config.get("callbacks")
+            if isinstance(callbacks, BaseCallbackManager):
+                callbacks = callbacks.copy()
+                callbacks.add_handler(watch, inherit=False)
+                llm_config["callbacks"] = callbacks
+            result = await model.ainvoke(messages, llm_config, **attempt.call_kwargs(bound))
+            message = _final_invoked(result)
+        except Exception as exc:  # noqa: BLE001 - re-raised, classified
+            error = _chained(classify_error(exc), exc)
+            raise error from error.__cause__
+        message.response_metadata["streamed_chunks"] = watch.deltas
+        return message
+
     async def _astream_once(
         self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
     ) -> AIMessage:
+        if attempt.sink is None and lcp.wants_protocol_events(config.get("callbacks")):
+            return await self._ainvoke_protocol(messages, config, attempt)
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         sink = attempt.sink
         try:
