@@ -183,6 +183,8 @@ def _final_invoked(message: BaseMessage) -> AIMessage:
 class _TokenWatch(BaseCallbackHandler):
     """Marks an attempt as having emitted tokens when protocol content deltas stream."""
 
+    run_inline = True  # a few attribute writes: no executor hop per event
+
     def __init__(self, attempt: _Attempt) -> None:
         self.attempt = attempt
         self.deltas = 0
