@@ -376,6 +376,7 @@ class _GraphPump:
         config: RunnableConfig,
         *,
         direct_tokens: bool = True,
+        context: Any = None,
     ) -> None:
         self.sink = TokenSink()
         run_config = config
@@ -384,16 +385,20 @@ class _GraphPump:
             configurable[SINK_KEY] = self.sink
             run_config = cast("RunnableConfig", {**config, "configurable": configurable})
         self.task = asyncio.get_running_loop().create_task(
-            self._run(graph, graph_input, run_config)
+            self._run(graph, graph_input, run_config, context)
         )
 
     async def _run(
-        self, graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig
+        self,
+        graph: Pregel[Any, Any, Any, Any],
+        graph_input: Any,
+        config: RunnableConfig,
+        context: Any = None,
     ) -> None:
         sink = self.sink
         try:
             async for namespace, mode, data in graph.astream(
-                graph_input, config, stream_mode=_STREAM_MODES, subgraphs=True
+                graph_input, config, stream_mode=_STREAM_MODES, subgraphs=True, context=context
             ):
                 sink.put((cast("tuple[str, ...]", namespace), mode, data))
         except BaseException as exc:
@@ -420,11 +425,13 @@ async def astream_chunks(
     thread_id: str | None = None,
     config: RunnableConfig | None = None,
     resume: Any = None,
+    context: Any = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
     ``messages`` are the *new* messages of this turn (the thread's history comes from the
     checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt.
+    ``context`` is LangGraph's run context (``ToolRuntime.context`` / ``Runtime.context``).
     Errors never escape: they end the stream with one ``error`` chunk; a successful run ends
     with ``done``.
 
@@ -446,7 +453,9 @@ async def astream_chunks(
     pump: _GraphPump | None = None
     try:
         graph_input = _graph_input(messages, resume)
-        pump = _GraphPump(graph, graph_input, run_config, direct_tokens=fast_path_from_env())
+        pump = _GraphPump(
+            graph, graph_input, run_config, direct_tokens=fast_path_from_env(), context=context
+        )
         take = pump.sink.take
         while (parts := await take()) is not None:
             for namespace, mode, data in parts:
@@ -476,6 +485,7 @@ def stream_chunks(
     thread_id: str | None = None,
     config: RunnableConfig | None = None,
     resume: Any = None,
+    context: Any = None,
 ) -> Generator[StreamChunk, None, None]:
     """Synchronous twin of :func:`astream_chunks` (uses ``graph.stream``)."""
     translator = ChunkTranslator()
@@ -484,7 +494,7 @@ def stream_chunks(
     try:
         graph_input = _graph_input(messages, resume)
         for namespace, mode, data in graph.stream(
-            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
+            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True, context=context
         ):
             yield from translator.feed(cast("tuple[str, ...]", namespace), mode, data)
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
