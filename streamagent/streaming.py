@@ -33,7 +33,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -170,6 +170,10 @@ class ChunkTranslator:
         # (namespace, node) pairs whose node ran a subgraph: the node's update only repeats
         # what the subgraph already reported (its messages, usage, interrupts)
         self._subgraph_nodes: set[tuple[tuple[str, ...], str]] = set()
+        # tool_call ids reported in tool_call / tool_result chunks (a hand-off's ToolMessage
+        # reaches only the parent's update: it is reported from there)
+        self._call_ids: set[str] = set()
+        self._result_ids: set[str] = set()
 
     def _mark_token(self) -> None:
         if self.first_token_at is None:
@@ -234,17 +238,44 @@ class ChunkTranslator:
             if node == "__interrupt__":
                 out.extend(self._interrupt(namespace, update))
                 continue
-            if not isinstance(update, Mapping) or (namespace, node) in self._subgraph_nodes:
+            if (namespace, node) in self._subgraph_nodes:
+                if isinstance(update, Mapping):
+                    out.extend(self._handed_over(namespace, node, update))
                 continue
-            if "usage" in update:
-                self.usage = self.usage + Usage.from_dict(update["usage"] or {})
-                cost = update.get("cost_usd")
-                if cost is None:
-                    self.cost_known = False
-                elif self.cost_usd is not None:
-                    self.cost_usd += cost
-            for message in update.get("messages") or []:
-                out.extend(self._message_update(namespace, message))
+            # a node that returned Commands reports a list of updates
+            for part in update if isinstance(update, list | tuple) else (update,):
+                if isinstance(part, Mapping):
+                    out.extend(self._node_update(namespace, part))
+        return out
+
+    def _node_update(
+        self, namespace: tuple[str, ...], update: Mapping[str, Any]
+    ) -> list[StreamChunk]:
+        if "usage" in update:
+            self.usage = self.usage + Usage.from_dict(update["usage"] or {})
+            cost = update.get("cost_usd")
+            if cost is None:
+                self.cost_known = False
+            elif self.cost_usd is not None:
+                self.cost_usd += cost
+        out: list[StreamChunk] = []
+        for message in update.get("messages") or []:
+            out.extend(self._message_update(namespace, message))
+        return out
+
+    def _handed_over(
+        self, namespace: tuple[str, ...], node: str, update: Mapping[str, Any]
+    ) -> list[StreamChunk]:
+        """ToolMessages of a subgraph's calls that only its parent's update carries (a tool
+        that handed over with ``Command(graph=Command.PARENT)``)."""
+        out: list[StreamChunk] = []
+        for message in update.get("messages") or []:
+            if (
+                isinstance(message, ToolMessage)
+                and message.tool_call_id in self._call_ids
+                and message.tool_call_id not in self._result_ids
+            ):
+                out.extend(replace(c, agent=node) for c in self._message_update(namespace, message))
         return out
 
     def _interrupt(self, namespace: tuple[str, ...], interrupts: Any) -> list[StreamChunk]:
@@ -279,11 +310,13 @@ class ChunkTranslator:
                 }
                 for tc in message.invalid_tool_calls
             ]
+            self._call_ids.update(str(c["id"]) for c in calls if c["id"])
             return [
                 StreamChunk(type="tool_call", tool_call=c, agent=agent, namespace=namespace)
                 for c in calls
             ]
         if isinstance(message, ToolMessage):
+            self._result_ids.add(message.tool_call_id)
             return [
                 StreamChunk(
                     type="tool_result",

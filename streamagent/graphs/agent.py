@@ -70,6 +70,7 @@ def create_agent_graph(
     config: AgentConfig | None = None,
     name: str = "agent",
     observer: AgentObserver | None = None,
+    state_schema: type[AgentState] | None = None,
 ) -> StateGraph[AgentState]:
     """The agent as an *uncompiled* ``StateGraph``: [prune] → model → (tools → [prune] | END).
 
@@ -81,6 +82,10 @@ def create_agent_graph(
 
     ``model`` is a chat model instance, a model name, or ``None`` for ChatOpenAI built from
     ``config.model`` (lazily, at the first call: building the graph does no I/O and needs no key).
+
+    ``state_schema`` extends :class:`~streamagent.state.AgentState` with keys of your own (a
+    ``TypedDict`` subclass of it), which tools can read (``InjectedState``) and write
+    (``Command(update=...)``).
 
     Example:
         >>> from streamagent import AgentConfig, ModelConfig, create_agent_graph
@@ -103,7 +108,7 @@ def create_agent_graph(
     )
     router = ToolRouter(tools=tool_list, config=cfg, name=name, observer=observer)
 
-    builder: StateGraph[AgentState] = StateGraph(AgentState)
+    builder: StateGraph[AgentState] = StateGraph(state_schema or AgentState)
     builder.add_node("prune", _node(prune.invoke, prune.ainvoke, "prune"))
     builder.add_node("model", _node(model_node.invoke, model_node.ainvoke, "model"))
     builder.add_node("tools", _node(router.invoke, router.ainvoke, "tools"))
