@@ -29,6 +29,7 @@ __all__ = [
     "ContextTooLongError",
     "InvalidInputError",
     "MemoryUnavailable",
+    "MissingExtraError",
     "ModelRequestError",
     "ModelUnavailableError",
     "RateLimitedError",
@@ -88,6 +89,14 @@ class UserError(StreamAgentError):
 
 class ConfigurationError(UserError):
     """Invalid or missing configuration (no API key and no base URL, negative timeout, ...)."""
+
+
+class MissingExtraError(ConfigurationError):
+    """A feature needs an optional extra that is not installed (``.extra`` names it)."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class InvalidInputError(UserError):

@@ -71,6 +71,7 @@ def create_agent_graph(
     name: str = "agent",
     observer: AgentObserver | None = None,
     state_schema: type[AgentState] | None = None,
+    middleware: Sequence[Any] = (),
 ) -> StateGraph[AgentState]:
     """The agent as an *uncompiled* ``StateGraph``: [prune] → model → (tools → [prune] | END).
 
@@ -87,6 +88,10 @@ def create_agent_graph(
     ``TypedDict`` subclass of it), which tools can read (``InjectedState``) and write
     (``Command(update=...)``).
 
+    ``middleware`` takes LangChain ``AgentMiddleware`` instances (the ``middleware`` extra),
+    run with ``create_agent``'s semantics (:mod:`streamagent.middleware`, ``docs/middleware.md``).
+    Without middleware the graph has no extra node or edge.
+
     Example:
         >>> from streamagent import AgentConfig, ModelConfig, create_agent_graph
         >>> builder = create_agent_graph(config=AgentConfig(model=ModelConfig(api_key="sk-x")))
@@ -100,12 +105,33 @@ def create_agent_graph(
         cfg = cfg.with_model(model=model)
     elif model is not None:
         llm = model
-    tool_list = _as_tools(tools)
+    stack = None
+    if middleware:
+        from streamagent.middleware import MiddlewareStack
+
+        stack = MiddlewareStack.of(middleware)
+    tool_list = _as_tools([*tools, *stack.tools] if stack else tools)
     costs = CostCalculator(prices=cfg.prices)
     prune = PruneNode(tools=tool_list, config=cfg, observer=observer)
     model_node = ModelNode(
         llm=llm, tools=tool_list, config=cfg, name=name, costs=costs, observer=observer
     )
+    if stack is not None:
+        from streamagent.middleware._graph import middleware_graph
+
+        return cast(
+            "StateGraph[AgentState]",
+            middleware_graph(
+                stack,
+                prune=prune,
+                model_node=model_node,
+                tools=tool_list,
+                config=cfg,
+                name=name,
+                observer=observer,
+                state_schema=state_schema or AgentState,
+            ),
+        )
     router = ToolRouter(tools=tool_list, config=cfg, name=name, observer=observer)
 
     builder: StateGraph[AgentState] = StateGraph(state_schema or AgentState)
@@ -148,6 +174,7 @@ def build_agent(
     name: str = "agent",
     checkpointer: BaseCheckpointSaver[Any] | Literal[False] | None = None,
     observer: AgentObserver | None = None,
+    middleware: Sequence[Any] = (),
 ) -> CompiledStateGraph[AgentState, Any, AgentState, AgentState]:
     """Compile the agent with memory for the common case.
 
@@ -165,7 +192,9 @@ def build_agent(
     """
     cfg = config or AgentConfig()
     preload_encoding(cfg.model.model if not isinstance(model, str) else model)
-    builder = create_agent_graph(model=model, tools=tools, config=cfg, name=name, observer=observer)
+    builder = create_agent_graph(
+        model=model, tools=tools, config=cfg, name=name, observer=observer, middleware=middleware
+    )
     saver: BaseCheckpointSaver[Any] | None
     if checkpointer is None:
         saver = default_saver()

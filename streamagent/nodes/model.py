@@ -356,9 +356,11 @@ class ModelNode:
         llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
         return cast("RunnableConfig", llm_config)
 
-    def _retrying_kwargs(self, attempt: _Attempt) -> dict[str, Any]:
+    def _retrying_kwargs(
+        self, attempt: _Attempt, max_attempts: int | None = None
+    ) -> dict[str, Any]:
         return {
-            "stop": stop_after_attempt(self.policy.max_attempts),
+            "stop": stop_after_attempt(max_attempts or self.policy.max_attempts),
             "retry": retry_if_exception(self.config.retry.is_retryable),
             "wait": self._wait,
             "before_sleep": functools.partial(self._before_sleep, attempt),
@@ -409,25 +411,46 @@ class ModelNode:
         messages = self.model_input(state)
         model = self.model_for(config)
         self._checked_budgets(state, messages, model=model)
+        message, attempt = await self.acall(messages, config, model=model)
+        return self.state_update(state, message, messages, attempt, model=model)
+
+    async def acall(
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        *,
+        model: str,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
+        max_attempts: int | None = None,
+    ) -> tuple[AIMessage, _Attempt]:
+        """One model call with this node's retries (``max_attempts`` overrides the policy's):
+        the final message and its bookkeeping. ``runnable`` replaces :meth:`runnable`'s model
+        (middleware that changed the request's model, tools or settings)."""
         attempt = _Attempt(model=model, sink=sink_of(config) if self._fast_path() else None)
         if attempt.sink is not None:
             attempt.namespace = graph_namespace(config.get("metadata") or {})
         try:
-            async for retry_attempt in AsyncRetrying(**self._retrying_kwargs(attempt)):
+            async for retry_attempt in AsyncRetrying(
+                **self._retrying_kwargs(attempt, max_attempts)
+            ):
                 with retry_attempt:
                     attempt.number = retry_attempt.retry_state.attempt_number
-                    message = await self._astream_once(messages, config, attempt)
+                    message = await self._astream_once(messages, config, attempt, runnable)
         except Exception as exc:
             raise self._failed(exc, attempt) from exc
-        return self.state_update(state, message, messages, attempt, model=model)
+        return message, attempt
 
     async def _astream_once(
-        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        attempt: _Attempt,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
     ) -> AIMessage:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         sink = attempt.sink
         try:
-            model, bound = _unbind(self.runnable(config))
+            model, bound = _unbind(runnable or self.runnable(config))
             llm_config = self._llm_config(config, nostream=sink is not None)
             meta = llm_config.get("metadata")
             async for chunk in model.astream(messages, llm_config, **bound):
@@ -447,22 +470,39 @@ class ModelNode:
         messages = self.model_input(state)
         model = self.model_for(config)
         self._checked_budgets(state, messages, model=model)
-        attempt = _Attempt(model=model)
-        try:
-            for retry_attempt in Retrying(**self._retrying_kwargs(attempt)):
-                with retry_attempt:
-                    attempt.number = retry_attempt.retry_state.attempt_number
-                    message = self._stream_once(messages, config, attempt)
-        except Exception as exc:
-            raise self._failed(exc, attempt) from exc
+        message, attempt = self.call(messages, config, model=model)
         return self.state_update(state, message, messages, attempt, model=model)
 
+    def call(
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        *,
+        model: str,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
+        max_attempts: int | None = None,
+    ) -> tuple[AIMessage, _Attempt]:
+        """Synchronous twin of :meth:`acall`."""
+        attempt = _Attempt(model=model)
+        try:
+            for retry_attempt in Retrying(**self._retrying_kwargs(attempt, max_attempts)):
+                with retry_attempt:
+                    attempt.number = retry_attempt.retry_state.attempt_number
+                    message = self._stream_once(messages, config, attempt, runnable)
+        except Exception as exc:
+            raise self._failed(exc, attempt) from exc
+        return message, attempt
+
     def _stream_once(
-        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        attempt: _Attempt,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
     ) -> AIMessage:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
-            model, bound = _unbind(self.runnable(config))
+            model, bound = _unbind(runnable or self.runnable(config))
             for chunk in model.stream(messages, self._llm_config(config), **bound):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)

@@ -320,22 +320,41 @@ class ToolRouter:
         calls = self._injected(allowed, state, config)
         limit = asyncio.Semaphore(self.config.max_parallel_tools)
         if len(calls) == 1:  # the common case: no task for gather to schedule
-            outcomes = [await self._arun_one(calls[0], config, limit)]
+            outcomes = [await self._arun_one(calls[0], state, config, limit)]
         else:
-            outcomes = await asyncio.gather(*(self._arun_one(c, config, limit) for c in calls))
+            outcomes = await asyncio.gather(
+                *(self._arun_one(c, state, config, limit) for c in calls)
+            )
         for call, message in zip(allowed, outcomes, strict=True):
             results[call["id"] or ""] = message
         return self._update(order, results)
 
+    async def acall_tool(
+        self, tool: BaseTool, call: ToolCall, state: Mapping[str, Any], config: RunnableConfig
+    ) -> Any:
+        """Run one (validated, injected) call; raises what the tool raises. Middleware's
+        ``wrap_tool_call`` replaces this (:mod:`streamagent.middleware`)."""
+        return await tool.ainvoke(call, config)
+
+    def call_tool(
+        self, tool: BaseTool, call: ToolCall, state: Mapping[str, Any], config: RunnableConfig
+    ) -> Any:
+        """Synchronous twin of :meth:`acall_tool`."""
+        return tool.invoke(call, config)
+
     async def _arun_one(
-        self, call: ToolCall, config: RunnableConfig, limit: asyncio.Semaphore
+        self,
+        call: ToolCall,
+        state: Mapping[str, Any],
+        config: RunnableConfig,
+        limit: asyncio.Semaphore,
     ) -> ToolOutput:
         async with limit:
             started = time.perf_counter()
             tool = self.tools[call["name"]]
             try:
                 async with asyncio.timeout(self.config.tool_timeout_seconds):
-                    result: Any = await tool.ainvoke(call, config)
+                    result: Any = await self.acall_tool(tool, call, state, config)
             except GraphBubbleUp:
                 raise
             except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
@@ -353,7 +372,10 @@ class ToolRouter:
             )
             try:
                 started = time.perf_counter()
-                futures = [pool.submit(self.tools[c["name"]].invoke, c, config) for c in calls]
+                futures = [
+                    pool.submit(self.call_tool, self.tools[c["name"]], c, state, config)
+                    for c in calls
+                ]
                 for call, future in zip(calls, futures, strict=True):
                     remaining = self.config.tool_timeout_seconds - (time.perf_counter() - started)
                     try:
