@@ -71,6 +71,9 @@ class StreamAgentError(Exception):
         #: True when this turn's input itself caused the error (e.g. a message that can never
         #: fit the context window): the streaming helpers then remove it from the thread.
         self.rejects_input = False
+        #: True when a failed model call had already streamed tokens (consumers discard them
+        #: when a ``retry`` chunk follows).
+        self.partial_output = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (used by the ``error`` stream chunk)."""

@@ -203,4 +203,9 @@ def build_agent(
     else:
         saver = checkpointer
     compiled = builder.compile(checkpointer=saver, name=name)
-    return compiled.with_config(recursion_limit=cfg.recursion_limit)
+    limit = cfg.recursion_limit
+    if middleware:  # hook nodes are steps too
+        from streamagent.middleware import recursion_limit
+
+        limit = recursion_limit(list(builder.nodes), max_steps=cfg.max_steps)
+    return compiled.with_config(recursion_limit=limit)

@@ -15,6 +15,11 @@ streamagent's own features (retries, pruning, approval, limits) is in ``docs/mid
 
 from __future__ import annotations
 
-from streamagent.middleware._stack import MIDDLEWARE_EXTRA, MiddlewareStack, require_langchain
+from streamagent.middleware._stack import (
+    MIDDLEWARE_EXTRA,
+    MiddlewareStack,
+    recursion_limit,
+    require_langchain,
+)
 
-__all__ = ["MIDDLEWARE_EXTRA", "MiddlewareStack", "require_langchain"]
+__all__ = ["MIDDLEWARE_EXTRA", "MiddlewareStack", "recursion_limit", "require_langchain"]

@@ -22,12 +22,15 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import AIMessage, BaseMessage, SystemMessage
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.tools import BaseTool
+from langgraph.config import get_stream_writer
 from langgraph.types import Command
 
+from streamagent._token_sink import graph_namespace, sink_of
 from streamagent.cost import Usage
+from streamagent.errors import StreamAgentError
 from streamagent.middleware._stack import MiddlewareStack
 from streamagent.nodes._injection import current_runtime
-from streamagent.nodes.model import ModelNode, run_steps
+from streamagent.nodes.model import RETRY_EVENT, ModelNode, run_steps
 
 if TYPE_CHECKING:
     from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
@@ -251,25 +254,60 @@ def _model_name(model: BaseChatModel) -> str:
 
 
 class _Execute:
-    """The innermost handler: one streamed call of the node (with its retries)."""
+    """The innermost handler: one streamed call of the node (with its retries).
+
+    When a middleware calls it again after a call that failed with tokens already streamed
+    (``ModelRetryMiddleware``, ``ModelFallbackMiddleware``), a ``retry`` chunk goes out first,
+    as for the node's own retries: consumers discard that partial output.
+    """
 
     def __init__(self, owner: MiddlewareModelNode, config: RunnableConfig, calls: list[_Call]):
         self.owner = owner
         self.config = config
         self.calls = calls
+        self.failed: StreamAgentError | None = None  # the last call, when it left partial output
+        self.number = 0
+
+    def _before(self) -> None:
+        self.number += 1
+        failed, self.failed = self.failed, None
+        if failed is None:
+            return
+        event = {
+            "streamagent": RETRY_EVENT,
+            "agent": self.owner.node.name,
+            "attempt": self.number - 1,
+            "owner": "middleware",
+            "error": failed.to_dict(),
+            "discard_partial_output": True,
+        }
+        sink = sink_of(self.config) if self.owner.node._fast_path() else None
+        if sink is not None:  # in order with the tokens it withdraws
+            sink.put((graph_namespace(self.config.get("metadata") or {}), "custom", event))
+        else:
+            get_stream_writer()(event)
+
+    def _after_error(self, error: BaseException) -> None:
+        if isinstance(error, StreamAgentError) and error.partial_output:
+            self.failed = error
 
     def __call__(self, request: ModelRequest[Any]) -> ModelResponse[Any]:
         from langchain.agents.middleware import ModelResponse
 
+        self._before()
         runnable, model = self.owner._runnable(request, self.config)
         messages = self.owner._messages(request)
-        message, attempt = self.owner.node.call(
-            messages,
-            self.config,
-            model=model,
-            runnable=runnable,
-            max_attempts=self.owner.max_attempts,
-        )
+        try:
+            message, attempt = self.owner.node.call(
+                messages,
+                self.config,
+                model=model,
+                runnable=runnable,
+                max_attempts=self.owner.max_attempts,
+            )
+        except StreamAgentError as error:
+            self._after_error(error)
+            raise
         self.calls.append(_Call(message, messages, attempt, model))
         return ModelResponse(result=[message])
 
@@ -280,14 +318,19 @@ class _AExecute(_Execute):
     async def __call__(self, request: ModelRequest[Any]) -> ModelResponse[Any]:  # type: ignore[override]
         from langchain.agents.middleware import ModelResponse
 
+        self._before()
         runnable, model = self.owner._runnable(request, self.config)
         messages = self.owner._messages(request)
-        message, attempt = await self.owner.node.acall(
-            messages,
-            self.config,
-            model=model,
-            runnable=runnable,
-            max_attempts=self.owner.max_attempts,
-        )
+        try:
+            message, attempt = await self.owner.node.acall(
+                messages,
+                self.config,
+                model=model,
+                runnable=runnable,
+                max_attempts=self.owner.max_attempts,
+            )
+        except StreamAgentError as error:
+            self._after_error(error)
+            raise
         self.calls.append(_Call(message, messages, attempt, model))
         return ModelResponse(result=[message])

@@ -26,6 +26,7 @@ __all__ = [
     "MiddlewareStack",
     "NodeHook",
     "can_jump_to",
+    "recursion_limit",
     "require_langchain",
 ]
 
@@ -49,6 +50,15 @@ def require_langchain() -> None:
             f"newer): install it with `pip install 'streamagent[{MIDDLEWARE_EXTRA}]'`",
             extra=MIDDLEWARE_EXTRA,
         )
+
+
+def recursion_limit(node_names: Sequence[str], *, max_steps: int) -> int:
+    """LangGraph's recursion limit for ``max_steps`` model calls in a graph with these nodes:
+    prune + model + tools and every ``before_model`` / ``after_model`` hook per step, the
+    ``before_agent`` / ``after_agent`` hooks once."""
+    per_step = 3 + sum(n.endswith((".before_model", ".after_model")) for n in node_names)
+    once = sum(n.endswith((".before_agent", ".after_agent")) for n in node_names)
+    return max_steps * per_step + 3 + once
 
 
 def _overrides(middleware: Any, hook: str) -> bool:

@@ -403,6 +403,7 @@ class ModelNode:
     def _failed(self, exc: BaseException, attempt: _Attempt) -> StreamAgentError:
         error = classify_error(exc)
         error.attempts = attempt.number
+        error.partial_output = attempt.emitted
         self.observer.on_error(error)
         return error
 

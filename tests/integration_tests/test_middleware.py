@@ -293,3 +293,21 @@ def test_middleware_must_be_agent_middleware(make_server: Any) -> None:
             config=config_for(make_server()),
             middleware=[Recorder("A", []), Recorder("A", [])],
         )
+
+
+def test_build_agent_counts_hook_nodes_in_its_recursion_limit(make_server: Any) -> None:
+    script = [
+        Reply(tool_calls=[ToolCall("echo", {"text": str(i)}, id=f"r{i}")]) for i in range(3)
+    ] + ["end"]
+    server = make_server(script)
+    log: list[str] = []
+    agent = build_agent(
+        tools=[echo],
+        config=config_for(server, max_steps=4),
+        checkpointer=False,
+        middleware=[Recorder("A", log), Recorder("B", log), Recorder("C", log)],
+    )
+    # 4 model calls with 3 before_model + 3 after_model hooks each exceed 4 * 3 + 3 steps
+    chunks = list(stream_chunks(agent, "loop"))
+    assert chunks[-1].type == "done", chunks[-1]
+    assert len(server.requests) == 4
