@@ -150,6 +150,15 @@ def prepare_input(messages: Any) -> list[BaseMessage]:
     return converted
 
 
+_HOOK_SUFFIXES = (".before_agent", ".before_model", ".after_model", ".after_agent")
+
+
+def _middleware_hook(metadata: Mapping[str, Any] | None) -> bool:
+    """Whether a model streamed inside a middleware hook node (``"<name>.before_model"``)."""
+    node = (metadata or {}).get("langgraph_node")
+    return isinstance(node, str) and node.endswith(_HOOK_SUFFIXES)
+
+
 def _agent_of(namespace: tuple[str, ...]) -> str | None:
     return namespace[-1].split(":", 1)[0] if namespace else None
 
@@ -194,7 +203,11 @@ class ChunkTranslator:
 
     def _messages(self, namespace: tuple[str, ...], data: Any) -> list[StreamChunk]:
         message, metadata = data
-        agent = (metadata or {}).get("streamagent_agent") or _agent_of(namespace)
+        agent = (metadata or {}).get("streamagent_agent")
+        if agent is None:  # not the agent's model: a model of the user's graph, or middleware's
+            if _middleware_hook(metadata):
+                return []  # e.g. a summary written in before_model is not the agent's answer
+            agent = _agent_of(namespace)
         out: list[StreamChunk] = []
         if isinstance(message, AIMessageChunk):
             if message.id:

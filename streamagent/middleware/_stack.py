@@ -46,7 +46,7 @@ def require_langchain() -> None:
         found = False
     if not found:
         raise MissingExtraError(
-            "middleware= needs LangChain's AgentMiddleware (the `langchain` package, 1.5 or "
+            "middleware= needs LangChain's AgentMiddleware (the `langchain` package, 1.4.7 or "
             f"newer): install it with `pip install 'streamagent[{MIDDLEWARE_EXTRA}]'`",
             extra=MIDDLEWARE_EXTRA,
         )
