@@ -93,6 +93,9 @@ class MiddlewareToolRouter(ToolRouter):
             alayer = _ALayer(middleware, alayer)
         self.layer = layer
         self.alayer = alayer
+        # the sync path runs calls in worker threads, where LangGraph's runtime (a context
+        # variable of the node's thread) is not set: invoke notes it per run's config
+        self._runtimes: dict[int, Any] = {}
 
     def _request(
         self, tool: BaseTool, call: ToolCall, state: Mapping[str, Any], config: RunnableConfig
@@ -103,7 +106,7 @@ class MiddlewareToolRouter(ToolRouter):
             state=state,
             call=call,
             config=config,
-            runtime=current_runtime(),
+            runtime=self._runtimes.get(id(config)) or current_runtime(),
             tools=list(self.tools.values()),
         )
         return ToolCallRequest(tool_call=call, tool=tool, state=state, runtime=runtime)
@@ -114,6 +117,15 @@ class MiddlewareToolRouter(ToolRouter):
         if self.alayer is None:
             return await tool.ainvoke(call, config)
         return await self.alayer(self._request(tool, call, state, config), config)
+
+    def invoke(self, state: dict[str, Any], config: RunnableConfig) -> Any:
+        if self.layer is None:
+            return super().invoke(state, config)
+        self._runtimes[id(config)] = current_runtime()
+        try:
+            return super().invoke(state, config)
+        finally:
+            self._runtimes.pop(id(config), None)
 
     def call_tool(
         self, tool: BaseTool, call: ToolCall, state: Mapping[str, Any], config: RunnableConfig

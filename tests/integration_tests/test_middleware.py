@@ -15,6 +15,7 @@ from langchain.agents.middleware import (
     ModelRequest,
     before_model,
     dynamic_prompt,
+    hook_config,
 )
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
@@ -23,7 +24,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from streamagent import astream_chunks, build_agent, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
 from tests.conftest import config_for
-from tests.integration_tests._middleware_diff import chat_model
+from tests.integration_tests._middleware_diff import chat_model, differential
 
 
 @tool
@@ -311,3 +312,73 @@ def test_build_agent_counts_hook_nodes_in_its_recursion_limit(make_server: Any) 
     chunks = list(stream_chunks(agent, "loop"))
     assert chunks[-1].type == "done", chunks[-1]
     assert len(server.requests) == 4
+
+
+class SeesContext(AgentMiddleware):
+    """A sync wrap_tool_call that reads the run's context through the request's runtime."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def wrap_tool_call(self, request: Any, handler: Any) -> Any:
+        self.seen.append(request.runtime.context)
+        return handler(request)
+
+
+def test_sync_wrap_tool_call_sees_the_runs_context(make_server: Any) -> None:
+    server = make_server(_script())
+    middleware = SeesContext()
+    agent = create_agent_graph(
+        tools=[echo], config=config_for(server), middleware=[middleware]
+    ).compile()
+    chunks = list(stream_chunks(agent, "go", context={"user": "ada"}))
+    assert chunks[-1].type == "done", chunks[-1]
+    assert middleware.seen == [{"user": "ada"}]
+
+
+class RetryOnce(AgentMiddleware):
+    """after_model: the first answer is sent back with a nudge (jump_to model)."""
+
+    @hook_config(can_jump_to=["model"])
+    def after_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        if sum(isinstance(m, AIMessage) for m in state["messages"]) == 1:
+            return {"messages": [HumanMessage("be more precise")], "jump_to": "model"}
+        return None
+
+
+class Gate(AgentMiddleware):
+    """before_agent: a run that starts with "stop" ends at once (jump_to end)."""
+
+    @hook_config(can_jump_to=["end"])
+    def before_agent(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        if state["messages"][-1].text.startswith("stop"):
+            return {"messages": [AIMessage("stopped by the gate")], "jump_to": "end"}
+        return None
+
+
+async def test_after_model_jump_to_model_as_create_agent(make_server: Any) -> None:
+    ours = await differential(
+        make_server,
+        ["roughly 3", "exactly 3.14"],
+        tools=[echo],
+        middleware=lambda _: [RetryOnce()],
+        turns=["what is pi"],
+    )
+    assert [m[0] for m in ours.messages] == ["human", "ai", "human", "ai"]
+    assert ours.messages[-1] == ("ai", "exactly 3.14", ())
+
+
+async def test_before_agent_jump_to_end_as_create_agent(make_server: Any) -> None:
+    ours = await differential(
+        make_server,
+        ["answered"],
+        tools=[echo],
+        middleware=lambda _: [Gate()],
+        turns=["stop now", "go on"],
+    )
+    assert ours.messages == [
+        ("human", "stop now"),
+        ("ai", "stopped by the gate", ()),
+        ("human", "go on"),
+        ("ai", "answered", ()),
+    ]

@@ -50,6 +50,7 @@ async def test_human_in_the_loop_approve_and_reject(make_server: Any) -> None:
             tool_calls=[
                 ToolCall("echo", {"text": "a"}, id="c1"),
                 ToolCall("shout", {"text": "b"}, id="c2"),
+                ToolCall("echo", {"text": "c"}, id="c3"),
             ]
         ),
         "finished",
@@ -58,7 +59,14 @@ async def test_human_in_the_loop_approve_and_reject(make_server: Any) -> None:
     def middleware(_: Any) -> list[Any]:
         return [HumanInTheLoopMiddleware(interrupt_on={"echo": True, "shout": True})]
 
-    decisions = {"decisions": [{"type": "approve"}, {"type": "reject", "message": "no shouting"}]}
+    edit = {"type": "edit", "edited_action": {"name": "echo", "args": {"text": "edited"}}}
+    decisions = {
+        "decisions": [
+            {"type": "approve"},
+            {"type": "reject", "message": "no shouting"},
+            edit,
+        ]
+    }
     ours = await differential(
         make_server,
         script,
@@ -70,6 +78,8 @@ async def test_human_in_the_loop_approve_and_reject(make_server: Any) -> None:
     assert ours.messages[-1] == ("ai", "finished", ())
     assert ("tool", "c1", "a", "success") in ours.messages
     assert [m for m in ours.messages if m[:2] == ("tool", "c2")][0][3] == "error"
+    edited = [m for m in ours.messages if m[:2] == ("tool", "c3")][0]
+    assert edited[2].endswith("edited") and edited[3] == "success"  # ran with the new args
 
 
 async def test_summarization_replaces_old_turns_with_a_summary(make_server: Any) -> None:
