@@ -183,6 +183,7 @@ class ChunkTranslator:
         # reaches only the parent's update: it is reported from there)
         self._call_ids: set[str] = set()
         self._result_ids: set[str] = set()
+        self._call_args: dict[str, dict[str, Any]] = {}
 
     def _mark_token(self) -> None:
         if self.first_token_at is None:
@@ -323,10 +324,15 @@ class ChunkTranslator:
                 }
                 for tc in message.invalid_tool_calls
             ]
+            # a middleware hook (after_model) may write the same AI message again: report a
+            # call once, and again only when its arguments changed (a human edited them)
+            seen = self._call_args
+            fresh = [c for c in calls if not c["id"] or seen.get(str(c["id"])) != c]
             self._call_ids.update(str(c["id"]) for c in calls if c["id"])
+            self._call_args.update((str(c["id"]), c) for c in calls if c["id"])
             return [
                 StreamChunk(type="tool_call", tool_call=c, agent=agent, namespace=namespace)
-                for c in calls
+                for c in fresh
             ]
         if isinstance(message, ToolMessage):
             self._result_ids.add(message.tool_call_id)

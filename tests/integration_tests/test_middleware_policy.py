@@ -260,3 +260,43 @@ async def test_max_steps_under_a_call_limit_stops_with_its_error(make_server: An
     assert chunks[-1].error is not None
     assert chunks[-1].error["type"] == "StepLimitExceededError"
     assert len(server.requests) == 2
+
+
+class Rewrite(AgentMiddleware):
+    """after_model: writes the AI message back with one call's arguments changed."""
+
+    def after_model(self, state: Any, runtime: Any) -> dict[str, Any] | None:
+        last = state["messages"][-1]
+        if not last.tool_calls:
+            return None
+        calls = [
+            {**c, "args": {"text": "changed"}} if c["id"] == "c2" else c for c in last.tool_calls
+        ]
+        return {"messages": [last.model_copy(update={"tool_calls": calls})]}
+
+
+async def test_a_rewritten_ai_message_reports_only_changed_calls_again(make_server: Any) -> None:
+    server = make_server(
+        [
+            Reply(
+                tool_calls=[
+                    ToolCall("echo", {"text": "a"}, id="c1"),
+                    ToolCall("shout", {"text": "b"}, id="c2"),
+                ]
+            ),
+            "finished",
+        ]
+    )
+    agent = create_agent_graph(
+        tools=[echo, shout], config=config_for(server), middleware=[Rewrite()]
+    ).compile(checkpointer=InMemorySaver())
+    chunks = await _run(agent)
+    assert chunks[-1].type == "done", chunks[-1]
+    calls = [(c.tool_call["id"], c.tool_call["args"]) for c in chunks if c.type == "tool_call"]
+    assert calls == [("c1", {"text": "a"}), ("c2", {"text": "b"}), ("c2", {"text": "changed"})]
+    results = {
+        c.tool_result["tool_call_id"]: c.tool_result["content"]
+        for c in chunks
+        if c.type == "tool_result"
+    }
+    assert results == {"c1": "a", "c2": "CHANGED"}
