@@ -102,7 +102,7 @@ class _ALayer:
         return _Composed(outer.response, [*inner_commands, *outer.commands])
 
 
-def model_attempts(stack: MiddlewareStack, node_attempts: int) -> int | None:
+def model_attempts(stack: MiddlewareStack) -> int | None:
     """Attempts per handler call: 1 when a ``ModelRetryMiddleware`` owns retries, else the
     node's policy (``None``)."""
     return 1 if stack.find("ModelRetryMiddleware") else None
@@ -132,7 +132,7 @@ class MiddlewareModelNode:
             alayer = _ALayer(middleware, alayer)
         self.layer = layer
         self.alayer = alayer
-        self.max_attempts = model_attempts(stack, node.policy.max_attempts)
+        self.max_attempts = model_attempts(stack)
 
     # ------------------------------------------------------------------ pure parts
     def _base_model(self, config: RunnableConfig) -> BaseChatModel:

@@ -382,3 +382,37 @@ async def test_before_agent_jump_to_end_as_create_agent(make_server: Any) -> Non
         ("human", "go on"),
         ("ai", "answered", ()),
     ]
+
+
+class NoteState(AgentState):
+    calls_noted: NotRequired[int]
+
+
+class NoteCalls(AgentMiddleware[NoteState]):
+    """wrap_model_call returning an ExtendedModelResponse: the response plus a state update."""
+
+    state_schema = NoteState
+
+    async def awrap_model_call(self, request: Any, handler: Any) -> Any:
+        from langchain.agents.middleware import ExtendedModelResponse
+        from langgraph.types import Command
+
+        response = await handler(request)
+        seen = int(request.state.get("calls_noted") or 0)
+        return ExtendedModelResponse(
+            model_response=response, command=Command(update={"calls_noted": seen + 1})
+        )
+
+
+async def test_wrap_model_call_commands_update_the_state_as_create_agent(make_server: Any) -> None:
+    ours = await differential(
+        make_server,
+        _script(),
+        tools=[echo],
+        middleware=lambda _: [NoteCalls()],
+        turns=["go"],
+        state_keys=["calls_noted"],
+    )
+    assert ours.state == {"calls_noted": 2}
+    done = ours.chunks[-1]
+    assert done.type == "done" and done.usage is not None and done.usage["requests"] == 2
