@@ -29,6 +29,7 @@ __all__ = [
     "ContextTooLongError",
     "InvalidInputError",
     "MemoryUnavailable",
+    "MissingExtraError",
     "ModelRequestError",
     "ModelUnavailableError",
     "RateLimitedError",
@@ -70,6 +71,9 @@ class StreamAgentError(Exception):
         #: True when this turn's input itself caused the error (e.g. a message that can never
         #: fit the context window): the streaming helpers then remove it from the thread.
         self.rejects_input = False
+        #: True when a failed model call had already streamed tokens (consumers discard them
+        #: when a ``retry`` chunk follows).
+        self.partial_output = False
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (used by the ``error`` stream chunk)."""
@@ -88,6 +92,14 @@ class UserError(StreamAgentError):
 
 class ConfigurationError(UserError):
     """Invalid or missing configuration (no API key and no base URL, negative timeout, ...)."""
+
+
+class MissingExtraError(ConfigurationError):
+    """A feature needs an optional extra that is not installed (``.extra`` names it)."""
+
+    def __init__(self, message: str, *, extra: str) -> None:
+        super().__init__(message)
+        self.extra = extra
 
 
 class InvalidInputError(UserError):

@@ -34,7 +34,7 @@ import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Generator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, cast
 
@@ -170,6 +170,15 @@ def _reasoning_text(content: Any) -> str:
     return "".join(parts)
 
 
+_HOOK_SUFFIXES = (".before_agent", ".before_model", ".after_model", ".after_agent")
+
+
+def _middleware_hook(metadata: Mapping[str, Any] | None) -> bool:
+    """Whether a model streamed inside a middleware hook node (``"<name>.before_model"``)."""
+    node = (metadata or {}).get("langgraph_node")
+    return isinstance(node, str) and node.endswith(_HOOK_SUFFIXES)
+
+
 def _agent_of(namespace: tuple[str, ...]) -> str | None:
     return namespace[-1].split(":", 1)[0] if namespace else None
 
@@ -193,6 +202,11 @@ class ChunkTranslator:
         # the agent of each tool call (its result carries it) and of the run (``done``)
         self._call_agents: dict[str, str | None] = {}
         self._run_agent: str | None = None
+        # tool_call ids reported in tool_call / tool_result chunks (a hand-off's ToolMessage
+        # reaches only the parent's update: it is reported from there)
+        self._call_ids: set[str] = set()
+        self._result_ids: set[str] = set()
+        self._call_args: dict[str, dict[str, Any]] = {}
 
     def _mark_token(self) -> None:
         if self.first_token_at is None:
@@ -213,7 +227,11 @@ class ChunkTranslator:
 
     def _messages(self, namespace: tuple[str, ...], data: Any) -> list[StreamChunk]:
         message, metadata = data
-        agent = (metadata or {}).get("streamagent_agent") or _agent_of(namespace)
+        agent = (metadata or {}).get("streamagent_agent")
+        if agent is None:  # not the agent's model: a model of the user's graph, or middleware's
+            if _middleware_hook(metadata):
+                return []  # e.g. a summary written in before_model is not the agent's answer
+            agent = _agent_of(namespace)
         out: list[StreamChunk] = []
         if isinstance(message, AIMessageChunk):
             if message.id:
@@ -265,17 +283,44 @@ class ChunkTranslator:
             if node == "__interrupt__":
                 out.extend(self._interrupt(namespace, update))
                 continue
-            if not isinstance(update, Mapping) or (namespace, node) in self._subgraph_nodes:
+            if (namespace, node) in self._subgraph_nodes:
+                if isinstance(update, Mapping):
+                    out.extend(self._handed_over(namespace, node, update))
                 continue
-            if "usage" in update:
-                self.usage = self.usage + Usage.from_dict(update["usage"] or {})
-                cost = update.get("cost_usd")
-                if cost is None:
-                    self.cost_known = False
-                elif self.cost_usd is not None:
-                    self.cost_usd += cost
-            for message in update.get("messages") or []:
-                out.extend(self._message_update(namespace, message))
+            # a node that returned Commands reports a list of updates
+            for part in update if isinstance(update, list | tuple) else (update,):
+                if isinstance(part, Mapping):
+                    out.extend(self._node_update(namespace, part))
+        return out
+
+    def _node_update(
+        self, namespace: tuple[str, ...], update: Mapping[str, Any]
+    ) -> list[StreamChunk]:
+        if "usage" in update:
+            self.usage = self.usage + Usage.from_dict(update["usage"] or {})
+            cost = update.get("cost_usd")
+            if cost is None:
+                self.cost_known = False
+            elif self.cost_usd is not None:
+                self.cost_usd += cost
+        out: list[StreamChunk] = []
+        for message in update.get("messages") or []:
+            out.extend(self._message_update(namespace, message))
+        return out
+
+    def _handed_over(
+        self, namespace: tuple[str, ...], node: str, update: Mapping[str, Any]
+    ) -> list[StreamChunk]:
+        """ToolMessages of a subgraph's calls that only its parent's update carries (a tool
+        that handed over with ``Command(graph=Command.PARENT)``)."""
+        out: list[StreamChunk] = []
+        for message in update.get("messages") or []:
+            if (
+                isinstance(message, ToolMessage)
+                and message.tool_call_id in self._call_ids
+                and message.tool_call_id not in self._result_ids
+            ):
+                out.extend(replace(c, agent=node) for c in self._message_update(namespace, message))
         return out
 
     def _interrupt(self, namespace: tuple[str, ...], interrupts: Any) -> list[StreamChunk]:
@@ -316,12 +361,19 @@ class ChunkTranslator:
                 }
                 for tc in message.invalid_tool_calls
             ]
+            # a middleware hook (after_model) may write the same AI message again: report a
+            # call once, and again only when its arguments changed (a human edited them)
+            seen = self._call_args
+            fresh = [c for c in calls if not c["id"] or seen.get(str(c["id"])) != c]
+            self._call_ids.update(str(c["id"]) for c in calls if c["id"])
+            self._call_args.update((str(c["id"]), c) for c in calls if c["id"])
             return [
                 StreamChunk(type="tool_call", tool_call=c, agent=agent, namespace=namespace)
-                for c in calls
+                for c in fresh
             ]
         if isinstance(message, ToolMessage):
             agent = self._call_agents.get(message.tool_call_id) or agent
+            self._result_ids.add(message.tool_call_id)
             return [
                 StreamChunk(
                     type="tool_result",
@@ -423,6 +475,7 @@ class _GraphPump:
         config: RunnableConfig,
         *,
         direct_tokens: bool = True,
+        context: Any = None,
     ) -> None:
         self.sink = TokenSink()
         run_config = config
@@ -431,16 +484,20 @@ class _GraphPump:
             configurable[SINK_KEY] = self.sink
             run_config = cast("RunnableConfig", {**config, "configurable": configurable})
         self.task = asyncio.get_running_loop().create_task(
-            self._run(graph, graph_input, run_config)
+            self._run(graph, graph_input, run_config, context)
         )
 
     async def _run(
-        self, graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig
+        self,
+        graph: Pregel[Any, Any, Any, Any],
+        graph_input: Any,
+        config: RunnableConfig,
+        context: Any = None,
     ) -> None:
         sink = self.sink
         try:
             async for namespace, mode, data in graph.astream(
-                graph_input, config, stream_mode=_STREAM_MODES, subgraphs=True
+                graph_input, config, stream_mode=_STREAM_MODES, subgraphs=True, context=context
             ):
                 sink.put((cast("tuple[str, ...]", namespace), mode, data))
         except BaseException as exc:
@@ -468,6 +525,7 @@ async def astream_chunks(
     config: RunnableConfig | None = None,
     resume: Any = None,
     allow_privileged_roles: bool = False,
+    context: Any = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
@@ -476,6 +534,7 @@ async def astream_chunks(
     Input is checked before anything is sent or written (:mod:`streamagent.input_policy`):
     ``system``/``developer``/``tool`` messages and assistant messages with tool calls are
     refused unless ``allow_privileged_roles=True``; an empty ``thread_id`` is refused.
+    ``context`` is LangGraph's run context (``ToolRuntime.context`` / ``Runtime.context``).
     Errors never escape: they end the stream with one ``error`` chunk; a successful run ends
     with ``done``.
 
@@ -499,7 +558,9 @@ async def astream_chunks(
         graph_input = _graph_input(
             messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
         )
-        pump = _GraphPump(graph, graph_input, run_config, direct_tokens=fast_path_from_env())
+        pump = _GraphPump(
+            graph, graph_input, run_config, direct_tokens=fast_path_from_env(), context=context
+        )
         take = pump.sink.take
         while (parts := await take()) is not None:
             for namespace, mode, data in parts:
@@ -530,6 +591,7 @@ def stream_chunks(
     config: RunnableConfig | None = None,
     resume: Any = None,
     allow_privileged_roles: bool = False,
+    context: Any = None,
 ) -> Generator[StreamChunk, None, None]:
     """Synchronous twin of :func:`astream_chunks` (uses ``graph.stream``)."""
     translator = ChunkTranslator()
@@ -540,7 +602,7 @@ def stream_chunks(
             messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
         )
         for namespace, mode, data in graph.stream(
-            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True
+            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True, context=context
         ):
             yield from translator.feed(cast("tuple[str, ...]", namespace), mode, data)
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk

@@ -70,6 +70,8 @@ def create_agent_graph(
     config: AgentConfig | None = None,
     name: str = "agent",
     observer: AgentObserver | None = None,
+    state_schema: type[AgentState] | None = None,
+    middleware: Sequence[Any] = (),
 ) -> StateGraph[AgentState]:
     """The agent as an *uncompiled* ``StateGraph``: [prune] → model → (tools → [prune] | END).
 
@@ -81,6 +83,14 @@ def create_agent_graph(
 
     ``model`` is a chat model instance, a model name, or ``None`` for ChatOpenAI built from
     ``config.model`` (lazily, at the first call: building the graph does no I/O and needs no key).
+
+    ``state_schema`` extends :class:`~streamagent.state.AgentState` with keys of your own (a
+    ``TypedDict`` subclass of it), which tools can read (``InjectedState``) and write
+    (``Command(update=...)``).
+
+    ``middleware`` takes LangChain ``AgentMiddleware`` instances (the ``middleware`` extra),
+    run with ``create_agent``'s semantics (:mod:`streamagent.middleware`, ``docs/middleware.md``).
+    Without middleware the graph has no extra node or edge.
 
     Example:
         >>> from streamagent import AgentConfig, ModelConfig, create_agent_graph
@@ -95,15 +105,36 @@ def create_agent_graph(
         cfg = cfg.with_model(model=model)
     elif model is not None:
         llm = model
-    tool_list = _as_tools(tools)
+    stack = None
+    if middleware:
+        from streamagent.middleware import MiddlewareStack
+
+        stack = MiddlewareStack.of(middleware)
+    tool_list = _as_tools([*tools, *stack.tools] if stack else tools)
     costs = CostCalculator(prices=cfg.prices)
     prune = PruneNode(tools=tool_list, config=cfg, observer=observer)
     model_node = ModelNode(
         llm=llm, tools=tool_list, config=cfg, name=name, costs=costs, observer=observer
     )
+    if stack is not None:
+        from streamagent.middleware._graph import middleware_graph
+
+        return cast(
+            "StateGraph[AgentState]",
+            middleware_graph(
+                stack,
+                prune=prune,
+                model_node=model_node,
+                tools=tool_list,
+                config=cfg,
+                name=name,
+                observer=observer,
+                state_schema=state_schema or AgentState,
+            ),
+        )
     router = ToolRouter(tools=tool_list, config=cfg, name=name, observer=observer)
 
-    builder: StateGraph[AgentState] = StateGraph(AgentState)
+    builder: StateGraph[AgentState] = StateGraph(state_schema or AgentState)
     builder.add_node("prune", _node(prune.invoke, prune.ainvoke, "prune"))
     builder.add_node("model", _node(model_node.invoke, model_node.ainvoke, "model"))
     builder.add_node("tools", _node(router.invoke, router.ainvoke, "tools"))
@@ -143,6 +174,7 @@ def build_agent(
     name: str = "agent",
     checkpointer: BaseCheckpointSaver[Any] | Literal[False] | None = None,
     observer: AgentObserver | None = None,
+    middleware: Sequence[Any] = (),
 ) -> CompiledStateGraph[AgentState, Any, AgentState, AgentState]:
     """Compile the agent with memory for the common case.
 
@@ -160,7 +192,9 @@ def build_agent(
     """
     cfg = config or AgentConfig()
     preload_encoding(cfg.model.model if not isinstance(model, str) else model)
-    builder = create_agent_graph(model=model, tools=tools, config=cfg, name=name, observer=observer)
+    builder = create_agent_graph(
+        model=model, tools=tools, config=cfg, name=name, observer=observer, middleware=middleware
+    )
     saver: BaseCheckpointSaver[Any] | None
     if checkpointer is None:
         saver = default_saver()
@@ -169,4 +203,9 @@ def build_agent(
     else:
         saver = checkpointer
     compiled = builder.compile(checkpointer=saver, name=name)
-    return compiled.with_config(recursion_limit=cfg.recursion_limit)
+    limit = cfg.recursion_limit
+    if middleware:  # hook nodes are steps too
+        from streamagent.middleware import recursion_limit
+
+        limit = recursion_limit(list(builder.nodes), max_steps=cfg.max_steps)
+    return compiled.with_config(recursion_limit=limit)

@@ -166,7 +166,7 @@ def _final_invoked(message: BaseMessage) -> AIMessage:
     if isinstance(content, list) and all(
         isinstance(b, dict) and b.get("type") == "text" for b in content
     ):  # protocol streaming returns text blocks: stored as the streamed path stores them
-        message.content = "".join(str(b.get("text", "")) for b in content)
+        message.content = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
     metadata = message.response_metadata
     if not metadata.get("finish_reason"):
         status = metadata.get("status")  # the Responses API
@@ -492,9 +492,11 @@ class ModelNode:
         llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
         return cast("RunnableConfig", llm_config)
 
-    def _retrying_kwargs(self, attempt: _Attempt) -> dict[str, Any]:
+    def _retrying_kwargs(
+        self, attempt: _Attempt, max_attempts: int | None = None
+    ) -> dict[str, Any]:
         return {
-            "stop": stop_after_attempt(self.policy.max_attempts),
+            "stop": stop_after_attempt(max_attempts or self.policy.max_attempts),
             "retry": retry_if_exception(self.policy.retries),
             "wait": self._wait,
             "before_sleep": functools.partial(self._before_sleep, attempt),
@@ -548,6 +550,7 @@ class ModelNode:
         """The classified error of a failed call, to raise (its cause chain kept intact)."""
         error = classify_error(exc)
         error.attempts = attempt.number
+        error.partial_output = attempt.emitted
         hinted = self.policy.retry_after_hint(error)
         if hinted is not None and hinted > self.config.retry.max_delay_seconds:
             logger.warning(
@@ -564,22 +567,45 @@ class ModelNode:
         messages = self.model_input(state)
         model = self.model_for(config)
         cap = self._output_cap(self._checked_budgets(state, messages, model=model), config)
+        message, attempt = await self.acall(messages, config, model=model, max_output_tokens=cap)
+        return self.state_update(state, message, messages, attempt, model=model)
+
+    async def acall(
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        *,
+        model: str,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
+        max_attempts: int | None = None,
+        max_output_tokens: int | None = None,
+    ) -> tuple[AIMessage, _Attempt]:
+        """One model call with this node's retries (``max_attempts`` overrides the policy's):
+        the final message and its bookkeeping. ``runnable`` replaces :meth:`runnable`'s model
+        (middleware that changed the request's model, tools or settings);
+        ``max_output_tokens`` is what the token budget leaves for the reply."""
         sink = sink_of(config) if self._fast_path() else None
-        attempt = _Attempt(model=model, sink=sink, max_output_tokens=cap)
+        attempt = _Attempt(model=model, sink=sink, max_output_tokens=max_output_tokens)
         if attempt.sink is not None:
             attempt.namespace = graph_namespace(config.get("metadata") or {})
         try:
-            async for retry_attempt in AsyncRetrying(**self._retrying_kwargs(attempt)):
+            async for retry_attempt in AsyncRetrying(
+                **self._retrying_kwargs(attempt, max_attempts)
+            ):
                 with retry_attempt:
                     attempt.number = retry_attempt.retry_state.attempt_number
-                    message = await self._astream_once(messages, config, attempt)
+                    message = await self._astream_once(messages, config, attempt, runnable)
         except Exception as exc:  # noqa: BLE001 - re-raised, classified
             error = self._failed(exc, attempt)
             raise error from error.__cause__
-        return self.state_update(state, message, messages, attempt, model=model)
+        return message, attempt
 
     async def _ainvoke_protocol(
-        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        attempt: _Attempt,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
     ) -> AIMessage:
         """One model call for a run that consumes protocol events (LangGraph's v3 stream).
 
@@ -588,7 +614,7 @@ class ModelNode:
         transport), and a watcher marks the attempt as having emitted tokens.
         """
         try:
-            model, bound = _unbind(self.runnable(config))
+            model, bound = _unbind(runnable or self.runnable(config))
             llm_config = self._llm_config(config)
             watch = _TokenWatch(attempt)
             callbacks = llm_config.get("callbacks")
@@ -605,14 +631,18 @@ class ModelNode:
         return message
 
     async def _astream_once(
-        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        attempt: _Attempt,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
     ) -> AIMessage:
         if attempt.sink is None and lcp.wants_protocol_events(config.get("callbacks")):
-            return await self._ainvoke_protocol(messages, config, attempt)
+            return await self._ainvoke_protocol(messages, config, attempt, runnable)
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         sink = attempt.sink
         try:
-            model, bound = _unbind(self.runnable(config))
+            model, bound = _unbind(runnable or self.runnable(config))
             llm_config = self._llm_config(config, nostream=sink is not None)
             meta = llm_config.get("metadata")
             async for chunk in model.astream(messages, llm_config, **attempt.call_kwargs(bound)):
@@ -633,23 +663,41 @@ class ModelNode:
         messages = self.model_input(state)
         model = self.model_for(config)
         cap = self._output_cap(self._checked_budgets(state, messages, model=model), config)
-        attempt = _Attempt(model=model, max_output_tokens=cap)
+        message, attempt = self.call(messages, config, model=model, max_output_tokens=cap)
+        return self.state_update(state, message, messages, attempt, model=model)
+
+    def call(
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        *,
+        model: str,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
+        max_attempts: int | None = None,
+        max_output_tokens: int | None = None,
+    ) -> tuple[AIMessage, _Attempt]:
+        """Synchronous twin of :meth:`acall`."""
+        attempt = _Attempt(model=model, max_output_tokens=max_output_tokens)
         try:
-            for retry_attempt in Retrying(**self._retrying_kwargs(attempt)):
+            for retry_attempt in Retrying(**self._retrying_kwargs(attempt, max_attempts)):
                 with retry_attempt:
                     attempt.number = retry_attempt.retry_state.attempt_number
-                    message = self._stream_once(messages, config, attempt)
+                    message = self._stream_once(messages, config, attempt, runnable)
         except Exception as exc:  # noqa: BLE001 - re-raised, classified
             error = self._failed(exc, attempt)
             raise error from error.__cause__
-        return self.state_update(state, message, messages, attempt, model=model)
+        return message, attempt
 
     def _stream_once(
-        self, messages: list[BaseMessage], config: RunnableConfig, attempt: _Attempt
+        self,
+        messages: list[BaseMessage],
+        config: RunnableConfig,
+        attempt: _Attempt,
+        runnable: Runnable[LanguageModelInput, BaseMessage] | None = None,
     ) -> AIMessage:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
-            model, bound = _unbind(self.runnable(config))
+            model, bound = _unbind(runnable or self.runnable(config))
             kwargs = attempt.call_kwargs(bound)
             for chunk in model.stream(messages, self._llm_config(config), **kwargs):
                 if isinstance(chunk, AIMessageChunk):

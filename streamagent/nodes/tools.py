@@ -13,7 +13,10 @@ pause the graph with ``interrupt()`` *before* anything runs; resume with
 
 The router is written from scratch rather than on ``langgraph.prebuilt.ToolNode`` because it
 needs per-call timeouts, approval before execution and the one-message-per-id guarantee for
-invalid tool calls, none of which ToolNode offers together.
+invalid tool calls, none of which ToolNode offers together. It keeps ToolNode's dialect,
+though: ``InjectedState``, ``InjectedStore``, ``InjectedToolCallId`` and ``ToolRuntime``
+parameters are filled in (:mod:`streamagent.nodes._injection`) and a tool may return a
+``Command`` (:mod:`streamagent.nodes._commands`), combined as ToolNode combines them.
 """
 
 from __future__ import annotations
@@ -35,6 +38,15 @@ from pydantic import ValidationError
 
 from streamagent.config import AgentConfig
 from streamagent.errors import InvalidInputError
+from streamagent.nodes._commands import (
+    ToolOutput,
+    ToolResultError,
+    combine,
+    has_command,
+    is_command_result,
+    normalize_result,
+)
+from streamagent.nodes._injection import current_runtime, inject, injection_plan, tool_runtime
 from streamagent.observe import AgentObserver, NullObserver
 
 __all__ = ["APPROVAL_INTERRUPT_TYPE", "ApprovalDecision", "ToolRouter"]
@@ -58,9 +70,11 @@ def _error(call_id: str, name: str, text: str) -> ToolMessage:
     return ToolMessage(content=text, tool_call_id=call_id, name=name, status="error")
 
 
-def _format_validation(err: ValidationError) -> str:
+def _format_validation(err: ValidationError, hidden: frozenset[str] = frozenset()) -> str:
     parts = []
     for item in err.errors():
+        if item.get("loc") and item["loc"][0] in hidden:
+            continue  # an injected argument: the model cannot fix it (as ToolNode filters)
         loc = ".".join(str(p) for p in item.get("loc", ())) or "(arguments)"
         parts.append(f"{loc}: {item.get('msg')}")
     return "; ".join(parts)
@@ -78,6 +92,8 @@ class ToolRouter:
         observer: AgentObserver | None = None,
     ) -> None:
         self.tools = {t.name: t for t in tools}
+        # what each tool gets injected (InjectedState, InjectedStore, ToolRuntime, call id)
+        self.injections = {t.name: injection_plan(t) for t in tools}
         self.config = config
         self.name = name
         self.observer: AgentObserver = observer or NullObserver()
@@ -146,7 +162,7 @@ class ToolRouter:
 
     def plan(
         self, ai: AIMessage, answered: Sequence[ToolMessage]
-    ) -> tuple[list[ToolCall], dict[str, ToolMessage], list[str]]:
+    ) -> tuple[list[ToolCall], dict[str, ToolOutput], list[str]]:
         """Split calls into runnable ones and immediate error results; keep the call order.
 
         Each id runs at most once: a later call repeating an id already planned or answered
@@ -155,7 +171,7 @@ class ToolRouter:
         """
         done = {m.tool_call_id for m in answered}
         order: list[str] = []
-        results: dict[str, ToolMessage] = {}
+        results: dict[str, ToolOutput] = {}
         runnable: list[ToolCall] = []
         for bad in ai.invalid_tool_calls:
             call_id = bad.get("id") or ""
@@ -218,11 +234,22 @@ class ToolRouter:
                 )
         return allowed, rejected
 
-    def _outcome(self, call: ToolCall, result: Any, started: float) -> ToolMessage:
-        """Normalise a tool's result or exception into one ToolMessage (pure)."""
+    def _outcome(self, call: ToolCall, result: Any, started: float) -> ToolOutput:
+        """Normalise a tool's result or exception into its ToolMessage or Command (pure)."""
         call_id, name = call["id"] or "", call["name"]
         if isinstance(result, GraphBubbleUp):
             raise result
+        if is_command_result(result):
+            try:
+                command = normalize_result(result, call)
+            except ToolResultError as exc:
+                logger.warning("tool %s returned an invalid Command: %s", name, exc)
+                result = exc
+            else:
+                self.observer.on_tool_call(
+                    tool=name, status="success", duration_seconds=time.perf_counter() - started
+                )
+                return command
         if isinstance(result, ToolMessage):
             message = result
         elif isinstance(result, TimeoutError):
@@ -233,9 +260,14 @@ class ToolRouter:
                 "try a smaller task or a shorter command",
             )
         elif isinstance(result, ValidationError):
+            hidden = self.injections[name].keys if name in self.injections else frozenset()
             message = _error(
-                call_id, name, f"invalid arguments for tool {name!r}: {_format_validation(result)}"
+                call_id,
+                name,
+                f"invalid arguments for tool {name!r}: {_format_validation(result, hidden)}",
             )
+        elif isinstance(result, ToolResultError):
+            message = _error(call_id, name, f"tool {name!r} returned an invalid result: {result}")
         elif isinstance(result, ToolException):
             reason = str(result).removeprefix("refused: ")
             message = _error(call_id, name, f"tool {name!r} refused: {reason}")
@@ -254,12 +286,35 @@ class ToolRouter:
         return message
 
     @staticmethod
-    def _update(order: list[str], results: dict[str, ToolMessage]) -> dict[str, Any]:
-        return {"messages": [results[i] for i in order if i in results]}
+    def _update(order: list[str], results: Mapping[str, ToolOutput]) -> Any:
+        """The node's output in the calls' order: ``{"messages": [...]}``, or — when a tool
+        returned a ``Command`` — the list of updates and Commands ``ToolNode`` returns."""
+        outputs = [results[i] for i in order if i in results]
+        if has_command(outputs):
+            return combine(outputs)
+        return {"messages": outputs}
+
+    def _injected(
+        self, calls: Sequence[ToolCall], state: Mapping[str, Any], config: RunnableConfig
+    ) -> list[ToolCall]:
+        """Each call as the tool is invoked with it: injected arguments filled in."""
+        runtime = current_runtime()
+        tools = list(self.tools.values())
+        out: list[ToolCall] = []
+        for call in calls:
+            plan = self.injections[call["name"]]
+            ready = call
+            if plan:
+                view = tool_runtime(
+                    state=state, call=call, config=config, runtime=runtime, tools=tools
+                )
+                ready = inject(call, plan, view)
+            out.append({**ready, "type": "tool_call"})
+        return out
 
     def _prepare(
         self, state: Mapping[str, Any]
-    ) -> tuple[list[ToolCall], dict[str, ToolMessage], list[str]]:
+    ) -> tuple[list[ToolCall], dict[str, ToolOutput], list[str]]:
         ai, answered = self.pending(state)
         if ai is None:
             return [], {}, []
@@ -267,32 +322,53 @@ class ToolRouter:
         allowed, rejected = self.approve(runnable)  # may pause here (interrupt): count after
         results.update(rejected)
         for message in results.values():  # answered without running: counted all the same
-            self.observer.on_tool_call(
-                tool=str(message.name), status=message.status, duration_seconds=0.0
-            )
+            if isinstance(message, ToolMessage):
+                self.observer.on_tool_call(
+                    tool=str(message.name), status=message.status, duration_seconds=0.0
+                )
         return allowed, results, order
 
     # ------------------------------------------------------------------ async shell
-    async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> Any:
         allowed, results, order = self._prepare(state)
+        calls = self._injected(allowed, state, config)
         limit = asyncio.Semaphore(self.config.max_parallel_tools)
-        if len(allowed) == 1:  # the common case: no task for gather to schedule
-            outcomes = [await self._arun_one(allowed[0], config, limit)]
+        if len(calls) == 1:  # the common case: no task for gather to schedule
+            outcomes = [await self._arun_one(calls[0], state, config, limit)]
         else:
-            outcomes = await asyncio.gather(*(self._arun_one(c, config, limit) for c in allowed))
+            outcomes = await asyncio.gather(
+                *(self._arun_one(c, state, config, limit) for c in calls)
+            )
         for call, message in zip(allowed, outcomes, strict=True):
             results[call["id"] or ""] = message
         return self._update(order, results)
 
+    async def acall_tool(
+        self, tool: BaseTool, call: ToolCall, state: Mapping[str, Any], config: RunnableConfig
+    ) -> Any:
+        """Run one (validated, injected) call; raises what the tool raises. Middleware's
+        ``wrap_tool_call`` replaces this (:mod:`streamagent.middleware`)."""
+        return await tool.ainvoke(call, config)
+
+    def call_tool(
+        self, tool: BaseTool, call: ToolCall, state: Mapping[str, Any], config: RunnableConfig
+    ) -> Any:
+        """Synchronous twin of :meth:`acall_tool`."""
+        return tool.invoke(call, config)
+
     async def _arun_one(
-        self, call: ToolCall, config: RunnableConfig, limit: asyncio.Semaphore
-    ) -> ToolMessage:
+        self,
+        call: ToolCall,
+        state: Mapping[str, Any],
+        config: RunnableConfig,
+        limit: asyncio.Semaphore,
+    ) -> ToolOutput:
         async with limit:
             started = time.perf_counter()
             tool = self.tools[call["name"]]
             try:
                 async with asyncio.timeout(self.config.tool_timeout_seconds):
-                    result: Any = await tool.ainvoke({**call, "type": "tool_call"}, config)
+                    result: Any = await self.acall_tool(tool, call, state, config)
             except GraphBubbleUp:
                 raise
             except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
@@ -300,20 +376,21 @@ class ToolRouter:
             return self._outcome(call, result, started)
 
     # ------------------------------------------------------------------ sync shell
-    def invoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
+    def invoke(self, state: dict[str, Any], config: RunnableConfig) -> Any:
         allowed, results, order = self._prepare(state)
-        if allowed:
+        calls = self._injected(allowed, state, config)
+        if calls:
             pool = concurrent.futures.ThreadPoolExecutor(
-                max_workers=min(len(allowed), self.config.max_parallel_tools),
+                max_workers=min(len(calls), self.config.max_parallel_tools),
                 thread_name_prefix="streamagent-tool",
             )
             try:
                 started = time.perf_counter()
                 futures = [
-                    pool.submit(self.tools[c["name"]].invoke, {**c, "type": "tool_call"}, config)
-                    for c in allowed
+                    pool.submit(self.call_tool, self.tools[c["name"]], c, state, config)
+                    for c in calls
                 ]
-                for call, future in zip(allowed, futures, strict=True):
+                for call, future in zip(calls, futures, strict=True):
                     remaining = self.config.tool_timeout_seconds - (time.perf_counter() - started)
                     try:
                         result: Any = future.result(timeout=max(0.0, remaining))

@@ -80,6 +80,7 @@ def test_submodules_declare_all():
         "streamagent.testing",
         "streamagent.tools",
         "streamagent.memory",
+        "streamagent.middleware",
     ):
         module = importlib.import_module(mod)
         exported = getattr(module, "__all__", None)
