@@ -36,8 +36,19 @@ from redis.backoff import ExponentialBackoff
 
 from streamagent.errors import ConfigurationError
 from streamagent.memory._errors import check_server_version, describe_client, memory_error
-from streamagent.memory._lua import PUT_SCRIPT, PUT_WRITES_SCRIPT, READ_SCRIPT
-from streamagent.memory.base import MESSAGE_CACHE_BYTES, SCHEMA_VERSION, BaseRedisSaver
+from streamagent.memory._lua import (
+    DELETE_THREAD_SCRIPT,
+    PUT_SCRIPT,
+    PUT_WRITES_SCRIPT,
+    READ_SCRIPT,
+)
+from streamagent.memory.base import (
+    EXPIRY_NOTICE_SECONDS,
+    KNOWN_THREADS,
+    MESSAGE_CACHE_BYTES,
+    SCHEMA_VERSION,
+    BaseRedisSaver,
+)
 from streamagent.memory.sync import CONNECTION_DEFAULTS
 
 __all__ = ["AsyncRedisSaver"]
@@ -67,6 +78,8 @@ class AsyncRedisSaver(BaseRedisSaver):
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
         message_cache_bytes: int = MESSAGE_CACHE_BYTES,
+        expiry_notice_seconds: int = EXPIRY_NOTICE_SECONDS,
+        known_threads: int = KNOWN_THREADS,
     ) -> None:
         super().__init__(
             key_prefix=key_prefix,
@@ -75,12 +88,15 @@ class AsyncRedisSaver(BaseRedisSaver):
             keep_last=keep_last,
             serde=serde,
             message_cache_bytes=message_cache_bytes,
+            expiry_notice_seconds=expiry_notice_seconds,
+            known_threads=known_threads,
         )
         self.client = client
         self._where = describe_client(client)
         self._read = client.register_script(READ_SCRIPT)
         self._put = client.register_script(PUT_SCRIPT)
         self._put_writes = client.register_script(PUT_WRITES_SCRIPT)
+        self._delete_thread = client.register_script(DELETE_THREAD_SCRIPT)
         self.loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -197,14 +213,18 @@ class AsyncRedisSaver(BaseRedisSaver):
         """Store a checkpoint atomically; raises :class:`MemoryUnavailable` if not stored."""
         self._bind()
         plan, returned = self.plan_put(config, checkpoint, metadata, new_versions)
+        thread_id = str(config["configurable"]["thread_id"])
         try:
             full = False
-            if not await self._put(keys=plan.keys, args=plan.args()):
+            if not self.check_write(await self._put(keys=plan.keys, args=plan.args()), thread_id):
                 full = True  # a delta base or message is gone (deleted/expired): send all
-                await self._put(keys=plan.keys, args=plan.args(full=True))
+                self.check_write(
+                    await self._put(keys=plan.keys, args=plan.args(full=True)), thread_id
+                )
         except redis.RedisError as exc:
             raise memory_error(self._where, "put", exc) from exc
         self.remember_put(plan, full=full)
+        self.remember_thread(thread_id)
         return returned
 
     async def aput_writes(
@@ -217,19 +237,25 @@ class AsyncRedisSaver(BaseRedisSaver):
         """Store pending writes of a task atomically."""
         self._bind()
         plan = self.plan_put_writes(config, writes, task_id, task_path)
+        thread_id = str(config["configurable"]["thread_id"])
         try:
-            if not await self._put_writes(keys=plan.keys, args=plan.args()):
+            reply = await self._put_writes(keys=plan.keys, args=plan.args())
+            if not self.check_write(reply, thread_id):
                 # a message this process stored earlier is gone (deleted/expired): send all
-                await self._put_writes(keys=plan.keys, args=plan.args(full=True))
+                reply = await self._put_writes(keys=plan.keys, args=plan.args(full=True))
+                self.check_write(reply, thread_id)
         except redis.RedisError as exc:
             raise memory_error(self._where, "put_writes", exc) from exc
         self.remember_stored(plan.keys[0], plan.messages)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        """Delete every key of the thread (one command, one hash slot)."""
+        """Delete the thread's data (one script, one hash slot), leaving a short "deleted"
+        tombstone so that no process reports it as expired."""
         self._bind()
         try:
-            await self.client.delete(*self.keys_for(str(thread_id)))
+            await self._delete_thread(
+                keys=self.keys_for(str(thread_id)), args=[self.expiry_notice_seconds]
+            )
         except redis.RedisError as exc:
             raise memory_error(self._where, "delete_thread", exc) from exc
         self.forget_thread(str(thread_id))

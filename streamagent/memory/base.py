@@ -26,6 +26,7 @@ import logging
 import random
 import struct
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,7 +49,12 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from streamagent.errors import ConfigurationError
+from streamagent.errors import (
+    CheckpointCorruptedError,
+    ConfigurationError,
+    ThreadExpiredError,
+    TurnFencedError,
+)
 from streamagent.memory.serde import (
     DecodeCache,
     EncodeCache,
@@ -57,8 +63,11 @@ from streamagent.memory.serde import (
 )
 
 __all__ = [
+    "EXPIRY_NOTICE_SECONDS",
+    "FENCE_KEY",
     "FULL_EVERY",
     "KEY_KINDS",
+    "KNOWN_THREADS",
     "MESSAGE_CACHE_BYTES",
     "SCHEMA_VERSION",
     "BaseRedisSaver",
@@ -69,8 +78,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
-KEY_KINDS = ("cp", "refs", "idx", "blobs", "msgs", "w", "wi", "ns")
+SCHEMA_VERSION = "2"
+KEY_KINDS = ("cp", "refs", "idx", "blobs", "msgs", "w", "wi", "ns", "head", "seen", "turn")
+#: how long a thread's tombstone outlives its data (ThreadExpiredError instead of silence)
+EXPIRY_NOTICE_SECONDS = 7 * 24 * 3600
+#: threads a saver remembers having seen (reports a thread lost by a flush as expired)
+KNOWN_THREADS = 65536
+#: ``configurable`` key of the fencing token of the turn a run belongs to (see ``turns``)
+FENCE_KEY = "__streamagent_fence"
 FULL_EVERY = 32
 LIST_BATCH = 32
 _REF_LEN = 24
@@ -80,7 +95,7 @@ MESSAGE_CACHE_BYTES = 32 * 1024 * 1024
 
 
 def thread_keys(prefix: str, thread_id: str) -> list[str]:
-    """The eight keys of one thread, in the order the Lua scripts expect.
+    """The eleven keys of one thread, in the order the Lua scripts expect.
 
     >>> thread_keys("sa", "t1")[:2]
     ['{sa:t1}:cp', '{sa:t1}:refs']
@@ -89,8 +104,8 @@ def thread_keys(prefix: str, thread_id: str) -> list[str]:
 
 
 def _check_name(kind: str, value: str) -> str:
-    if "\x00" in value or "\x01" in value:
-        raise ValueError(f"{kind} must not contain NUL or \\x01 characters: {value!r}")
+    if "\x00" in value or "\x01" in value or "\x02" in value:
+        raise ValueError(f"{kind} must not contain NUL, \\x01 or \\x02 characters: {value!r}")
     return value
 
 
@@ -170,7 +185,7 @@ class WritesPlan:
     """Arguments of one ``PUT_WRITES_SCRIPT`` call."""
 
     keys: list[str]
-    ttl: int
+    head: list[Any]
     writes: list[tuple[str, str, bytes]]
     messages: dict[str, bytes]
     known: set[str] = field(default_factory=set)
@@ -178,7 +193,7 @@ class WritesPlan:
     def args(self, *, full: bool = False) -> list[Any]:
         known = set() if full else self.known
         sent = [(r, v) for r, v in self.messages.items() if r not in known]
-        out: list[Any] = [self.ttl, len(self.writes), len(sent), len(known)]
+        out: list[Any] = [*self.head, len(self.writes), len(sent), len(known)]
         for mode, field_, value in self.writes:
             out += [mode, field_, value]
         for ref, value in sent:
@@ -198,8 +213,15 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
         message_cache_bytes: int = MESSAGE_CACHE_BYTES,
+        expiry_notice_seconds: int = EXPIRY_NOTICE_SECONDS,
+        known_threads: int = KNOWN_THREADS,
     ) -> None:
         super().__init__(serde=serde or StrictSerializer())
+        if expiry_notice_seconds < 0 or known_threads < 0:
+            raise ConfigurationError(
+                "expiry_notice_seconds and known_threads must be >= 0 (0 disables), got "
+                f"{expiry_notice_seconds} and {known_threads}"
+            )
         if not key_prefix or any(c in key_prefix for c in "{}\x00*?[]"):
             raise ConfigurationError(f"invalid key_prefix {key_prefix!r}")
         if ttl_seconds is not None and ttl_seconds <= 0:
@@ -214,6 +236,10 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         self.ttl_seconds = ttl_seconds
         self.refresh_ttl_on_read = refresh_ttl_on_read
         self.keep_last = keep_last
+        self.expiry_notice_seconds = expiry_notice_seconds
+        self.known_threads = known_threads if expiry_notice_seconds else 0
+        # thread -> monotonic time this process last saw it stored (see ``absent``)
+        self._known: OrderedDict[str, float] = OrderedDict()
         # (thread, ns, channel) -> (version, refs, depth) of the last list this process wrote
         self._last_lists: OrderedDict[tuple[str, str, str], tuple[str, tuple[str, ...], int]] = (
             OrderedDict()
@@ -236,6 +262,10 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         """The keys of ``thread_id`` (all in one hash slot)."""
         return thread_keys(self.key_prefix, str(thread_id))
 
+    def data_keys(self, thread_id: str) -> list[str]:
+        """The keys holding the thread's data (not its tombstone or turn lock)."""
+        return self.keys_for(thread_id)[:9]
+
     def index_match(self) -> str:
         """SCAN pattern matching the index key of every thread under this prefix."""
         return f"{{{self.key_prefix}:*}}:idx"
@@ -255,7 +285,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         """``READ_SCRIPT`` arguments for ``(ns, checkpoint_id or "")`` pairs; the messages
         ``held`` (see :meth:`held_messages`) are not sent back."""
         ttl = self._ttl if self.refresh_ttl_on_read else 0
-        out: list[Any] = [ttl, "".join(held) if held else ""]
+        out: list[Any] = [ttl, self.expiry_notice_seconds, "".join(held) if held else ""]
         for ns, checkpoint_id in targets:
             out += [ns, checkpoint_id]
         return out
@@ -268,6 +298,53 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         with self._lock:
             refs = self._last_read.get(thread_id)
         return self._decoded.templates(self.serde, refs) if refs else {}
+
+    # ------------------------------------------------------------------ integrity
+    def remember_thread(self, thread_id: str) -> None:
+        """Note that ``thread_id`` is stored (a later read that finds it gone says so)."""
+        if not self.known_threads:
+            return
+        with self._lock:
+            self._known[thread_id] = time.monotonic()
+            self._known.move_to_end(thread_id)
+            while len(self._known) > self.known_threads:
+                self._known.popitem(last=False)
+
+    def _knew(self, thread_id: str) -> bool:
+        with self._lock:
+            seen = self._known.pop(thread_id, None)
+        if seen is None:
+            return False
+        window = (self.ttl_seconds or 0) + self.expiry_notice_seconds
+        return time.monotonic() - seen <= window
+
+    def absent(self, status: str, thread_id: str, count: int) -> list[CheckpointTuple | None]:
+        """A script's verdict other than "intact": raises :class:`CheckpointCorruptedError`
+        (``C<piece>``) or, for a thread with no data (``A<tombstone>``),
+        :class:`ThreadExpiredError` when it is known to have existed, else ``count`` Nones."""
+        if status.startswith("C"):
+            raise CheckpointCorruptedError(thread_id, status[1:])
+        tombstone = status[1:]
+        if tombstone == "1":
+            self.forget_thread(thread_id)
+            raise ThreadExpiredError(thread_id, "expired")
+        if tombstone != "0" and self._knew(thread_id):
+            self.forget_thread(thread_id)
+            raise ThreadExpiredError(thread_id, "lost")
+        self.forget_thread(thread_id)
+        return [None] * count
+
+    def check_write(self, reply: Any, thread_id: str) -> bool:
+        """A write script's reply: True when stored, False when its shortcuts failed (send
+        everything); raises for a damaged thread or a fenced-out turn."""
+        if reply == 1:
+            return True
+        if reply == 0:
+            return False
+        status = _text(reply)
+        if status == "F":
+            raise TurnFencedError(thread_id)
+        raise CheckpointCorruptedError(thread_id, status[1:])
 
     # ------------------------------------------------------------------ put
     def plan_put(
@@ -290,14 +367,24 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 configurable.get("checkpoint_id"),
             ]
         )
-        refs = "\x01".join(
+        parent = _check_name("checkpoint_id", str(configurable.get("checkpoint_id") or ""))
+        refs = f"{parent}\x02" + "\x01".join(
             f"{_check_name('channel', ch)}\x00{ver}"
             for ch, ver in checkpoint["channel_versions"].items()
         )
         messages = _Messages(self._encoded)
         plan = PutPlan(
             keys=self.keys_for(thread_id),
-            head=[self._ttl, self.keep_last or 0, ns, checkpoint["id"], record, refs],
+            head=[
+                self._ttl,
+                self.expiry_notice_seconds,
+                self.keep_last or 0,
+                fence_of(config),
+                ns,
+                _check_name("checkpoint_id", checkpoint["id"]),
+                record,
+                refs,
+            ],
             blobs=[],
             full_blobs=[],
             messages=messages.values,
@@ -384,6 +471,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 del self._last_lists[key]
             self._stored.pop(self.keys_for(thread_id)[0], None)
             self._last_read.pop(thread_id, None)
+            self._known.pop(thread_id, None)
 
     # ------------------------------------------------------------------ writes
     def plan_put_writes(
@@ -417,7 +505,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         keys = self.keys_for(str(configurable["thread_id"]))
         return WritesPlan(
             keys=keys,
-            ttl=self._ttl,
+            head=[self._ttl, self.expiry_notice_seconds, fence_of(config)],
             writes=planned,
             messages=messages.values,
             known=self._known_refs(keys[0], messages.values),
@@ -438,13 +526,18 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         checkpoint id returns the caller's config unchanged, like ``InMemorySaver``);
         ``held`` are the templates passed to :meth:`read_args`.
         """
-        results, refs, values = reply
-        messages = _StoredMessages(_text(refs), values, held or {})
+        status = _text(reply[0])
+        if status:
+            return self.absent(status, thread_id, len(namespaces))
+        _, results, refs, values = reply
+        messages = _StoredMessages(_text(refs), values, held or {}, thread_id)
         out: list[CheckpointTuple | None] = []
         for result, ns, config in zip(results, namespaces, configs, strict=True):
             out.append(
                 self._decode_one(result, thread_id, ns, config, messages) if result else None
             )
+        if any(item is not None for item in out):
+            self.remember_thread(thread_id)
         if self._decoded.max_bytes and messages.used:
             with self._lock:
                 self._last_read[thread_id] = tuple(messages.used)
@@ -480,7 +573,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 continue
             packed = messages.get(ref)
             if packed is None:
-                raise LookupError(f"checkpoint references message {ref} that is not stored")
+                raise CheckpointCorruptedError(messages.thread_id, f"message {ref}")
             missing.append((len(out), ref, packed))
             out.append(None)
         if missing:
@@ -510,7 +603,12 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
     ) -> CheckpointTuple:
         raw_id, record, refs, blob_values, write_fields, write_values = result
         checkpoint_id = _text(raw_id)
-        ck_type, ck_data, md_type, md_data, parent = ormsgpack.unpackb(record)
+        try:
+            ck_type, ck_data, md_type, md_data, parent = ormsgpack.unpackb(record)
+        except (ValueError, TypeError):
+            raise CheckpointCorruptedError(
+                thread_id, f"record of checkpoint {checkpoint_id} (unreadable)"
+            ) from None
         checkpoint: Checkpoint = self.serde.loads_typed((ck_type, ck_data))
         channel_values: dict[str, Any] = {}
         entries = _text(refs).split("\x01") if refs else []
@@ -613,8 +711,13 @@ class _StoredMessages:
     """The messages of one ``READ_SCRIPT`` reply plus the templates the read held back."""
 
     def __init__(
-        self, refs: str, values: Sequence[bytes | None], held: Mapping[str, MessageTemplate]
+        self,
+        refs: str,
+        values: Sequence[bytes | None],
+        held: Mapping[str, MessageTemplate],
+        thread_id: str = "",
     ) -> None:
+        self.thread_id = thread_id
         self._values = {
             refs[i * _REF_LEN : (i + 1) * _REF_LEN]: value
             for i, value in enumerate(values)
@@ -625,6 +728,12 @@ class _StoredMessages:
 
     def get(self, ref: str) -> bytes | None:
         return self._values.get(ref)
+
+
+def fence_of(config: RunnableConfig) -> str:
+    """The fencing token a run's writes carry (``""``: unfenced)."""
+    token = (config.get("configurable") or {}).get(FENCE_KEY)
+    return "" if token is None else str(token)
 
 
 def _text(value: bytes | str) -> str:

@@ -35,8 +35,19 @@ from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
 from streamagent.memory._errors import check_server_version, describe_client, memory_error
-from streamagent.memory._lua import PUT_SCRIPT, PUT_WRITES_SCRIPT, READ_SCRIPT
-from streamagent.memory.base import MESSAGE_CACHE_BYTES, SCHEMA_VERSION, BaseRedisSaver
+from streamagent.memory._lua import (
+    DELETE_THREAD_SCRIPT,
+    PUT_SCRIPT,
+    PUT_WRITES_SCRIPT,
+    READ_SCRIPT,
+)
+from streamagent.memory.base import (
+    EXPIRY_NOTICE_SECONDS,
+    KNOWN_THREADS,
+    MESSAGE_CACHE_BYTES,
+    SCHEMA_VERSION,
+    BaseRedisSaver,
+)
 
 __all__ = ["CONNECTION_DEFAULTS", "RedisSaver"]
 
@@ -83,6 +94,8 @@ class RedisSaver(BaseRedisSaver):
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
         message_cache_bytes: int = MESSAGE_CACHE_BYTES,
+        expiry_notice_seconds: int = EXPIRY_NOTICE_SECONDS,
+        known_threads: int = KNOWN_THREADS,
     ) -> None:
         super().__init__(
             key_prefix=key_prefix,
@@ -91,12 +104,15 @@ class RedisSaver(BaseRedisSaver):
             keep_last=keep_last,
             serde=serde,
             message_cache_bytes=message_cache_bytes,
+            expiry_notice_seconds=expiry_notice_seconds,
+            known_threads=known_threads,
         )
         self.client = client
         self._where = describe_client(client)
         self._read = client.register_script(READ_SCRIPT)
         self._put = client.register_script(PUT_SCRIPT)
         self._put_writes = client.register_script(PUT_WRITES_SCRIPT)
+        self._delete_thread = client.register_script(DELETE_THREAD_SCRIPT)
 
     @classmethod
     @contextmanager
@@ -211,14 +227,16 @@ class RedisSaver(BaseRedisSaver):
     ) -> RunnableConfig:
         """Store a checkpoint atomically; raises :class:`MemoryUnavailable` if not stored."""
         plan, returned = self.plan_put(config, checkpoint, metadata, new_versions)
+        thread_id = str(config["configurable"]["thread_id"])
         try:
             full = False
-            if not self._put(keys=plan.keys, args=plan.args()):
+            if not self.check_write(self._put(keys=plan.keys, args=plan.args()), thread_id):
                 full = True  # a delta base or message is gone (deleted/expired): send all
-                self._put(keys=plan.keys, args=plan.args(full=True))
+                self.check_write(self._put(keys=plan.keys, args=plan.args(full=True)), thread_id)
         except redis.RedisError as exc:
             raise memory_error(self._where, "put", exc) from exc
         self.remember_put(plan, full=full)
+        self.remember_thread(thread_id)
         return returned
 
     def put_writes(
@@ -230,18 +248,24 @@ class RedisSaver(BaseRedisSaver):
     ) -> None:
         """Store pending writes of a task atomically."""
         plan = self.plan_put_writes(config, writes, task_id, task_path)
+        thread_id = str(config["configurable"]["thread_id"])
         try:
-            if not self._put_writes(keys=plan.keys, args=plan.args()):
+            reply = self._put_writes(keys=plan.keys, args=plan.args())
+            if not self.check_write(reply, thread_id):
                 # a message this process stored earlier is gone (deleted/expired): send all
-                self._put_writes(keys=plan.keys, args=plan.args(full=True))
+                reply = self._put_writes(keys=plan.keys, args=plan.args(full=True))
+                self.check_write(reply, thread_id)
         except redis.RedisError as exc:
             raise memory_error(self._where, "put_writes", exc) from exc
         self.remember_stored(plan.keys[0], plan.messages)
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete every key of the thread (one command, one hash slot)."""
+        """Delete the thread's data (one script, one hash slot), leaving a short "deleted"
+        tombstone so that no process reports it as expired."""
         try:
-            self.client.delete(*self.keys_for(str(thread_id)))
+            self._delete_thread(
+                keys=self.keys_for(str(thread_id)), args=[self.expiry_notice_seconds]
+            )
         except redis.RedisError as exc:
             raise memory_error(self._where, "delete_thread", exc) from exc
         self.forget_thread(str(thread_id))
