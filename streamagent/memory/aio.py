@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -29,18 +29,34 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 
-from streamagent.errors import ConfigurationError
-from streamagent.memory._errors import check_server_version, describe_client, memory_error
+from streamagent.errors import ConfigurationError, MemoryUnavailable
+from streamagent.memory._errors import check_server_version, describe_client
 from streamagent.memory._lua import (
+    ACQUIRE_SCRIPT,
+    DELETE_CHECKPOINTS_SCRIPT,
     DELETE_THREAD_SCRIPT,
+    DUMP_SCRIPT,
+    HISTORY_SCRIPT,
+    PRUNE_SCRIPT,
     PUT_SCRIPT,
     PUT_WRITES_SCRIPT,
     READ_SCRIPT,
+    RELEASE_SCRIPT,
+    RESTORE_SCRIPT,
+)
+from streamagent.memory._setup import (
+    eviction_problem,
+    handle_eviction,
+    permission_error,
+    plain_port_answers,
+    tls_endpoint,
+    tls_mismatch,
 )
 from streamagent.memory.base import (
     EXPIRY_NOTICE_SECONDS,
@@ -48,6 +64,10 @@ from streamagent.memory.base import (
     MESSAGE_CACHE_BYTES,
     SCHEMA_VERSION,
     BaseRedisSaver,
+    Probe,
+    check_eviction_mode,
+    check_schema,
+    one_node,
 )
 from streamagent.memory.sync import CONNECTION_DEFAULTS
 
@@ -97,6 +117,14 @@ class AsyncRedisSaver(BaseRedisSaver):
         self._put = client.register_script(PUT_SCRIPT)
         self._put_writes = client.register_script(PUT_WRITES_SCRIPT)
         self._delete_thread = client.register_script(DELETE_THREAD_SCRIPT)
+        self._delete_checkpoints = client.register_script(DELETE_CHECKPOINTS_SCRIPT)
+        self._prune = client.register_script(PRUNE_SCRIPT)
+        self._dump = client.register_script(DUMP_SCRIPT)
+        self._restore = client.register_script(RESTORE_SCRIPT)
+        self._history = client.register_script(HISTORY_SCRIPT)
+        self._acquire = client.register_script(ACQUIRE_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
+        self._tls = tls_endpoint(client) is not None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -120,23 +148,45 @@ class AsyncRedisSaver(BaseRedisSaver):
             self.loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------------ setup
-    async def asetup(self) -> None:
-        """Check the server version (>= 6.2) and record the schema version."""
+    async def asetup(self, *, eviction: str = "warn") -> None:
+        """Check the server and record the schema version (see ``RedisSaver.setup``)."""
         self._bind()
+        check_eviction_mode(eviction)
+        tls = tls_endpoint(self.client)
+        if tls is not None and await asyncio.to_thread(plain_port_answers, *tls):
+            raise tls_mismatch(self._where)
         try:
-            info: Any = await self.client.info("server")
-            if "redis_version" not in info and info:
-                info = next(iter(info.values()))
-            check_server_version(info, self._where)
+            check_server_version(one_node(await self.client.info("server")), self._where)
+            memory = one_node(await self.client.info("memory"))
+            problem = eviction_problem(memory, self.ttl_seconds)
             await self.client.set(self.schema_key(), SCHEMA_VERSION, nx=True)
             stored = await self.client.get(self.schema_key())
         except redis.RedisError as exc:
-            raise memory_error(self._where, "setup", exc) from exc
-        if stored not in (SCHEMA_VERSION, SCHEMA_VERSION.encode()):
-            raise ConfigurationError(
-                f"key prefix {self.key_prefix!r} holds schema {stored!r}, expected "
-                f"{SCHEMA_VERSION}; use another key_prefix"
-            )
+            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
+        check_schema(stored, self.key_prefix)
+        handle_eviction(problem, eviction, self._where)
+        await self._probe()
+
+    async def _probe(self) -> None:
+        probe = Probe()
+        try:
+            for name, step in probe.async_steps(self):
+                try:
+                    await step()
+                except MemoryUnavailable as exc:
+                    cause = exc.__cause__ or exc
+                    raise permission_error(self._where, cause, name) or exc from cause
+                except redis.RedisError as exc:
+                    denied = permission_error(self._where, exc, name)
+                    raise denied or self._fail("setup", exc) from exc
+        except redis.RedisError as exc:
+            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
+        finally:
+            try:
+                await self.client.delete(*probe.keys(self))
+            except redis.RedisError:
+                logger.warning("could not delete the setup probe's keys", exc_info=True)
+            probe.forget(self)
 
     # ------------------------------------------------------------------ reads
     async def _read_many(
@@ -152,7 +202,7 @@ class AsyncRedisSaver(BaseRedisSaver):
                 keys=self.keys_for(thread_id), args=self.read_args(targets, held)
             )
         except redis.RedisError as exc:
-            raise memory_error(self._where, "read", exc) from exc
+            raise self._fail("read", exc) from exc
         return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs, held)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -171,7 +221,7 @@ class AsyncRedisSaver(BaseRedisSaver):
         try:
             keys = [k async for k in self.client.scan_iter(match=self.index_match(), count=1000)]
         except redis.RedisError as exc:
-            raise memory_error(self._where, "list", exc) from exc
+            raise self._fail("list", exc) from exc
         return sorted({self.thread_of_index_key(key) for key in keys})
 
     async def alist(
@@ -190,7 +240,7 @@ class AsyncRedisSaver(BaseRedisSaver):
                 namespaces: Any = await self.client.zrange(keys[7], 0, -1)
                 members: Any = await self.client.zrange(keys[2], 0, -1)
             except redis.RedisError as exc:
-                raise memory_error(self._where, "list", exc) from exc
+                raise self._fail("list", exc) from exc
             targets = self.list_targets(namespaces, members, config, before)
             for batch in self.batches(targets):
                 for item in await self._read_many(thread_id, batch, [None] * len(batch)):
@@ -222,7 +272,7 @@ class AsyncRedisSaver(BaseRedisSaver):
                     await self._put(keys=plan.keys, args=plan.args(full=True)), thread_id
                 )
         except redis.RedisError as exc:
-            raise memory_error(self._where, "put", exc) from exc
+            raise self._fail("put", exc) from exc
         self.remember_put(plan, full=full)
         self.remember_thread(thread_id)
         return returned
@@ -245,7 +295,7 @@ class AsyncRedisSaver(BaseRedisSaver):
                 reply = await self._put_writes(keys=plan.keys, args=plan.args(full=True))
                 self.check_write(reply, thread_id)
         except redis.RedisError as exc:
-            raise memory_error(self._where, "put_writes", exc) from exc
+            raise self._fail("put_writes", exc) from exc
         self.remember_stored(plan.keys[0], plan.messages)
 
     async def adelete_thread(self, thread_id: str) -> None:
@@ -257,8 +307,104 @@ class AsyncRedisSaver(BaseRedisSaver):
                 keys=self.keys_for(str(thread_id)), args=[self.expiry_notice_seconds]
             )
         except redis.RedisError as exc:
-            raise memory_error(self._where, "delete_thread", exc) from exc
+            raise self._fail("delete_thread", exc) from exc
         self.forget_thread(str(thread_id))
+
+    # ------------------------------------------------------------------ extended contract
+    async def adelete_checkpoints(self, thread_id: str, fields: Sequence[str]) -> None:
+        """Delete checkpoints (``"ns\\0id"`` fields) of a thread with their writes; heads
+        move to the newest remaining checkpoint, unreferenced data is collected."""
+        self._bind()
+        thread_id = str(thread_id)
+        try:
+            reply = await self._delete_checkpoints(
+                keys=self.keys_for(thread_id),
+                args=[self._ttl, self.expiry_notice_seconds, *fields],
+            )
+        except redis.RedisError as exc:
+            raise self._fail("delete_for_runs", exc) from exc
+        self.forget_thread(thread_id)
+        self.check_write(reply, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete every checkpoint whose metadata ``run_id`` is one of ``run_ids`` (with its
+        writes), on every thread of this key prefix (a SCAN: a maintenance operation)."""
+        self._bind()
+        wanted = {str(run_id) for run_id in run_ids}
+        if not wanted:
+            return
+        for thread_id in await self._thread_ids(None):
+            try:
+                records: Any = await self.client.hgetall(self.keys_for(thread_id)[0])
+            except redis.RedisError as exc:
+                raise self._fail("delete_for_runs", exc) from exc
+            fields = [f for f, rec in records.items() if self.run_id_of(rec) in wanted]
+            if fields:
+                await self.adelete_checkpoints(thread_id, fields)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Make ``target_thread_id`` a copy of ``source_thread_id`` (see
+        ``RedisSaver.copy_thread``)."""
+        self._bind()
+        source, target = str(source_thread_id), str(target_thread_id)
+        try:
+            reply: Any = await self._dump(keys=self.keys_for(source), args=[])
+            status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+            if status:
+                self.absent(status, source, 0)
+                return
+            payloads = [p or b"" for p in reply[1:]]
+            restored = await self._restore(
+                keys=self.keys_for(target),
+                args=[self._ttl, self.expiry_notice_seconds, *payloads],
+            )
+        except redis.RedisError as exc:
+            raise self._fail("copy_thread", exc) from exc
+        self.forget_thread(target)
+        self.check_write(restored, target)
+        self.remember_thread(target)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``"keep_latest"``: each namespace keeps only its head checkpoint (and its
+        writes); ``"delete"``: the threads are deleted."""
+        self._bind()
+        if strategy not in ("keep_latest", "delete"):
+            raise ConfigurationError(f"unknown prune strategy {strategy!r}")
+        for thread_id in map(str, thread_ids):
+            if strategy == "delete":
+                await self.adelete_thread(thread_id)
+                continue
+            try:
+                reply = await self._prune(
+                    keys=self.keys_for(thread_id), args=[self._ttl, self.expiry_notice_seconds]
+                )
+            except redis.RedisError as exc:
+                raise self._fail("prune", exc) from exc
+            self.forget_thread(thread_id)
+            self.check_write(reply, thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Writes and seed of ``channels`` along the parent chain of ``config``'s checkpoint,
+        in one script."""
+        self._bind()
+        if not channels:
+            return {}
+        thread_id, target = self.history_target(config)
+        try:
+            reply: Any = await self._history(
+                keys=self.keys_for(thread_id), args=[*target, *channels]
+            )
+        except redis.RedisError as exc:
+            raise self._fail("get_delta_channel_history", exc) from exc
+        return self.decode_history(reply, thread_id, channels)
+
+    async def aturn_lock_probe(self, thread_id: str) -> None:
+        """Take and release the turn lock of ``thread_id`` once (setup's permission probe)."""
+        keys = self.keys_for(thread_id)
+        token, _ = await self._acquire(keys=keys, args=[1000, self._ttl * 1000])
+        await self._release(keys=keys, args=[token, 0])
 
     # ------------------------------------------------------------------ sync bridges
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -324,3 +470,21 @@ class AsyncRedisSaver(BaseRedisSaver):
     def delete_thread(self, thread_id: str) -> None:
         """Sync bridge to :meth:`adelete_thread` (from another thread)."""
         self._run(self.adelete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Sync bridge to :meth:`adelete_for_runs` (from another thread)."""
+        self._run(self.adelete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync bridge to :meth:`acopy_thread` (from another thread)."""
+        self._run(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Sync bridge to :meth:`aprune` (from another thread)."""
+        self._run(self.aprune(thread_ids, strategy=strategy))
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Sync bridge to :meth:`aget_delta_channel_history` (from another thread)."""
+        return self._run(self.aget_delta_channel_history(config=config, channels=channels))

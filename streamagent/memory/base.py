@@ -27,13 +27,14 @@ import random
 import struct
 import threading
 import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ormsgpack
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -42,7 +43,9 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     PendingWrite,
+    empty_checkpoint,
     get_checkpoint_id,
     get_checkpoint_metadata,
     writes_sort_key,
@@ -52,9 +55,12 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from streamagent.errors import (
     CheckpointCorruptedError,
     ConfigurationError,
+    MemoryUnavailable,
     ThreadExpiredError,
     TurnFencedError,
 )
+from streamagent.memory._errors import memory_error
+from streamagent.memory._setup import EVICTION_CHOICES
 from streamagent.memory.serde import (
     DecodeCache,
     EncodeCache,
@@ -64,6 +70,10 @@ from streamagent.memory.serde import (
 
 __all__ = [
     "EXPIRY_NOTICE_SECONDS",
+    "Probe",
+    "check_eviction_mode",
+    "check_schema",
+    "one_node",
     "FENCE_KEY",
     "FULL_EVERY",
     "KEY_KINDS",
@@ -204,6 +214,9 @@ class WritesPlan:
 class BaseRedisSaver(BaseCheckpointSaver[str]):
     """Options, encodings and decoding shared by the sync and async savers (no I/O)."""
 
+    _where = "?"  # host:port, set by the I/O shells
+    _tls = False
+
     def __init__(
         self,
         *,
@@ -298,6 +311,9 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         with self._lock:
             refs = self._last_read.get(thread_id)
         return self._decoded.templates(self.serde, refs) if refs else {}
+
+    def _fail(self, operation: str, exc: BaseException) -> MemoryUnavailable:
+        return memory_error(self._where, operation, exc, tls=self._tls)
 
     # ------------------------------------------------------------------ integrity
     def remember_thread(self, thread_id: str) -> None:
@@ -616,16 +632,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
             if packed is None or packed.startswith(b"empty\x00"):
                 continue
             channel_values[entry.partition("\x00")[0]] = self._decode_value(packed, messages)
-        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
-        for field_, record_w in zip(write_fields, write_values, strict=True):
-            if record_w is None:
-                continue
-            _, _, task_id, idx = _text(field_).split("\x00")
-            type_, channel, task_path, payload = record_w.split(b"\x00", 3)
-            value = self._decode_value(type_ + b"\x00" + payload, messages)
-            key = writes_sort_key(task_path.decode(), task_id, int(idx))
-            pending.append((key, (task_id, channel.decode(), value)))
-        pending.sort(key=lambda item: item[0])
+        pending = self._decode_writes(write_fields, write_values, messages)
         own: RunnableConfig = config or {
             "configurable": {
                 "thread_id": thread_id,
@@ -647,8 +654,67 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
             checkpoint={**checkpoint, "channel_values": channel_values},
             metadata=self.serde.loads_typed((md_type, md_data)),
             parent_config=parent_config,
-            pending_writes=[write for _, write in pending],
+            pending_writes=pending,
         )
+
+    def _decode_writes(
+        self,
+        fields: Sequence[bytes | str],
+        values: Sequence[bytes | None],
+        messages: _StoredMessages,
+    ) -> list[PendingWrite]:
+        """Stored writes of one checkpoint, in ``writes_sort_key`` order."""
+        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for field_, record_w in zip(fields, values, strict=True):
+            if record_w is None:
+                continue
+            _, _, task_id, idx = _text(field_).split("\x00")
+            type_, channel, task_path, payload = record_w.split(b"\x00", 3)
+            value = self._decode_value(type_ + b"\x00" + payload, messages)
+            key = writes_sort_key(task_path.decode(), task_id, int(idx))
+            pending.append((key, (task_id, channel.decode(), value)))
+        pending.sort(key=lambda item: item[0])
+        return [write for _, write in pending]
+
+    # ------------------------------------------------------------------ extended contract
+    def run_id_of(self, record: bytes) -> str | None:
+        """The ``run_id`` in the metadata of a stored checkpoint record."""
+        _, _, md_type, md_data, _ = ormsgpack.unpackb(record)
+        metadata = self.serde.loads_typed((md_type, md_data))
+        run_id = metadata.get("run_id") if isinstance(metadata, Mapping) else None
+        return None if run_id is None else str(run_id)
+
+    def history_target(self, config: RunnableConfig) -> tuple[str, list[str]]:
+        """Thread id and ``HISTORY_SCRIPT`` arguments (ns, id) of ``config``."""
+        configurable = config["configurable"]
+        ns = configurable.get("checkpoint_ns", "")
+        return str(configurable["thread_id"]), [ns, get_checkpoint_id(config) or ""]
+
+    def decode_history(
+        self, reply: Sequence[Any], thread_id: str, channels: Sequence[str]
+    ) -> dict[str, DeltaChannelHistory]:
+        """``HISTORY_SCRIPT`` reply -> per-channel writes (oldest first) and seed."""
+        status = _text(reply[0])
+        if status:
+            self.absent(status, thread_id, 0)  # raises for damaged / expired threads
+            return {ch: {"writes": []} for ch in channels}
+        _, _, steps, refs, values = reply
+        messages = _StoredMessages(_text(refs), values, {}, thread_id)
+        writes: dict[str, list[PendingWrite]] = {ch: [] for ch in channels}
+        seeds: dict[str, Any] = {}
+        for _, fields, wvalues, chans, blobs in reversed(steps):
+            for write in self._decode_writes(fields, wvalues, messages):
+                if write[1] in writes:
+                    writes[write[1]].append(write)
+            for channel, packed in zip(chans, blobs, strict=True):
+                seeds[_text(channel)] = self._decode_value(packed, messages)
+        out: dict[str, DeltaChannelHistory] = {}
+        for ch in channels:
+            entry: DeltaChannelHistory = {"writes": writes[ch]}
+            if ch in seeds:
+                entry["seed"] = seeds[ch]
+            out[ch] = entry
+        return out
 
     # ------------------------------------------------------------------ list
     def list_targets(
@@ -728,6 +794,105 @@ class _StoredMessages:
 
     def get(self, ref: str) -> bytes | None:
         return self._values.get(ref)
+
+
+def one_node(info: Any) -> dict[str, Any]:
+    """``INFO`` of one node (a cluster client answers per node)."""
+    if isinstance(info, dict) and info and "redis_version" not in info and "maxmemory" not in info:
+        first = next(iter(info.values()))
+        if isinstance(first, dict):
+            return first
+    return info if isinstance(info, dict) else {}
+
+
+def check_eviction_mode(mode: str) -> None:
+    if mode not in EVICTION_CHOICES:
+        raise ConfigurationError(f"eviction must be one of {EVICTION_CHOICES}, got {mode!r}")
+
+
+def check_schema(stored: Any, key_prefix: str) -> None:
+    """Refuse a key prefix that holds another storage schema."""
+    if stored not in (SCHEMA_VERSION, SCHEMA_VERSION.encode()):
+        raise ConfigurationError(
+            f"key prefix {key_prefix!r} holds storage schema {stored!r}, expected "
+            f"{SCHEMA_VERSION}; use another key_prefix (schema 2 added the head pointer and "
+            "integrity manifest; older threads are not migrated)"
+        )
+
+
+class Probe:
+    """The permission probe of ``setup()``: every script and command a saver uses, run on
+    two probe threads of its own key prefix (deleted afterwards)."""
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex
+        self.thread = f"__setup_probe__{tag}"
+        self.copy = f"__setup_probe_copy__{tag}"
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [HumanMessage("probe", id=f"p{tag}")]}
+        checkpoint["channel_versions"] = {"messages": "1"}
+        self.checkpoint = checkpoint
+        self.config: RunnableConfig = {
+            "configurable": {"thread_id": self.thread, "checkpoint_ns": ""}
+        }
+        self.stored: RunnableConfig = {
+            "configurable": {
+                "thread_id": self.thread,
+                "checkpoint_ns": "",
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        self.writes = [("messages", [AIMessage("probe", id=f"q{tag}")])]
+
+    def keys(self, saver: BaseRedisSaver) -> list[str]:
+        return [*saver.keys_for(self.thread), *saver.keys_for(self.copy)]
+
+    def forget(self, saver: BaseRedisSaver) -> None:
+        saver.forget_thread(self.thread)
+        saver.forget_thread(self.copy)
+
+    def sync_steps(self, saver: Any) -> list[tuple[str, Callable[[], Any]]]:
+        meta: CheckpointMetadata = {"source": "input", "step": -1}
+        field_ = f"\x00{self.checkpoint['id']}"
+        return [
+            ("put", lambda: saver.put(self.config, self.checkpoint, meta, {"messages": "1"})),
+            ("put_writes", lambda: saver.put_writes(self.stored, self.writes, "probe-task")),
+            ("get_tuple", lambda: saver.get_tuple(self.config)),
+            ("list", lambda: list(saver.list(self.config))),
+            (
+                "get_delta_channel_history",
+                lambda: saver.get_delta_channel_history(config=self.stored, channels=["messages"]),
+            ),
+            ("copy_thread", lambda: saver.copy_thread(self.thread, self.copy)),
+            ("prune", lambda: saver.prune([self.copy], strategy="keep_latest")),
+            ("delete_for_runs", lambda: saver.delete_checkpoints(self.copy, [field_])),
+            ("turn lock", lambda: saver.turn_lock_probe(self.thread)),
+            ("delete_thread", lambda: saver.delete_thread(self.thread)),
+        ]
+
+    def async_steps(self, saver: Any) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+        meta: CheckpointMetadata = {"source": "input", "step": -1}
+        field_ = f"\x00{self.checkpoint['id']}"
+
+        async def listing() -> None:
+            async for _ in saver.alist(self.config):
+                pass
+
+        return [
+            ("put", lambda: saver.aput(self.config, self.checkpoint, meta, {"messages": "1"})),
+            ("put_writes", lambda: saver.aput_writes(self.stored, self.writes, "probe-task")),
+            ("get_tuple", lambda: saver.aget_tuple(self.config)),
+            ("list", listing),
+            (
+                "get_delta_channel_history",
+                lambda: saver.aget_delta_channel_history(config=self.stored, channels=["messages"]),
+            ),
+            ("copy_thread", lambda: saver.acopy_thread(self.thread, self.copy)),
+            ("prune", lambda: saver.aprune([self.copy], strategy="keep_latest")),
+            ("delete_for_runs", lambda: saver.adelete_checkpoints(self.copy, [field_])),
+            ("turn lock", lambda: saver.aturn_lock_probe(self.thread)),
+            ("delete_thread", lambda: saver.adelete_thread(self.thread)),
+        ]
 
 
 def fence_of(config: RunnableConfig) -> str:

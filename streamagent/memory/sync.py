@@ -34,12 +34,28 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from streamagent.memory._errors import check_server_version, describe_client, memory_error
+from streamagent.errors import ConfigurationError, MemoryUnavailable
+from streamagent.memory._errors import check_server_version, describe_client
 from streamagent.memory._lua import (
+    ACQUIRE_SCRIPT,
+    DELETE_CHECKPOINTS_SCRIPT,
     DELETE_THREAD_SCRIPT,
+    DUMP_SCRIPT,
+    HISTORY_SCRIPT,
+    PRUNE_SCRIPT,
     PUT_SCRIPT,
     PUT_WRITES_SCRIPT,
     READ_SCRIPT,
+    RELEASE_SCRIPT,
+    RESTORE_SCRIPT,
+)
+from streamagent.memory._setup import (
+    eviction_problem,
+    handle_eviction,
+    permission_error,
+    plain_port_answers,
+    tls_endpoint,
+    tls_mismatch,
 )
 from streamagent.memory.base import (
     EXPIRY_NOTICE_SECONDS,
@@ -47,6 +63,10 @@ from streamagent.memory.base import (
     MESSAGE_CACHE_BYTES,
     SCHEMA_VERSION,
     BaseRedisSaver,
+    Probe,
+    check_eviction_mode,
+    check_schema,
+    one_node,
 )
 
 __all__ = ["CONNECTION_DEFAULTS", "RedisSaver"]
@@ -113,6 +133,14 @@ class RedisSaver(BaseRedisSaver):
         self._put = client.register_script(PUT_SCRIPT)
         self._put_writes = client.register_script(PUT_WRITES_SCRIPT)
         self._delete_thread = client.register_script(DELETE_THREAD_SCRIPT)
+        self._delete_checkpoints = client.register_script(DELETE_CHECKPOINTS_SCRIPT)
+        self._prune = client.register_script(PRUNE_SCRIPT)
+        self._dump = client.register_script(DUMP_SCRIPT)
+        self._restore = client.register_script(RESTORE_SCRIPT)
+        self._history = client.register_script(HISTORY_SCRIPT)
+        self._acquire = client.register_script(ACQUIRE_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
+        self._tls = tls_endpoint(client) is not None
 
     @classmethod
     @contextmanager
@@ -136,24 +164,51 @@ class RedisSaver(BaseRedisSaver):
             client.close()
 
     # ------------------------------------------------------------------ setup
-    def setup(self) -> None:
-        """Check the server version (>= 6.2) and record the schema version."""
+    def setup(self, *, eviction: str = "warn") -> None:
+        """Check the server and record the schema version; see :mod:`._setup`.
+
+        Says "TLS?" at once when a ``rediss://`` URL points at a plain port, refuses Redis
+        older than 6.2, warns about (``eviction="warn"``), refuses (``"refuse"``) or ignores
+        (``"ignore"``) a ``maxmemory-policy`` that can evict the saver's keys, and runs every
+        command the saver uses on a probe thread: a missing ACL permission is a
+        :class:`~streamagent.errors.ConfigurationError` naming it, not a failed first turn.
+        """
+        check_eviction_mode(eviction)
+        tls = tls_endpoint(self.client)
+        if tls is not None and plain_port_answers(*tls):
+            raise tls_mismatch(self._where)
         try:
-            info: Any = self.client.info("server")
-            if "redis_version" not in info and info:
-                info = next(iter(info.values()))
-            check_server_version(info, self._where)
+            check_server_version(one_node(self.client.info("server")), self._where)
+            problem = eviction_problem(one_node(self.client.info("memory")), self.ttl_seconds)
             self.client.set(self.schema_key(), SCHEMA_VERSION, nx=True)
             stored = self.client.get(self.schema_key())
         except redis.RedisError as exc:
-            raise memory_error(self._where, "setup", exc) from exc
-        if stored not in (SCHEMA_VERSION, SCHEMA_VERSION.encode()):
-            from streamagent.errors import ConfigurationError
+            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
+        check_schema(stored, self.key_prefix)
+        handle_eviction(problem, eviction, self._where)
+        self._probe()
 
-            raise ConfigurationError(
-                f"key prefix {self.key_prefix!r} holds schema {stored!r}, expected "
-                f"{SCHEMA_VERSION}; use another key_prefix"
-            )
+    def _probe(self) -> None:
+        """Run every script and command the saver uses on a probe thread (then delete it)."""
+        probe = Probe()
+        try:
+            for name, step in probe.sync_steps(self):
+                try:
+                    step()
+                except MemoryUnavailable as exc:
+                    cause = exc.__cause__ or exc
+                    raise permission_error(self._where, cause, name) or exc from cause
+                except redis.RedisError as exc:
+                    denied = permission_error(self._where, exc, name)
+                    raise denied or self._fail("setup", exc) from exc
+        except redis.RedisError as exc:
+            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
+        finally:
+            try:
+                self.client.delete(*probe.keys(self))
+            except redis.RedisError:
+                logger.warning("could not delete the setup probe's keys", exc_info=True)
+            probe.forget(self)
 
     # ------------------------------------------------------------------ reads
     def _read_many(
@@ -166,7 +221,7 @@ class RedisSaver(BaseRedisSaver):
         try:
             reply = self._read(keys=self.keys_for(thread_id), args=self.read_args(targets, held))
         except redis.RedisError as exc:
-            raise memory_error(self._where, "read", exc) from exc
+            raise self._fail("read", exc) from exc
         return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs, held)
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -185,7 +240,7 @@ class RedisSaver(BaseRedisSaver):
             keys = self.client.scan_iter(match=self.index_match(), count=1000)
             return sorted({self.thread_of_index_key(key) for key in keys})
         except redis.RedisError as exc:
-            raise memory_error(self._where, "list", exc) from exc
+            raise self._fail("list", exc) from exc
 
     def list(
         self,
@@ -205,7 +260,7 @@ class RedisSaver(BaseRedisSaver):
                 pipe.zrange(keys[2], 0, -1)
                 namespaces, members = pipe.execute()
             except redis.RedisError as exc:
-                raise memory_error(self._where, "list", exc) from exc
+                raise self._fail("list", exc) from exc
             targets = self.list_targets(namespaces, members, config, before)
             for batch in self.batches(targets):
                 for item in self._read_many(thread_id, batch, [None] * len(batch)):
@@ -234,7 +289,7 @@ class RedisSaver(BaseRedisSaver):
                 full = True  # a delta base or message is gone (deleted/expired): send all
                 self.check_write(self._put(keys=plan.keys, args=plan.args(full=True)), thread_id)
         except redis.RedisError as exc:
-            raise memory_error(self._where, "put", exc) from exc
+            raise self._fail("put", exc) from exc
         self.remember_put(plan, full=full)
         self.remember_thread(thread_id)
         return returned
@@ -256,7 +311,7 @@ class RedisSaver(BaseRedisSaver):
                 reply = self._put_writes(keys=plan.keys, args=plan.args(full=True))
                 self.check_write(reply, thread_id)
         except redis.RedisError as exc:
-            raise memory_error(self._where, "put_writes", exc) from exc
+            raise self._fail("put_writes", exc) from exc
         self.remember_stored(plan.keys[0], plan.messages)
 
     def delete_thread(self, thread_id: str) -> None:
@@ -267,8 +322,98 @@ class RedisSaver(BaseRedisSaver):
                 keys=self.keys_for(str(thread_id)), args=[self.expiry_notice_seconds]
             )
         except redis.RedisError as exc:
-            raise memory_error(self._where, "delete_thread", exc) from exc
+            raise self._fail("delete_thread", exc) from exc
         self.forget_thread(str(thread_id))
+
+    # ------------------------------------------------------------------ extended contract
+    def delete_checkpoints(self, thread_id: str, fields: Sequence[str]) -> None:
+        """Delete checkpoints (``"ns\\0id"`` fields) of a thread with their writes; heads
+        move to the newest remaining checkpoint, unreferenced data is collected."""
+        thread_id = str(thread_id)
+        try:
+            reply = self._delete_checkpoints(
+                keys=self.keys_for(thread_id),
+                args=[self._ttl, self.expiry_notice_seconds, *fields],
+            )
+        except redis.RedisError as exc:
+            raise self._fail("delete_for_runs", exc) from exc
+        self.forget_thread(thread_id)
+        self.check_write(reply, thread_id)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete every checkpoint whose metadata ``run_id`` is one of ``run_ids`` (with its
+        writes), on every thread of this key prefix (a SCAN: a maintenance operation)."""
+        wanted = {str(run_id) for run_id in run_ids}
+        if not wanted:
+            return
+        for thread_id in self._thread_ids(None):
+            try:
+                records: Any = self.client.hgetall(self.keys_for(thread_id)[0])
+            except redis.RedisError as exc:
+                raise self._fail("delete_for_runs", exc) from exc
+            fields = [f for f, rec in records.items() if self.run_id_of(rec) in wanted]
+            if fields:
+                self.delete_checkpoints(thread_id, fields)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Make ``target_thread_id`` a copy of ``source_thread_id`` (every checkpoint, write,
+        namespace and head; the target's previous data is replaced). One consistent snapshot
+        of the source (``DUMP`` in one script), restored in one script."""
+        source, target = str(source_thread_id), str(target_thread_id)
+        try:
+            reply: Any = self._dump(keys=self.keys_for(source), args=[])
+            status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+            if status:
+                self.absent(status, source, 0)
+                return
+            payloads = [p or b"" for p in reply[1:]]
+            restored = self._restore(
+                keys=self.keys_for(target),
+                args=[self._ttl, self.expiry_notice_seconds, *payloads],
+            )
+        except redis.RedisError as exc:
+            raise self._fail("copy_thread", exc) from exc
+        self.forget_thread(target)
+        self.check_write(restored, target)
+        self.remember_thread(target)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``"keep_latest"``: each namespace keeps only its head checkpoint (and its
+        writes); ``"delete"``: the threads are deleted. See docs/memory.md for DeltaChannel."""
+        if strategy not in ("keep_latest", "delete"):
+            raise ConfigurationError(f"unknown prune strategy {strategy!r}")
+        for thread_id in map(str, thread_ids):
+            if strategy == "delete":
+                self.delete_thread(thread_id)
+                continue
+            try:
+                reply = self._prune(
+                    keys=self.keys_for(thread_id), args=[self._ttl, self.expiry_notice_seconds]
+                )
+            except redis.RedisError as exc:
+                raise self._fail("prune", exc) from exc
+            self.forget_thread(thread_id)
+            self.check_write(reply, thread_id)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Writes and seed of ``channels`` along the parent chain of ``config``'s checkpoint,
+        in one script (LangGraph's ``DeltaChannel`` replays a thread from it)."""
+        if not channels:
+            return {}
+        thread_id, target = self.history_target(config)
+        try:
+            reply: Any = self._history(keys=self.keys_for(thread_id), args=[*target, *channels])
+        except redis.RedisError as exc:
+            raise self._fail("get_delta_channel_history", exc) from exc
+        return self.decode_history(reply, thread_id, channels)
+
+    def turn_lock_probe(self, thread_id: str) -> None:
+        """Take and release the turn lock of ``thread_id`` once (setup's permission probe)."""
+        keys = self.keys_for(thread_id)
+        token, _ = self._acquire(keys=keys, args=[1000, self._ttl * 1000])
+        self._release(keys=keys, args=[token, 0])
 
     # ------------------------------------------------------------------ async wrappers
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -313,6 +458,26 @@ class RedisSaver(BaseRedisSaver):
     async def adelete_thread(self, thread_id: str) -> None:
         """``delete_thread`` in a worker thread."""
         await asyncio.to_thread(self.delete_thread, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """``delete_for_runs`` in a worker thread."""
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """``copy_thread`` in a worker thread."""
+        await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``prune`` in a worker thread."""
+        await asyncio.to_thread(lambda: self.prune(thread_ids, strategy=strategy))
+
+    async def adelete_checkpoints(self, thread_id: str, fields: Sequence[str]) -> None:
+        """``delete_checkpoints`` in a worker thread."""
+        await asyncio.to_thread(self.delete_checkpoints, thread_id, fields)
+
+    async def aturn_lock_probe(self, thread_id: str) -> None:
+        """``turn_lock_probe`` in a worker thread."""
+        await asyncio.to_thread(self.turn_lock_probe, thread_id)
 
     async def aget_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

@@ -16,6 +16,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -47,41 +48,78 @@ def chat_graph(saver: Any, model_seconds: float = 0.0) -> Any:
     return builder.compile(checkpointer=saver)
 
 
+async def read(graph: Any, threads: list[str]) -> None:
+    """``--read``: print each thread's user messages (or the error reading it raised)."""
+    for thread in threads:
+        out: dict[str, Any] = {"thread": thread, "users": None, "error": None}
+        try:
+            state = await graph.aget_state({"configurable": {"thread_id": thread}})
+            messages = state.values.get("messages", [])
+            out["users"] = [m.content for m in messages if isinstance(m, HumanMessage)]
+        except Exception as exc:
+            out["error"] = type(exc).__name__
+        print(json.dumps(out), flush=True)
+
+
+async def wait_gate(path: str) -> None:
+    gate = Path(path)
+    while not gate.exists():
+        await asyncio.sleep(0.02)
+    gate.unlink()
+
+
 async def run(args: argparse.Namespace) -> None:
     from streamagent.memory import AsyncRedisSaver
 
     if args.skew:
         skew_checkpoint_clock(args.skew)
+    threads = args.thread.split(",")
     async with AsyncRedisSaver.from_url(
         args.url, key_prefix=args.prefix, ttl_seconds=args.ttl
     ) as saver:
-        await saver.asetup()
+        await saver.asetup(eviction="ignore")
         graph = chat_graph(saver, args.model_seconds)
-        config = {"configurable": {"thread_id": args.thread}}
-        for message in args.messages:
-            out: dict[str, Any] = {"message": message, "ok": False, "error": None, "seen": 0}
-            if args.multitask:
-                from streamagent.streaming import astream_chunks
+        if args.read:
+            await read(graph, threads)
+            return
+        for number, message in enumerate(args.messages):
+            if number and args.gate:
+                await wait_gate(args.gate)
+            for thread in threads:
+                await turn(graph, args, thread, message)
 
-                async for chunk in astream_chunks(
-                    graph,
-                    [HumanMessage(message)],
-                    thread_id=args.thread,
-                    multitask=args.multitask,
-                    wait_seconds=args.wait,
-                ):
-                    if chunk.type == "error" and chunk.error:
-                        out["error"] = chunk.error["type"]
-                    elif chunk.type == "done":
-                        out["ok"] = True
-            else:
-                try:
-                    result = await graph.ainvoke({"messages": [HumanMessage(message)]}, config)
-                    out["ok"] = True
-                    out["seen"] = len(result["messages"]) - 1
-                except Exception as exc:
-                    out["error"] = type(exc).__name__
-            print(json.dumps(out), flush=True)
+
+async def turn(graph: Any, args: argparse.Namespace, thread: str, message: str) -> None:
+    out: dict[str, Any] = {
+        "thread": thread,
+        "message": message,
+        "ok": False,
+        "error": None,
+        "seen": 0,
+    }
+    if args.multitask:
+        from streamagent.streaming import astream_chunks
+
+        async for chunk in astream_chunks(
+            graph,
+            [HumanMessage(message)],
+            thread_id=thread,
+            multitask=args.multitask,
+            wait_seconds=args.wait,
+        ):
+            if chunk.type == "error" and chunk.error:
+                out["error"] = chunk.error["type"]
+            elif chunk.type == "done":
+                out["ok"] = True
+    else:
+        config = {"configurable": {"thread_id": thread}}
+        try:
+            result = await graph.ainvoke({"messages": [HumanMessage(message)]}, config)
+            out["ok"] = True
+            out["seen"] = len(result["messages"]) - 1
+        except Exception as exc:
+            out["error"] = type(exc).__name__
+    print(json.dumps(out), flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -95,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model-seconds", type=float, default=0.0)
     parser.add_argument("--multitask", default=None)
     parser.add_argument("--wait", type=float, default=None)
+    parser.add_argument("--gate", default=None)
+    parser.add_argument("--read", action="store_true")
     args = parser.parse_args(argv)
     asyncio.run(run(args))
     sys.stdout.flush()

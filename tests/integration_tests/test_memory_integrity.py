@@ -8,6 +8,7 @@ import json
 import pickle
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -17,9 +18,18 @@ import redis
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import START, MessagesState, StateGraph
 
+from streamagent.errors import (
+    CheckpointCorruptedError,
+    ConfigurationError,
+    MemoryUnavailable,
+    ThreadExpiredError,
+)
 from streamagent.memory import RedisSaver, UnsafeDeserializationError
+from streamagent.memory._setup import EvictionRiskWarning
+from streamagent.memory.base import KEY_KINDS
 from tests.integration_tests.memory_worker import skew_checkpoint_clock
 from tests.redis_fixtures import *  # noqa: F403
+from tests.redis_fixtures import PrivateRedis
 
 
 class NoteState(TypedDict):
@@ -89,8 +99,11 @@ def worker_start(
     args = [sys.executable, "-m", "tests.integration_tests.memory_worker", url, prefix, thread]
     args += list(messages)
     for name, value in options.items():
-        if value is not None:
-            args += [f"--{name.replace('_', '-')}", str(value)]
+        flag = f"--{name.replace('_', '-')}"
+        if value is True:
+            args.append(flag)
+        elif value is not None and value is not False:
+            args += [flag, str(value)]
     return subprocess.Popen(
         args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -146,3 +159,217 @@ def test_keep_last_keeps_the_head_whatever_the_clock(
     graph.invoke({"messages": [HumanMessage("now")]}, {"configurable": {"thread_id": "k"}})
     assert user_texts(graph, "k") == ["ahead", "now"]
     assert len(list(saver.list({"configurable": {"thread_id": "k"}}))) == 1
+
+
+# --------------------------------------------------------------------------- lost pieces
+def _two_turns(saver: Any, thread: str = "t") -> Any:
+    graph = chat_graph(saver)
+    for text in ("first", "second"):
+        graph.invoke({"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}})
+    return graph
+
+
+@pytest.mark.parametrize("kind", ["cp", "refs", "idx", "blobs", "msgs", "w", "wi", "ns", "head"])
+def test_a_lost_key_is_a_typed_error_naming_the_thread_and_piece(
+    make_saver: Any, sync_client: redis.Redis, kind: str
+) -> None:
+    saver: RedisSaver = make_saver("sync")
+    graph = _two_turns(saver)
+    key = saver.keys_for("t")[KEY_KINDS.index(kind)]
+    assert sync_client.delete(key) == 1
+    config = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(CheckpointCorruptedError) as info:
+        saver.get_tuple(config)
+    assert info.value.thread_id == "t" and kind in info.value.piece
+    assert info.value.to_dict()["piece"] == info.value.piece
+    # a new turn is refused before anything is stored: the damage stays visible
+    with pytest.raises(CheckpointCorruptedError):
+        graph.invoke({"messages": [HumanMessage("third")]}, config)
+    assert not sync_client.exists(key)
+    # deleting the thread acknowledges the loss: the id starts over
+    saver.delete_thread("t")
+    graph.invoke({"messages": [HumanMessage("again")]}, config)
+    assert user_texts(graph, "t") == ["again"]
+
+
+def test_a_lost_message_blob_or_write_field_is_a_typed_error(
+    make_saver: Any, sync_client: redis.Redis
+) -> None:
+    saver: RedisSaver = make_saver("sync", message_cache_bytes=0)
+    _two_turns(saver)
+    keys = saver.keys_for("t")
+    config = {"configurable": {"thread_id": "t"}}
+    ref = sync_client.hkeys(keys[4])[0]
+    value = sync_client.hget(keys[4], ref)
+    sync_client.hdel(keys[4], ref)
+    with pytest.raises(CheckpointCorruptedError, match="message"):
+        saver.get_tuple(config)
+    sync_client.hset(keys[4], ref, value)
+    assert saver.get_tuple(config) is not None
+    head = saver.get_tuple(config)
+    assert head is not None
+    blob_fields = [f for f in sync_client.hkeys(keys[3]) if b"messages" in f]
+    for field in blob_fields:
+        sync_client.hdel(keys[3], field)
+    with pytest.raises(CheckpointCorruptedError, match="blob messages"):
+        saver.get_tuple(config)
+
+
+def test_eviction_under_allkeys_lru_never_loads_a_shorter_thread(
+    private_redis: PrivateRedis, key_prefix: str
+) -> None:
+    """Issue row: maxmemory + allkeys-lru, then real eviction driven by another process."""
+    admin = private_redis.client()
+    admin.config_set("maxmemory", 6 * 1024 * 1024)
+    admin.config_set("maxmemory-policy", "allkeys-lru")
+    client = private_redis.client()
+    saver = RedisSaver(client, key_prefix=key_prefix)
+    with pytest.warns(EvictionRiskWarning, match="allkeys-lru"):
+        saver.setup()
+    with pytest.raises(ConfigurationError, match="maxmemory-policy=allkeys-lru"):
+        saver.setup(eviction="refuse")
+    graph = chat_graph(saver)
+    threads = [f"e{i}" for i in range(20)]
+    acked: dict[str, list[str]] = {t: [] for t in threads}
+    for turn in range(3):
+        for thread in threads:
+            text = f"{thread} turn {turn} " + "x" * 3000
+            graph.invoke(
+                {"messages": [HumanMessage(text)]}, {"configurable": {"thread_id": thread}}
+            )
+            acked[thread].append(text)
+    # another process fills memory until Redis has evicted keys of the threads
+    filler = subprocess.run(
+        [sys.executable, "-c", FILL_MEMORY, str(private_redis.port), key_prefix],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert filler.returncode == 0, filler.stderr
+    assert int(admin.info("stats")["evicted_keys"]) > 0
+    outcomes = {"intact": 0, "corrupted": 0, "expired": 0, "absent": 0}
+    for thread in threads:  # this process wrote every thread: it knows they existed
+        try:
+            users = user_texts(graph, thread)
+        except CheckpointCorruptedError as exc:
+            assert exc.thread_id == thread
+            outcomes["corrupted"] += 1
+            continue
+        except ThreadExpiredError as exc:
+            assert exc.reason == "lost"
+            outcomes["expired"] += 1
+            continue
+        assert users == acked[thread], f"{thread} loaded {len(users)} of {len(acked[thread])}"
+        outcomes["intact"] += 1
+    assert outcomes["corrupted"] + outcomes["expired"] > 0, outcomes
+    # a fresh process never loads a shorter thread either (a thread that lost every key,
+    # tombstone included, reads as new there: the documented limit)
+    reader = worker(private_redis.url, key_prefix, ",".join(threads), "-", read=True)
+    for row in reader:
+        if row["users"] is not None and row["users"]:
+            assert row["users"] == acked[row["thread"]]
+        else:
+            assert row["error"] in ("CheckpointCorruptedError", "ThreadExpiredError", None)
+
+
+FILL_MEMORY = """
+import sys, redis
+r = redis.Redis(port=int(sys.argv[1]))
+prefix = sys.argv[2]
+def damaged():
+    keys = [k for k in r.scan_iter(match="{" + prefix + ":*", count=1000)]
+    return len(keys)
+start = damaged()
+for i in range(4000):
+    try:
+        r.set(f"junk:{i}", b"j" * 8192)
+    except redis.RedisError:
+        pass
+    if i % 100 == 99 and damaged() < start - 40:
+        break
+"""
+
+
+# --------------------------------------------------------------------------- gone threads
+def test_a_thread_expired_by_ttl_is_a_notice_in_another_process(
+    redis_url: str, key_prefix: str
+) -> None:
+    """Issue row: a thread expired by TTL; the next turn (another process) is refused with
+    ThreadExpiredError instead of silently starting from the new message."""
+    first = worker(redis_url, key_prefix, "x", "hello", ttl=1)
+    assert acknowledged(first) == ["hello"]
+    time.sleep(2.2)
+    later = worker(redis_url, key_prefix, "x", "remember me?", ttl=1)
+    assert later[0]["error"] == "ThreadExpiredError" and not later[0]["ok"]
+
+
+def test_redis_restarted_empty_is_a_notice_for_processes_that_saw_the_thread(
+    private_redis: PrivateRedis, key_prefix: str, tmp_path: Path
+) -> None:
+    """Issue row: Redis restarted empty. The worker that served the thread says so."""
+    gate = tmp_path / "gate"
+    proc = worker_start(private_redis.url, key_prefix, "r", "before", "after", gate=gate)
+    client = private_redis.client()
+    deadline = time.monotonic() + 60
+    while not client.exists(f"{{{key_prefix}:r}}:head"):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(0.3)
+    private_redis.restart_empty()
+    gate.touch()
+    results = worker_wait(proc)
+    assert results[0]["ok"] and results[1]["error"] == "ThreadExpiredError", results
+    # this process also saw it (read), then a FLUSHALL
+    saver = RedisSaver(private_redis.client(), key_prefix=key_prefix)
+    saver.setup()
+    graph = chat_graph(saver)
+    graph.invoke({"messages": [HumanMessage("one")]}, {"configurable": {"thread_id": "f"}})
+    private_redis.client().flushall()
+    with pytest.raises(ThreadExpiredError) as info:
+        graph.invoke({"messages": [HumanMessage("two")]}, {"configurable": {"thread_id": "f"}})
+    assert info.value.reason == "lost"
+    saver.delete_thread("f")  # acknowledged: the id starts over
+    graph.invoke({"messages": [HumanMessage("three")]}, {"configurable": {"thread_id": "f"}})
+
+
+# --------------------------------------------------------------------------- setup checks
+def test_setup_names_a_missing_acl_permission(private_redis: PrivateRedis) -> None:
+    """Issue row: an ACL user without the needed commands; setup() fails, naming it."""
+    admin = private_redis.client()
+    prefix = "acl"
+    rule = ["on", ">pw", f"~{{{prefix}:*", f"~{prefix}:schema", "+@connection",
+            "+@read", "+@write", "+@hash", "+@sortedset", "+@string", "+@keyspace",
+            "+@scripting", "+time", "+info", "+dump", "+restore"]  # fmt: skip
+    admin.execute_command("ACL", "SETUSER", "full", "reset", *rule)
+    admin.execute_command("ACL", "SETUSER", "nodump", "reset", *rule, "-dump")
+    admin.execute_command("ACL", "SETUSER", "noscript", "reset", *rule, "-@scripting")
+    for user in ("full", "nodump", "noscript"):
+        client = redis.Redis(port=private_redis.port, username=user, password="pw")
+        saver = RedisSaver(client, key_prefix=prefix)
+        if user == "full":
+            saver.setup()  # the documented rule is enough
+            _two_turns(saver)
+            continue
+        with pytest.raises(ConfigurationError, match="NOPERM.*ACL SETUSER") as info:
+            saver.setup()
+        # Redis 7 names the command; inside a script Redis 6.2 only says it was refused,
+        # so the error names the saver operation that needs it
+        assert ("copy_thread" if user == "nodump" else "evalsha") in str(info.value).lower()
+    # the probe leaves nothing behind
+    assert [k for k in admin.scan_iter(match="*probe*")] == []
+
+
+def test_tls_url_to_a_plain_port_says_tls_at_once(private_redis: PrivateRedis) -> None:
+    """Issue row: rediss:// to a plain port: "TLS?" within a second, not a 6-10 s timeout."""
+    url = f"rediss://127.0.0.1:{private_redis.port}/0"
+    started = time.monotonic()
+    with RedisSaver.from_url(url) as saver, pytest.raises(ConfigurationError, match="TLS\\?"):
+        saver.setup()
+    assert time.monotonic() - started < 2
+    with (
+        RedisSaver.from_url(
+            url, connection_options={"socket_connect_timeout": 0.3, "socket_timeout": 0.3}
+        ) as saver,
+        pytest.raises(MemoryUnavailable, match="TLS\\?"),
+    ):
+        saver.get_tuple({"configurable": {"thread_id": "t"}})
