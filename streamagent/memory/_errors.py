@@ -31,7 +31,13 @@ def memory_error(
 ) -> MemoryUnavailable:
     """A :class:`MemoryUnavailable` for a failed Redis ``operation`` (``where`` = host:port);
     ``tls``: the client connects with TLS (a failed connection then asks "TLS?")."""
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
+    if isinstance(exc, redis.ConnectionError) and "No connection available" in str(exc):
+        reason = (
+            f"every connection of the pool to Redis at {where} stayed busy for the pool "
+            "timeout (Redis is reachable; raise max_connections / pool_timeout or lower the "
+            "concurrency)"
+        )
+    elif isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
         reason = f"cannot reach Redis at {where} ({type(exc).__name__}: {exc})"
         if tls:
             reason += (

@@ -69,12 +69,37 @@ from streamagent.memory.base import (
     check_schema,
     one_node,
 )
-from streamagent.memory.sync import CONNECTION_DEFAULTS
+from streamagent.memory.sync import (
+    CONNECTION_DEFAULTS,
+    POOL_MAX_CONNECTIONS,
+    POOL_TIMEOUT_SECONDS,
+)
 
-__all__ = ["AsyncRedisSaver"]
+__all__ = ["AsyncRedisSaver", "async_redis_client"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+def async_redis_client(
+    url: str,
+    *,
+    max_connections: int = POOL_MAX_CONNECTIONS,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
+    **connection: Any,
+) -> aioredis.Redis:
+    """An async client on a *blocking* pool: at most ``max_connections`` connections, a call
+    that finds them all busy waits up to ``pool_timeout`` seconds (see
+    :func:`streamagent.memory.sync.redis_client`). The client owns and closes the pool."""
+    options = {
+        **CONNECTION_DEFAULTS,
+        "retry": AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        **connection,
+    }
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout, **options
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 class AsyncRedisSaver(BaseRedisSaver):
@@ -130,14 +155,17 @@ class AsyncRedisSaver(BaseRedisSaver):
     @classmethod
     @asynccontextmanager
     async def from_url(cls, url: str, **options: Any) -> AsyncIterator[AsyncRedisSaver]:
-        """A saver on a new async connection pool to ``url`` (closed on exit); socket
-        timeouts 2 s connect / 5 s read, two quick retries; ``connection_options`` overrides."""
-        connection = {
-            **CONNECTION_DEFAULTS,
-            "retry": AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        }
-        connection.update(options.pop("connection_options", {}))
-        client = aioredis.Redis.from_url(url, **connection)
+        """A saver on a new async connection pool to ``url`` (closed on exit): bounded and
+        blocking (``max_connections``, default 64; a call waits up to ``pool_timeout``,
+        default 10 s, for a free connection: 1,000 concurrent conversations queue instead of
+        failing); socket timeouts 2 s connect / 5 s read, two quick retries;
+        ``connection_options`` overrides redis-py arguments."""
+        client = async_redis_client(
+            url,
+            max_connections=options.pop("max_connections", POOL_MAX_CONNECTIONS),
+            pool_timeout=options.pop("pool_timeout", POOL_TIMEOUT_SECONDS),
+            **options.pop("connection_options", {}),
+        )
         try:
             yield cls(client, **options)
         finally:

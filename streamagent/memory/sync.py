@@ -69,7 +69,13 @@ from streamagent.memory.base import (
     one_node,
 )
 
-__all__ = ["CONNECTION_DEFAULTS", "RedisSaver"]
+__all__ = [
+    "CONNECTION_DEFAULTS",
+    "POOL_MAX_CONNECTIONS",
+    "POOL_TIMEOUT_SECONDS",
+    "RedisSaver",
+    "redis_client",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +84,30 @@ CONNECTION_DEFAULTS: dict[str, Any] = {
     "socket_timeout": 5.0,
     "health_check_interval": 30,
 }
+
+
+#: connections a saver's pool opens at most (``from_url``); more concurrent calls queue
+POOL_MAX_CONNECTIONS = 64
+#: how long a call waits in that queue for a free connection before MemoryUnavailable
+POOL_TIMEOUT_SECONDS = 10.0
+
+
+def redis_client(
+    url: str,
+    *,
+    max_connections: int = POOL_MAX_CONNECTIONS,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
+    **connection: Any,
+) -> redis.Redis:
+    """A client on a *blocking* pool: at most ``max_connections`` connections; a call that
+    finds all of them busy waits up to ``pool_timeout`` seconds for one (redis-py's default
+    pool fails at once with "Too many connections"). The client owns and closes the pool.
+    ``connection`` overrides :data:`CONNECTION_DEFAULTS` (and the retry policy)."""
+    options = {**CONNECTION_DEFAULTS, "retry": retry_policy(), **connection}
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout, **options
+    )
+    return redis.Redis.from_pool(pool)
 
 
 def retry_policy() -> Retry:
@@ -147,17 +177,22 @@ class RedisSaver(BaseRedisSaver):
     def from_url(cls, url: str, **options: Any) -> Iterator[RedisSaver]:
         """A saver on a new connection pool to ``url`` (closed on exit).
 
-        Socket connect/read timeouts of 2 s / 5 s and two quick retries are set;
-        ``connection_options={...}`` overrides redis-py arguments. Other options go to the
-        constructor.
+        The pool is bounded and blocking (:func:`redis_client`): ``max_connections``
+        (default 64) connections at most, a call waits up to ``pool_timeout`` (default 10 s)
+        for a free one. Socket connect/read timeouts of 2 s / 5 s and two quick retries are
+        set; ``connection_options={...}`` overrides redis-py arguments. Other options go to
+        the constructor.
 
         Example:
             >>> with RedisSaver.from_url("redis://127.0.0.1:6379/0") as saver:  # doctest: +SKIP
             ...     saver.setup()
         """
-        connection = {**CONNECTION_DEFAULTS, "retry": retry_policy()}
-        connection.update(options.pop("connection_options", {}))
-        client = redis.Redis.from_url(url, **connection)
+        client = redis_client(
+            url,
+            max_connections=options.pop("max_connections", POOL_MAX_CONNECTIONS),
+            pool_timeout=options.pop("pool_timeout", POOL_TIMEOUT_SECONDS),
+            **options.pop("connection_options", {}),
+        )
         try:
             yield cls(client, **options)
         finally:

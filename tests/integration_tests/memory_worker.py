@@ -6,7 +6,9 @@ memory integrity tests: two workers, skewed clocks, concurrent turns, many conve
 Prints one JSON line per turn: ``{"message": ..., "ok": bool, "error": type or null,
 "seen": number of messages the model saw}``. ``--skew`` shifts the clock LangGraph's uuid6
 checkpoint ids come from (seconds); ``--model-seconds`` makes the model node slow;
-``--multitask`` runs the turn through ``astream_chunks`` with that strategy.
+``--multitask`` runs the turn through ``astream_chunks`` with that strategy; ``--concurrent``
+runs the turns of every thread at once; ``--read`` prints each thread's user messages;
+``--gate PATH`` waits for PATH to appear before each message after the first.
 """
 
 from __future__ import annotations
@@ -74,8 +76,9 @@ async def run(args: argparse.Namespace) -> None:
     if args.skew:
         skew_checkpoint_clock(args.skew)
     threads = args.thread.split(",")
+    pool = {"max_connections": args.max_connections} if args.max_connections else {}
     async with AsyncRedisSaver.from_url(
-        args.url, key_prefix=args.prefix, ttl_seconds=args.ttl
+        args.url, key_prefix=args.prefix, ttl_seconds=args.ttl, **pool
     ) as saver:
         await saver.asetup(eviction="ignore")
         graph = chat_graph(saver, args.model_seconds)
@@ -85,6 +88,9 @@ async def run(args: argparse.Namespace) -> None:
         for number, message in enumerate(args.messages):
             if number and args.gate:
                 await wait_gate(args.gate)
+            if args.concurrent:
+                await asyncio.gather(*(turn(graph, args, t, message) for t in threads))
+                continue
             for thread in threads:
                 await turn(graph, args, thread, message)
 
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wait", type=float, default=None)
     parser.add_argument("--gate", default=None)
     parser.add_argument("--read", action="store_true")
+    parser.add_argument("--concurrent", action="store_true")
+    parser.add_argument("--max-connections", type=int, default=None)
     args = parser.parse_args(argv)
     asyncio.run(run(args))
     sys.stdout.flush()

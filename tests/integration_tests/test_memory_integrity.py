@@ -4,6 +4,7 @@ test asserts that no acknowledged user message goes missing from the thread afte
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import subprocess
@@ -373,3 +374,65 @@ def test_tls_url_to_a_plain_port_says_tls_at_once(private_redis: PrivateRedis) -
         pytest.raises(MemoryUnavailable, match="TLS\\?"),
     ):
         saver.get_tuple({"configurable": {"thread_id": "t"}})
+
+
+# --------------------------------------------------------------------------- connection pools
+@pytest.mark.slow
+def test_a_thousand_concurrent_conversations_queue_on_the_pool(
+    redis_url: str, key_prefix: str, make_saver: Any
+) -> None:
+    """Issue row: AsyncRedisSaver.from_url with many concurrent conversations. Two processes
+    run 500 conversations each at once, two turns each, on the default (bounded, blocking)
+    pool: nothing fails, nothing is missing."""
+    started = time.monotonic()
+    threads = {side: [f"{side}{i}" for i in range(500)] for side in ("p", "q")}
+    procs = [
+        worker_start(redis_url, key_prefix, ",".join(ts), "m1", "m2", concurrent=True)
+        for ts in threads.values()
+    ]
+    results = [row for proc in procs for row in worker_wait(proc, timeout=110)]
+    assert len(results) == 2000
+    failed = [r for r in results if not r["ok"]]
+    assert failed == [], failed[:3]
+    assert time.monotonic() - started < 110
+    saver = make_saver("sync")
+    graph = chat_graph(saver)
+    for thread in threads["p"][:50] + threads["q"][-50:]:
+        assert user_texts(graph, thread) == ["m1", "m2"]
+
+
+async def test_a_small_pool_queues_and_an_exhausted_one_says_so(
+    redis_url: str, key_prefix: str
+) -> None:
+    from streamagent.memory import AsyncRedisSaver
+
+    async with AsyncRedisSaver.from_url(
+        redis_url, key_prefix=key_prefix, max_connections=2, pool_timeout=5
+    ) as saver:
+        await saver.asetup()
+        graph = chat_graph_async(saver)
+        await asyncio.gather(
+            *(
+                graph.ainvoke(
+                    {"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": f"s{i}"}}
+                )
+                for i in range(200)
+            )
+        )
+        pool = saver.client.connection_pool
+        assert pool.max_connections == 2
+    async with AsyncRedisSaver.from_url(
+        redis_url, key_prefix=key_prefix, max_connections=1, pool_timeout=0.05
+    ) as saver:
+        conn = await saver.client.connection_pool.get_connection()  # hold the only one
+        try:
+            with pytest.raises(MemoryUnavailable, match="pool"):
+                await saver.aget_tuple({"configurable": {"thread_id": "x"}})
+        finally:
+            await saver.client.connection_pool.release(conn)
+
+
+def chat_graph_async(saver: Any) -> Any:
+    from tests.integration_tests.memory_worker import chat_graph as worker_graph
+
+    return worker_graph(saver)
