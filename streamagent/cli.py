@@ -127,7 +127,13 @@ def _approval_decision(chunk: StreamChunk, *, assume: bool | None) -> dict[str, 
 
 
 async def _drive_turn(
-    agent: Any, prompt: str | None, *, thread_id: str, printer: ChunkPrinter, assume: bool | None
+    agent: Any,
+    prompt: str | None,
+    *,
+    thread_id: str,
+    printer: ChunkPrinter,
+    assume: bool | None,
+    multitask: str | None = None,
 ) -> bool:
     """Run one turn, answering approval interrupts; True when it ended without error."""
     from streamagent.streaming import astream_chunks
@@ -138,7 +144,7 @@ async def _drive_turn(
         interrupted: StreamChunk | None = None
         ok = True
         stream: AsyncIterator[StreamChunk] = astream_chunks(
-            agent, message, thread_id=thread_id, resume=resume
+            agent, message, thread_id=thread_id, resume=resume, multitask=multitask
         )
         async for chunk in stream:
             printer(chunk)
@@ -202,6 +208,13 @@ MetricsOpt = Annotated[
     int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port.")
 ]
 YesOpt = Annotated[bool | None, typer.Option("--yes/--no", help="Answer approval prompts.")]
+MultitaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--multitask",
+        help="When the thread has a turn in flight: reject (default) or enqueue (wait).",
+    ),
+]
 
 
 def _fail(exc: StreamAgentError) -> NoReturn:
@@ -219,12 +232,17 @@ def run(
     workspace: WorkspaceOpt = None,
     metrics_port: MetricsOpt = None,
     yes: YesOpt = None,
+    multitask: MultitaskOpt = None,
 ) -> None:
     """Run one prompt and stream the answer."""
     agent = _build(model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port)
     thread_id = thread or str(uuid.uuid4())
     printer = ChunkPrinter(json_lines=json_lines)
-    ok = asyncio.run(_drive_turn(agent, prompt, thread_id=thread_id, printer=printer, assume=yes))
+    ok = asyncio.run(
+        _drive_turn(
+            agent, prompt, thread_id=thread_id, printer=printer, assume=yes, multitask=multitask
+        )
+    )
     if not json_lines:
         typer.echo(f"thread: {thread_id}", err=True)
     raise typer.Exit(code=0 if ok else 1)
@@ -238,6 +256,7 @@ def chat(
     json_lines: JsonOpt = False,
     workspace: WorkspaceOpt = None,
     metrics_port: MetricsOpt = None,
+    multitask: MultitaskOpt = None,
 ) -> None:
     """Interactive chat (empty line or Ctrl-D to quit); --thread continues a conversation."""
     agent = _build(model=model, base_url=base_url, workspace=workspace, metrics_port=metrics_port)
@@ -245,7 +264,7 @@ def chat(
     printer = ChunkPrinter(json_lines=json_lines)
     typer.echo(f"thread: {thread_id}", err=True)
     # One event loop for the whole session: the saver's connections belong to it.
-    asyncio.run(_chat_loop(agent, thread_id=thread_id, printer=printer))
+    asyncio.run(_chat_loop(agent, thread_id=thread_id, printer=printer, multitask=multitask))
 
 
 def _read_line() -> str:
@@ -255,12 +274,21 @@ def _read_line() -> str:
         return ""
 
 
-async def _chat_loop(agent: Any, *, thread_id: str, printer: ChunkPrinter) -> None:
+async def _chat_loop(
+    agent: Any, *, thread_id: str, printer: ChunkPrinter, multitask: str | None = None
+) -> None:
     while True:
         line = await asyncio.to_thread(_read_line)
         if not line or not line.strip():
             return
-        await _drive_turn(agent, line.strip(), thread_id=thread_id, printer=printer, assume=None)
+        await _drive_turn(
+            agent,
+            line.strip(),
+            thread_id=thread_id,
+            printer=printer,
+            assume=None,
+            multitask=multitask,
+        )
 
 
 @app.command()

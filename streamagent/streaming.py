@@ -59,6 +59,7 @@ from streamagent.errors import (
     StreamAgentError,
     UserError,
 )
+from streamagent.memory.turns import Turn, begin_turn
 from streamagent.nodes.model import RETRY_EVENT
 
 __all__ = [
@@ -411,6 +412,8 @@ async def astream_chunks(
     thread_id: str | None = None,
     config: RunnableConfig | None = None,
     resume: Any = None,
+    multitask: str | None = None,
+    wait_seconds: float | None = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
@@ -418,6 +421,11 @@ async def astream_chunks(
     checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt.
     Errors never escape: they end the stream with one ``error`` chunk; a successful run ends
     with ``done``.
+
+    With a streamagent Redis saver, one turn at a time runs per thread
+    (:mod:`streamagent.memory.turns`): ``multitask="reject"`` (default) ends a turn on a busy
+    thread with a retryable ``ThreadBusyError`` chunk before anything is stored;
+    ``"enqueue"`` waits for the thread up to ``wait_seconds`` first.
 
     Example:
         >>> import asyncio
@@ -435,7 +443,13 @@ async def astream_chunks(
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
     pump: _GraphPump | None = None
+    turn: Turn | None = None
     try:
+        turn = await begin_turn(
+            graph.checkpointer, run_config, multitask, wait_seconds=wait_seconds
+        )
+        if turn is not None:
+            run_config = turn.config(run_config)
         graph_input = _graph_input(messages, resume)
         pump = _GraphPump(graph, graph_input, run_config)
         take = pump.sink.take
@@ -455,8 +469,12 @@ async def astream_chunks(
         yield translator.error(exc)
         return
     finally:
-        if pump is not None:
-            await pump.stop()
+        try:
+            if pump is not None:
+                await pump.stop()
+        finally:
+            if turn is not None:
+                await turn.release()
     yield translator.done()
 
 

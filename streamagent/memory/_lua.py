@@ -15,11 +15,12 @@ Keys (``KEYS[i]``)::
     7 wi     ZSET  the fields of ``w``, score 0 (lexicographic, per checkpoint ranges)
     8 ns     ZSET  namespace -> insertion sequence
     9 head   HASH  namespace -> id of its head checkpoint (the last one written);
-                   "\\1k" -> manifest: which of keys 1-8 must exist ("1"/"0" each);
-                   "\\1f" -> the thread's fencing counter (last turn token issued)
-   10 seen   STRING "1" while the thread lives, "0" after ``delete_thread``; it outlives the
-                   data by the saver's notice window, so an expired thread can be told apart
-                   from one that never existed
+                   "\\1k" -> manifest: which of keys 1-8 must exist ("1"/"0" each)
+   10 seen   HASH  "s" -> "1" while the thread lives, "0" after ``delete_thread``;
+                   "f" -> the thread's fencing counter (the last turn token issued). It
+                   outlives the data by the saver's notice window, so an expired thread can
+                   be told apart from one that never existed, and a late writer of a turn
+                   from before an expiry or deletion stays fenced out
    11 turn   STRING the token of the turn holding the thread (expires; see ``turns.py``)
 
 "Latest" is the head pointer, advanced in the same script as the write, never the largest
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 __all__ = [
     "ACQUIRE_SCRIPT",
+    "MIGRATE_SCRIPT",
     "DELETE_CHECKPOINTS_SCRIPT",
     "DELETE_THREAD_SCRIPT",
     "DUMP_SCRIPT",
@@ -65,14 +67,15 @@ local function touch(ttl, notice)
   if ttl > 0 then
     local at = now_ms() + ttl * 1000
     for i = 1, 9 do redis.call('PEXPIREAT', KEYS[i], at) end
-    if notice > 0 then redis.call('PEXPIREAT', KEYS[10], at + notice * 1000) end
+    redis.call('PEXPIREAT', KEYS[10], at + notice * 1000)
   else
     redis.call('PERSIST', KEYS[9])
+    redis.call('PERSIST', KEYS[10])
   end
 end
 local function mark_live(ttl, notice)
-  if notice > 0 and redis.call('GET', KEYS[10]) ~= '1' then
-    redis.call('SET', KEYS[10], '1')
+  if notice > 0 and redis.call('HGET', KEYS[10], 's') ~= '1' then
+    redis.call('HSET', KEYS[10], 's', '1')
   end
   touch(ttl, notice)
 end
@@ -219,18 +222,14 @@ local function resolve(ns, channel, v)
   return 'R\0' .. table.concat(parts)
 end
 
--- delete the thread's data, leaving a "deleted" tombstone and the fencing counter (so a
+-- delete the thread's data, leaving a "deleted" tombstone with the fencing counter (so a
 -- late writer of a turn from before stays fenced out) for `notice` seconds
 local function wipe(notice)
-  local counter = redis.call('HGET', KEYS[9], '\1f')
   redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8],
              KEYS[9])
   if notice > 0 then
-    redis.call('SET', KEYS[10], '0', 'EX', notice)
-    if counter then
-      redis.call('HSET', KEYS[9], '\1f', counter)
-      redis.call('EXPIRE', KEYS[9], notice)
-    end
+    redis.call('HSET', KEYS[10], 's', '0')
+    redis.call('EXPIRE', KEYS[10], notice)
   else
     redis.call('DEL', KEYS[10])
   end
@@ -239,7 +238,7 @@ end
 -- of a turn that lost the thread)
 local function fenced_out(fence)
   if fence == '' then return false end
-  return redis.call('HGET', KEYS[9], '\1f') ~= fence
+  return redis.call('HGET', KEYS[10], 'f') ~= fence
 end
 """
 
@@ -336,7 +335,7 @@ local function load_one(ns, id)
 end
 
 local state = check_thread()
-if state == 'absent' then return {'A' .. (redis.call('GET', KEYS[10]) or '')} end
+if state == 'absent' then return {'A' .. (redis.call('HGET', KEYS[10], 's') or '')} end
 if state ~= '' then return {'C' .. state} end
 local ttl, notice = tonumber(ARGV[1]), tonumber(ARGV[2])
 local results = {}
@@ -556,15 +555,9 @@ RESTORE_SCRIPT = (
     + r"""
 -- ARGV: ttl, notice, then 9 DUMP payloads ('' where absent): the thread becomes a copy
 local ttl, notice = tonumber(ARGV[1]), tonumber(ARGV[2])
-local counter = redis.call('HGET', KEYS[9], '\1f')
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9])
 for i = 1, 9 do
   if ARGV[i + 2] ~= '' then redis.call('RESTORE', KEYS[i], 0, ARGV[i + 2]) end
-end
-if counter then
-  redis.call('HSET', KEYS[9], '\1f', counter)
-else
-  redis.call('HDEL', KEYS[9], '\1f')
 end
 save_manifest()
 mark_live(ttl, notice)
@@ -582,7 +575,7 @@ HISTORY_SCRIPT = (
 -- message values}.
 local ns, id = ARGV[1], ARGV[2]
 local state = check_thread()
-if state == 'absent' then return {'A' .. (redis.call('GET', KEYS[10]) or '')} end
+if state == 'absent' then return {'A' .. (redis.call('HGET', KEYS[10], 's') or '')} end
 if state ~= '' then return {'C' .. state} end
 if id == '' then
   id = redis.call('HGET', KEYS[9], ns)
@@ -667,16 +660,55 @@ return {'', id, steps, table.concat(uniq), mv}
 """
 )
 
+MIGRATE_SCRIPT = (
+    _COMMON
+    + r"""
+-- schema 1 -> 2 for one thread. ARGV: notice, then "ns\0id", parent id pairs. Adds the
+-- parent to each refs value (keeping only entries whose blob exists), sets each namespace's
+-- head to its largest id (schema 1's "latest"), writes the manifest and the tombstone, and
+-- gives every key one expiry instant. Idempotent.
+local notice = tonumber(ARGV[1])
+if redis.call('HEXISTS', KEYS[9], '\1k') == 1 then return 0 end
+for i = 2, #ARGV, 2 do
+  local f, parent = ARGV[i], ARGV[i + 1]
+  local v = redis.call('HGET', KEYS[2], f)
+  if v and not string.find(v, '\2', 1, true) then
+    local p = string.find(f, '\0', 1, true)
+    local ns = string.sub(f, 1, p - 1)
+    local kept = {}
+    for entry in string.gmatch(v, '([^\1]+)') do
+      if redis.call('HEXISTS', KEYS[4], ns .. '\0' .. entry) == 1 then kept[#kept + 1] = entry end
+    end
+    redis.call('HSET', KEYS[2], f, parent .. '\2' .. table.concat(kept, '\1'))
+  end
+end
+for _, ns in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
+  local r = redis.call('ZREVRANGEBYLEX', KEYS[3], '(' .. ns .. '\1', '[' .. ns .. '\0',
+                       'LIMIT', 0, 1)
+  if #r > 0 then redis.call('HSET', KEYS[9], ns, string.sub(r[1], #ns + 2)) end
+end
+local pttl = redis.call('PTTL', KEYS[1])
+save_manifest()
+if notice > 0 then redis.call('HSET', KEYS[10], 's', '1') end
+if pttl > 0 then
+  local at = now_ms() + pttl
+  for i = 1, 9 do redis.call('PEXPIREAT', KEYS[i], at) end
+  if notice > 0 then redis.call('PEXPIREAT', KEYS[10], at + notice * 1000) end
+end
+return 1
+"""
+)
+
 # The turn lock (see ``streamagent.memory.turns``): KEYS = the thread's keys.
 ACQUIRE_SCRIPT = r"""
--- ARGV: lock ms, thread ttl ms (0: none). Returns {token, 0} when acquired, {holder
--- token, its pttl} when busy. The token comes from the thread's fencing counter.
+-- ARGV: lock ms, expiry ms of a new tombstone key (0: none). Returns {token, 0} when
+-- acquired, {holder token, its pttl} when busy. The token comes from the thread's fencing
+-- counter (in its tombstone key, which outlives the data).
 local holder = redis.call('GET', KEYS[11])
 if holder then return {holder, redis.call('PTTL', KEYS[11])} end
-local existed = redis.call('EXISTS', KEYS[9])
-local token = tostring(redis.call('HINCRBY', KEYS[9], '\1f', 1))
--- a new head key expires like a thread (the first put then aligns every key's expiry)
-if existed == 0 and tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[9], ARGV[2]) end
+local existed = redis.call('EXISTS', KEYS[10])
+local token = tostring(redis.call('HINCRBY', KEYS[10], 'f', 1))
+if existed == 0 and tonumber(ARGV[2]) > 0 then redis.call('PEXPIRE', KEYS[10], ARGV[2]) end
 redis.call('SET', KEYS[11], token, 'PX', tonumber(ARGV[1]))
 return {token, 0}
 """

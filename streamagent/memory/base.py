@@ -73,6 +73,7 @@ __all__ = [
     "Probe",
     "check_eviction_mode",
     "check_schema",
+    "migrate_args",
     "one_node",
     "FENCE_KEY",
     "FULL_EVERY",
@@ -216,6 +217,8 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
 
     _where = "?"  # host:port, set by the I/O shells
     _tls = False
+    _acquire: Any  # the turn-lock scripts, registered by the I/O shells (see turns.py)
+    _release: Any
 
     def __init__(
         self,
@@ -815,9 +818,18 @@ def check_schema(stored: Any, key_prefix: str) -> None:
     if stored not in (SCHEMA_VERSION, SCHEMA_VERSION.encode()):
         raise ConfigurationError(
             f"key prefix {key_prefix!r} holds storage schema {stored!r}, expected "
-            f"{SCHEMA_VERSION}; use another key_prefix (schema 2 added the head pointer and "
-            "integrity manifest; older threads are not migrated)"
+            f"{SCHEMA_VERSION} (setup() migrates schema 1); use another key_prefix"
         )
+
+
+def migrate_args(records: Mapping[Any, bytes], notice: int) -> list[Any]:
+    """``MIGRATE_SCRIPT`` arguments for a schema-1 thread: each checkpoint's parent id (from
+    its record: Lua cannot read the msgpack ``bin`` fields)."""
+    out: list[Any] = [notice]
+    for field_, record in records.items():
+        parent = ormsgpack.unpackb(record)[4] or ""
+        out += [field_, parent]
+    return out
 
 
 class Probe:

@@ -42,6 +42,7 @@ from streamagent.memory._lua import (
     DELETE_THREAD_SCRIPT,
     DUMP_SCRIPT,
     HISTORY_SCRIPT,
+    MIGRATE_SCRIPT,
     PRUNE_SCRIPT,
     PUT_SCRIPT,
     PUT_WRITES_SCRIPT,
@@ -66,6 +67,7 @@ from streamagent.memory.base import (
     Probe,
     check_eviction_mode,
     check_schema,
+    migrate_args,
     one_node,
 )
 
@@ -170,6 +172,7 @@ class RedisSaver(BaseRedisSaver):
         self._history = client.register_script(HISTORY_SCRIPT)
         self._acquire = client.register_script(ACQUIRE_SCRIPT)
         self._release = client.register_script(RELEASE_SCRIPT)
+        self._migrate = client.register_script(MIGRATE_SCRIPT)
         self._tls = tls_endpoint(client) is not None
 
     @classmethod
@@ -217,6 +220,8 @@ class RedisSaver(BaseRedisSaver):
             problem = eviction_problem(one_node(self.client.info("memory")), self.ttl_seconds)
             self.client.set(self.schema_key(), SCHEMA_VERSION, nx=True)
             stored = self.client.get(self.schema_key())
+            if stored in ("1", b"1"):
+                stored = self._migrate_schema()
         except redis.RedisError as exc:
             raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
         check_schema(stored, self.key_prefix)
@@ -244,6 +249,23 @@ class RedisSaver(BaseRedisSaver):
             except redis.RedisError:
                 logger.warning("could not delete the setup probe's keys", exc_info=True)
             probe.forget(self)
+
+    def _migrate_schema(self) -> str:
+        """Migrate every thread of a schema-1 prefix to schema 2 (see ``MIGRATE_SCRIPT``).
+        Stop writers of older streamagent versions first: their writes keep no head."""
+        threads = self._thread_ids(None)
+        for thread_id in threads:
+            keys = self.keys_for(thread_id)
+            records: Any = self.client.hgetall(keys[0])
+            self._migrate(keys=keys, args=migrate_args(records, self.expiry_notice_seconds))
+        self.client.set(self.schema_key(), SCHEMA_VERSION)
+        logger.warning(
+            "migrated %d threads under key prefix %r to storage schema %s",
+            len(threads),
+            self.key_prefix,
+            SCHEMA_VERSION,
+        )
+        return SCHEMA_VERSION
 
     # ------------------------------------------------------------------ reads
     def _read_many(
@@ -447,7 +469,7 @@ class RedisSaver(BaseRedisSaver):
     def turn_lock_probe(self, thread_id: str) -> None:
         """Take and release the turn lock of ``thread_id`` once (setup's permission probe)."""
         keys = self.keys_for(thread_id)
-        token, _ = self._acquire(keys=keys, args=[1000, self._ttl * 1000])
+        token, _ = self._acquire(keys=keys, args=[1000, 0])
         self._release(keys=keys, args=[token, 0])
 
     # ------------------------------------------------------------------ async wrappers

@@ -8,7 +8,8 @@ Prints one JSON line per turn: ``{"message": ..., "ok": bool, "error": type or n
 checkpoint ids come from (seconds); ``--model-seconds`` makes the model node slow;
 ``--multitask`` runs the turn through ``astream_chunks`` with that strategy; ``--concurrent``
 runs the turns of every thread at once; ``--read`` prints each thread's user messages;
-``--gate PATH`` waits for PATH to appear before each message after the first.
+``--gate PATH`` waits for PATH to appear before each message after the first;
+``--turn-gate PATH`` creates PATH.ready, then waits for PATH, before every message.
 """
 
 from __future__ import annotations
@@ -86,6 +87,9 @@ async def run(args: argparse.Namespace) -> None:
             await read(graph, threads)
             return
         for number, message in enumerate(args.messages):
+            if args.turn_gate:
+                Path(f"{args.turn_gate}.ready").touch()  # the test may open the gate
+                await wait_gate(args.turn_gate)
             if number and args.gate:
                 await wait_gate(args.gate)
             if args.concurrent:
@@ -141,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--wait", type=float, default=None)
     parser.add_argument("--gate", default=None)
     parser.add_argument("--read", action="store_true")
+    parser.add_argument("--turn-gate", default=None)
     parser.add_argument("--concurrent", action="store_true")
     parser.add_argument("--max-connections", type=int, default=None)
     args = parser.parse_args(argv)

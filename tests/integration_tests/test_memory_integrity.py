@@ -23,7 +23,9 @@ from streamagent.errors import (
     CheckpointCorruptedError,
     ConfigurationError,
     MemoryUnavailable,
+    ThreadBusyError,
     ThreadExpiredError,
+    TurnFencedError,
 )
 from streamagent.memory import RedisSaver, UnsafeDeserializationError
 from streamagent.memory._setup import EvictionRiskWarning
@@ -436,3 +438,130 @@ def chat_graph_async(saver: Any) -> Any:
     from tests.integration_tests.memory_worker import chat_graph as worker_graph
 
     return worker_graph(saver)
+
+
+# --------------------------------------------------------------------------- one turn at a time
+def _race(
+    redis_url: str, prefix: str, tmp_path: Path, thread: str, strategy: str, trials: int
+) -> list[dict]:
+    """Two OS processes start a turn on one thread within ~10 ms of each other, ``trials``
+    times (each worker announces it is ready, then waits for its gate)."""
+    gates = [tmp_path / f"{thread}-{side}" for side in "ab"]
+    procs = [
+        worker_start(
+            redis_url, prefix, thread, *[f"{n} from {side}" for n in range(trials)],
+            multitask=strategy, model_seconds=0.5, turn_gate=gate, wait=20,
+        )
+        for side, gate in zip("ab", gates, strict=True)
+    ]  # fmt: skip
+    deadline = time.monotonic() + 60 + 5 * trials
+    for _ in range(trials):
+        ready = [Path(f"{g}.ready") for g in gates]
+        while not all(r.exists() for r in ready):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+            time.sleep(0.01)
+        for r in ready:
+            r.unlink()
+        gates[0].touch()
+        time.sleep(0.01)
+        gates[1].touch()
+    return [row for proc in procs for row in worker_wait(proc)]
+
+
+@pytest.mark.slow
+def test_two_processes_double_submit_reject_keeps_one_turn_and_says_busy(
+    redis_url: str, key_prefix: str, tmp_path: Path, make_saver: Any
+) -> None:
+    """Issue row: two turns on one thread 10 ms apart (double submit), 5 trials: each time
+    one runs, the other is refused with ThreadBusyError; the thread holds exactly the
+    acknowledged turns, in order, with no fork."""
+    results = _race(redis_url, key_prefix, tmp_path, "d", "reject", trials=5)
+    ok = [r for r in results if r["ok"]]
+    busy = [r for r in results if r["error"] == "ThreadBusyError"]
+    assert len(ok) == 5 and len(busy) == 5, results
+    assert {r["message"].split()[0] for r in ok} == {"0", "1", "2", "3", "4"}
+    graph = chat_graph(make_saver("sync"))
+    users = user_texts(graph, "d")
+    assert sorted(users) == sorted(acknowledged(results))
+    assert [u.split()[0] for u in users] == ["0", "1", "2", "3", "4"]
+    messages = graph.get_state({"configurable": {"thread_id": "d"}}).values["messages"]
+    assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage"] * 5
+
+
+@pytest.mark.slow
+def test_two_processes_enqueue_runs_both_turns_one_after_the_other(
+    redis_url: str, key_prefix: str, tmp_path: Path, make_saver: Any
+) -> None:
+    results = _race(redis_url, key_prefix, tmp_path, "q", "enqueue", trials=2)
+    assert all(r["ok"] for r in results), results
+    graph = chat_graph(make_saver("sync"))
+    assert sorted(user_texts(graph, "q")) == sorted(acknowledged(results))
+    messages = graph.get_state({"configurable": {"thread_id": "q"}}).values["messages"]
+    assert [type(m).__name__ for m in messages] == ["HumanMessage", "AIMessage"] * 4
+    assert messages[-1].content.endswith("after 7")  # each turn saw the ones before it
+
+
+async def test_a_late_writer_of_an_expired_turn_is_fenced_out(
+    redis_url: str, key_prefix: str
+) -> None:
+    from streamagent.memory import AsyncRedisSaver
+    from streamagent.memory.turns import begin_turn
+
+    async with AsyncRedisSaver.from_url(redis_url, key_prefix=key_prefix) as saver:
+        await saver.asetup()
+        graph = chat_graph_async(saver)
+        config = {"configurable": {"thread_id": "f"}}
+        old = await begin_turn(saver, config, lease_seconds=0.3)
+        assert old is not None
+        old._heartbeat.cancel()  # the holder stalls: no renewal, its lease runs out
+        with pytest.raises(ThreadBusyError):
+            await begin_turn(saver, config)
+        await asyncio.sleep(0.45)
+        new = await begin_turn(saver, config)  # the thread is free again
+        assert new is not None and int(new.token) > int(old.token)
+        await graph.ainvoke({"messages": [HumanMessage("new turn")]}, new.config(config))
+        with pytest.raises(TurnFencedError):  # the stalled holder wakes up and writes
+            await graph.ainvoke({"messages": [HumanMessage("late")]}, old.config(config))
+        await new.release()
+        state = await graph.aget_state(config)
+        assert [m.content for m in state.values["messages"] if isinstance(m, HumanMessage)] == [
+            "new turn"
+        ]
+        await old.release()  # a stale release leaves the new holder's lock alone
+        again = await begin_turn(saver, config)
+        assert again is not None
+        third = begin_turn(saver, config)
+        with pytest.raises(ThreadBusyError) as info:
+            await third
+        assert info.value.retryable and info.value.to_dict()["thread_id"] == "f"
+        await again.release()
+
+
+async def test_astream_chunks_rejects_a_busy_thread_with_a_typed_chunk(
+    redis_url: str, key_prefix: str
+) -> None:
+    from streamagent.memory import AsyncRedisSaver
+    from streamagent.streaming import astream_chunks
+    from tests.integration_tests.memory_worker import chat_graph as slow_graph
+
+    async with AsyncRedisSaver.from_url(redis_url, key_prefix=key_prefix) as saver:
+        await saver.asetup()
+        graph = slow_graph(saver, model_seconds=0.5)
+
+        async def turn(text: str, **options: Any) -> list[Any]:
+            return [c async for c in astream_chunks(graph, text, thread_id="s", **options)]
+
+        first, second = await asyncio.gather(turn("one"), turn("two"))
+        kinds = sorted([first[-1].type, second[-1].type])
+        assert kinds == ["done", "error"]
+        error = (first if first[-1].type == "error" else second)[-1].error
+        assert error["type"] == "ThreadBusyError" and error["retryable"] is True
+        first, second = await asyncio.gather(
+            turn("three", multitask="enqueue"), turn("four", multitask="enqueue", wait_seconds=5)
+        )
+        assert first[-1].type == second[-1].type == "done"
+        state = await graph.aget_state({"configurable": {"thread_id": "s"}})
+        users = [m.content for m in state.values["messages"] if isinstance(m, HumanMessage)]
+        assert len(users) == 3 and set(users[1:]) == {"three", "four"}
+        bad = await turn("x", multitask="interrupt")
+        assert bad[-1].error["type"] == "ConfigurationError"

@@ -133,7 +133,7 @@ def test_delete_thread_leaves_no_key(make_saver: Any, sync_client: redis.Redis) 
     assert list(sync_client.scan_iter(match=f"{{{saver.key_prefix}:t}}*")) == [
         saver.keys_for("t")[9].encode()
     ]
-    assert sync_client.get(saver.keys_for("t")[9]) == b"0"
+    assert sync_client.hget(saver.keys_for("t")[9], "s") == b"0"
     assert 0 < sync_client.ttl(saver.keys_for("t")[9]) <= saver.expiry_notice_seconds
     assert saver.get_tuple({"configurable": {"thread_id": "other"}}) is not None
     _turns(_chat_graph(saver), "t", 1)  # reuse after delete (delta bases forgotten)
@@ -283,3 +283,27 @@ def test_constructors_do_no_io_and_validate_options() -> None:
         with pytest.raises(ConfigurationError):
             RedisSaver(client, **bad)
     assert threading.active_count() >= 1
+
+
+def test_setup_migrates_a_schema_1_prefix(make_saver: Any, sync_client: redis.Redis) -> None:
+    saver = make_saver("sync", keep_last=3)
+    graph = _chat_graph(saver)
+    _turns(graph, "m", 3)
+    _turns(graph, "n", 1)
+    before = graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"]
+    for thread in ("m", "n"):  # back to schema 1: no head/manifest/tombstone, bare refs
+        keys = saver.keys_for(thread)
+        sync_client.delete(keys[8], keys[9], keys[10])
+        for field, value in sync_client.hgetall(keys[1]).items():
+            sync_client.hset(keys[1], field, value.split(b"\x02", 1)[1])
+    sync_client.set(saver.schema_key(), "1")
+    fresh = make_saver("sync", keep_last=3)  # its setup() migrates
+    assert sync_client.get(saver.schema_key()) == b"2"
+    graph = _chat_graph(fresh)
+    assert graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"] == before
+    history = fresh.get_delta_channel_history(
+        config={"configurable": {"thread_id": "m", "checkpoint_ns": ""}}, channels=["messages"]
+    )
+    assert history["messages"]["seed"]  # the parent chain is readable again
+    _turns(graph, "m", 1)
+    assert len(graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"]) == 8
