@@ -4,11 +4,12 @@ A turn (one ``astream_chunks`` call, one CLI prompt) first takes its thread's lo
 ``turn`` key of the thread (same hash slot as its data), set with a lease
 (:data:`LEASE_SECONDS`) that a heartbeat renews while the turn runs, holding the turn's
 *token*: the thread's fencing counter (in its tombstone key, which outlives its data),
-incremented by every acquisition. Every write of the turn carries the token (``configurable["__streamagent_fence"]``,
-see :data:`~streamagent.memory.base.FENCE_KEY`) and the saver's scripts refuse it unless it is
-still the thread's current token (:class:`~streamagent.errors.TurnFencedError`): a holder that
-stalled past its lease (GC pause, frozen VM, lost network) cannot write over the turn that
-took the thread after it. A holder that dies releases the thread when its lease runs out.
+incremented by every acquisition. Every write of the turn carries the token
+(``configurable["__streamagent_fence"]``, see :data:`~streamagent.memory.base.FENCE_KEY`)
+and the saver's scripts refuse it unless it is still the thread's current token
+(:class:`~streamagent.errors.TurnFencedError`): a holder that stalled past its lease (GC
+pause, frozen VM, lost network) cannot write over the turn that took the thread after it.
+A holder that dies releases the thread when its lease runs out.
 
 Multitask strategies (LangGraph Server's names), chosen per call:
 
