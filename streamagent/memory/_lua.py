@@ -29,7 +29,8 @@ own checkpoint nor later ones. Every script that reads or writes first checks th
 a key that should exist and does not (evicted, deleted by hand) is reported as ``C<piece>``,
 never read as an empty thread. ``R``/``D`` typed values are lists of messages (``R``: their
 refs concatenated; ``D``: ``D\\0<base version>\\0<refs>`` = the base blob of the same channel
-followed by ``<refs>``). The refs of a checkpoint name only blobs that existed when it was
+followed by ``<refs>``); ``S`` is a ``DeltaChannel`` snapshot of a message list (refs).
+The refs of a checkpoint name only blobs that existed when it was
 written, so a referenced blob that is missing was lost.
 Writes are applied last-record-last: blobs and messages before the checkpoint record, so a
 failure part-way never leaves a readable half checkpoint.
@@ -79,10 +80,17 @@ local function mark_live(ttl, notice)
   end
   touch(ttl, notice)
 end
--- '' (intact), 'absent' (no data key at all) or the name of a lost key
+-- '' (intact), 'absent' (no data key at all) or the name of a lost key; the manifest read
+-- is kept in `manifest` for save_manifest
+local manifest = false
 local function check_thread()
-  local manifest = redis.call('HGET', KEYS[9], '\1k')
+  manifest = redis.call('HGET', KEYS[9], '\1k')
   if manifest then
+    local want = {}
+    for i = 1, DATA do
+      if string.sub(manifest, i, i) == '1' then want[#want + 1] = KEYS[i] end
+    end
+    if #want == 0 or redis.call('EXISTS', unpack(want)) == #want then return '' end
     for i = 1, DATA do
       if string.sub(manifest, i, i) == '1' and redis.call('EXISTS', KEYS[i]) == 0 then
         return KIND[i] .. ' key'
@@ -90,15 +98,36 @@ local function check_thread()
     end
     return ''
   end
-  for i = 1, DATA do
-    if redis.call('EXISTS', KEYS[i]) == 1 then return 'head key' end
+  if redis.call('EXISTS', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
+                KEYS[8]) > 0 then
+    return 'head key'
   end
   return 'absent'
 end
-local function save_manifest()
+-- record which data keys exist; `known` ("1"/"0"/"?" per key) skips the EXISTS of the keys
+-- the caller knows about (a put knows it wrote cp, refs, idx, ns)
+local function save_manifest_full()
+  manifest = false
   local s = {}
   for i = 1, DATA do s[i] = tostring(redis.call('EXISTS', KEYS[i])) end
   redis.call('HSET', KEYS[9], '\1k', table.concat(s))
+end
+local function save_manifest(known)
+  local s = {}
+  for i = 1, DATA do
+    local k = known and string.sub(known, i, i) or '?'
+    if k == '?' then
+      if manifest and string.sub(manifest, i, i) == '1' then
+        k = '1'  -- checked by check_thread, and this script deleted nothing
+      else
+        k = tostring(redis.call('EXISTS', KEYS[i]))
+      end
+    end
+    s[i] = k
+  end
+  local new = table.concat(s)
+  if new ~= manifest then redis.call('HSET', KEYS[9], '\1k', new) end
+  manifest = new
 end
 local function split_refs(s, out)
   for i = 1, #s, REF_LEN do out[#out + 1] = string.sub(s, i, i + REF_LEN - 1) end
@@ -106,7 +135,7 @@ end
 -- refs held by a typed blob value (R or D), appended to out
 local function blob_refs(v, out)
   local t = string.sub(v, 1, 2)
-  if t == 'R\0' then
+  if t == 'R\0' or t == 'S\0' then
     split_refs(string.sub(v, 3), out)
   elseif t == 'D\0' then
     local p = string.find(v, '\0', 3, true)
@@ -317,7 +346,8 @@ local function load_one(ns, id)
       local piece
       v, piece = resolve(ns, chans[i], v)
       if not v then return nil, piece end
-      if string.sub(v, 1, 2) == 'R\0' then want_refs(string.sub(v, 3)) end
+      local t = string.sub(v, 1, 2)
+      if t == 'R\0' or t == 'S\0' then want_refs(string.sub(v, 3)) end
       vals[i] = v
     end
   end
@@ -386,6 +416,7 @@ local function trim(ns, keep)
     end
   end
   if removed > 0 then collect_garbage(cand) end
+  return removed
 end
 
 local ttl, notice = tonumber(ARGV[1]), tonumber(ARGV[2])
@@ -420,20 +451,18 @@ hset_range(KEYS[4], blob_args, 1, #blob_args)
 -- absent, not lost)
 local parent, entries = parse_refs(refs)
 if entries ~= '' then
-  local list, fields = {}, {}
+  local written = {}
+  for j = 1, #blob_args, 2 do written[blob_args[j]] = true end
+  local kept, dropped = {}, false
   for entry in string.gmatch(entries, '([^\1]+)') do
-    list[#list + 1] = entry
-    fields[#fields + 1] = ns .. '\0' .. entry
-  end
-  local kept = {}
-  for start = 1, #fields, 1000 do
-    local last = math.min(start + 999, #fields)
-    local raw = redis.call('HMGET', KEYS[4], unpack(fields, start, last))
-    for j = 1, #raw do
-      if raw[j] then kept[#kept + 1] = list[start + j - 1] end
+    local field = ns .. '\0' .. entry
+    if written[field] or redis.call('HEXISTS', KEYS[4], field) == 1 then
+      kept[#kept + 1] = entry
+    else
+      dropped = true
     end
   end
-  entries = table.concat(kept, '\1')
+  if dropped then entries = table.concat(kept, '\1') end
 end
 local f = ns .. '\0' .. id
 if not redis.call('ZSCORE', KEYS[8], ns) then
@@ -443,8 +472,11 @@ redis.call('HSET', KEYS[2], f, parent .. '\2' .. entries)
 redis.call('HSET', KEYS[1], f, rec)
 redis.call('ZADD', KEYS[3], 0, f)
 redis.call('HSET', KEYS[9], ns, id)
-if keep_last > 0 then trim(ns, keep_last) end
-save_manifest()
+if keep_last > 0 and trim(ns, keep_last) > 0 then
+  save_manifest_full()
+else
+  save_manifest('111' .. (nblobs > 0 and '1' or '?') .. (nmsgs > 0 and '1' or '?') .. '??1')
+end
 mark_live(ttl, notice)
 return 1
 """
@@ -475,7 +507,8 @@ for j = 7, 7 + 3 * nwrites - 1, 3 do
     redis.call('ZADD', KEYS[7], 0, field)
   end
 end
-save_manifest()
+local wrote = nwrites > 0 and '1' or '?'
+save_manifest('????' .. (nmsgs > 0 and '1' or '?') .. wrote .. wrote .. '?')
 mark_live(ttl, notice)
 return 1
 """
@@ -509,7 +542,7 @@ if redis.call('HLEN', KEYS[1]) == 0 then
   wipe(notice)
   return 1
 end
-save_manifest()
+save_manifest_full()
 touch(ttl, notice)
 return 1
 """
@@ -531,7 +564,7 @@ for _, ns in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
   end
 end
 collect_garbage(cand)
-save_manifest()
+save_manifest_full()
 touch(ttl, notice)
 return 1
 """
@@ -559,7 +592,7 @@ redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7],
 for i = 1, 9 do
   if ARGV[i + 2] ~= '' then redis.call('RESTORE', KEYS[i], 0, ARGV[i + 2]) end
 end
-save_manifest()
+save_manifest_full()
 mark_live(ttl, notice)
 return 1
 """
@@ -640,7 +673,8 @@ while cursor ~= '' and left > 0 do
         local piece
         v, piece = resolve(ns, ch, v)
         if not v then return {'C' .. piece} end
-        if string.sub(v, 1, 2) == 'R\0' then want(string.sub(v, 3)) end
+        local t = string.sub(v, 1, 2)
+        if t == 'R\0' or t == 'S\0' then want(string.sub(v, 3)) end
         chans[#chans + 1] = ch
         blobs[#blobs + 1] = v
         remaining[ch] = nil
@@ -688,7 +722,7 @@ for _, ns in ipairs(redis.call('ZRANGE', KEYS[8], 0, -1)) do
   if #r > 0 then redis.call('HSET', KEYS[9], ns, string.sub(r[1], #ns + 2)) end
 end
 local pttl = redis.call('PTTL', KEYS[1])
-save_manifest()
+save_manifest_full()
 if notice > 0 then redis.call('HSET', KEYS[10], 's', '1') end
 if pttl > 0 then
   local at = now_ms() + pttl

@@ -16,6 +16,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -34,6 +35,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import MaxConnectionsError
 
 from streamagent.errors import ConfigurationError, MemoryUnavailable
 from streamagent.memory._errors import check_server_version, describe_client
@@ -77,10 +79,55 @@ from streamagent.memory.sync import (
     POOL_TIMEOUT_SECONDS,
 )
 
-__all__ = ["AsyncRedisSaver", "async_redis_client"]
+__all__ = ["AsyncRedisSaver", "QueueingConnectionPool", "async_redis_client"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class QueueingConnectionPool(aioredis.ConnectionPool):
+    """redis-py's async pool, bounded: a call that finds every one of ``max_connections``
+    connections busy waits (up to ``timeout`` seconds) for one to be released, instead of
+    failing with "Too many connections". The path with a free connection is the plain
+    pool's, unchanged (redis-py's ``BlockingConnectionPool`` takes a condition and a timer on
+    every call)."""
+
+    def __init__(self, *args: Any, timeout: float = POOL_TIMEOUT_SECONDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout = timeout
+        self._released: asyncio.Condition | None = None
+        self._waiting = 0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection()  # type: ignore[no-untyped-call]
+        except MaxConnectionsError:
+            pass
+        if self._released is None:
+            self._released = asyncio.Condition()
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        self._waiting += 1
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise redis.ConnectionError("No connection available.")
+                async with self._released:
+                    # woken by a release; the short bound covers one released before we waited
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._released.wait(), min(remaining, 0.1))
+                try:
+                    return await super().get_connection()  # type: ignore[no-untyped-call]
+                except MaxConnectionsError:
+                    continue
+        finally:
+            self._waiting -= 1
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        if self._waiting and self._released is not None:
+            async with self._released:
+                self._released.notify()
 
 
 def async_redis_client(
@@ -90,15 +137,16 @@ def async_redis_client(
     pool_timeout: float = POOL_TIMEOUT_SECONDS,
     **connection: Any,
 ) -> aioredis.Redis:
-    """An async client on a *blocking* pool: at most ``max_connections`` connections, a call
-    that finds them all busy waits up to ``pool_timeout`` seconds (see
-    :func:`streamagent.memory.sync.redis_client`). The client owns and closes the pool."""
+    """An async client on a bounded, queueing pool (:class:`QueueingConnectionPool`): at
+    most ``max_connections`` connections, a call that finds them all busy waits up to
+    ``pool_timeout`` seconds (see :func:`streamagent.memory.sync.redis_client`). The client
+    owns and closes the pool."""
     options = {
         **CONNECTION_DEFAULTS,
         "retry": AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
         **connection,
     }
-    pool = aioredis.BlockingConnectionPool.from_url(
+    pool = QueueingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=pool_timeout, **options
     )
     return aioredis.Redis.from_pool(pool)

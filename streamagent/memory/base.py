@@ -51,6 +51,7 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
 from streamagent.errors import (
     CheckpointCorruptedError,
@@ -417,6 +418,12 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 plan.full_blobs.append(plan.blobs[-1])
                 continue
             value = values[channel]
+            if isinstance(value, _DeltaSnapshot) and _is_message_list(value.value):
+                # a DeltaChannel snapshot of messages: refs, like a list (stored once each)
+                snap = _pack("S", "".join(messages.encode(self.serde, value.value)).encode())
+                plan.blobs.append((suffix, snap))
+                plan.full_blobs.append((suffix, snap))
+                continue
             if not _is_message_list(value):
                 packed = _pack(*self.serde.dumps_typed(value))
                 plan.blobs.append((suffix, packed))
@@ -569,6 +576,8 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         type_, payload = _unpack(packed)
         if type_ == "R":
             return self._load_messages(payload, messages)
+        if type_ == "S":
+            return _DeltaSnapshot(self._load_messages(payload, messages))
         return self.serde.loads_typed((type_, payload))
 
     def _load_messages(self, payload: bytes, messages: _StoredMessages) -> list[Any]:

@@ -202,12 +202,12 @@ def test_a_lost_message_blob_or_write_field_is_a_typed_error(
     _two_turns(saver)
     keys = saver.keys_for("t")
     config = {"configurable": {"thread_id": "t"}}
-    ref = sync_client.hkeys(keys[4])[0]
-    value = sync_client.hget(keys[4], ref)
-    sync_client.hdel(keys[4], ref)
+    stored = sync_client.hgetall(keys[4])
+    sync_client.hdel(keys[4], *stored)  # every message field lost, the key itself kept
+    sync_client.hset(keys[4], "0" * 24, b"unused")
     with pytest.raises(CheckpointCorruptedError, match="message"):
         saver.get_tuple(config)
-    sync_client.hset(keys[4], ref, value)
+    sync_client.hset(keys[4], mapping=stored)
     assert saver.get_tuple(config) is not None
     head = saver.get_tuple(config)
     assert head is not None
