@@ -35,9 +35,8 @@ EVICTION_CHOICES = ("warn", "refuse", "ignore")
 
 #: what the saver's Redis user needs (the ACL rule that grants exactly the commands used)
 NEEDED_PERMISSIONS = (
-    "+@read +@write +@hash +@sortedset +@string +@keyspace +@scripting +time +info "
-    "+dump +restore ~<key_prefix>*  (or the key patterns ~{<key_prefix>:* and "
-    "~<key_prefix>:schema)"
+    "on ~{<key_prefix>:* ~<key_prefix>:schema +@connection +@read +@write +@hash +@sortedset "
+    "+@string +@keyspace +@scripting +time +info +dump +restore"
 )
 
 
