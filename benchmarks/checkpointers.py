@@ -9,6 +9,12 @@ the local PostgreSQL, database ``test``), langgraph-checkpoint-plainredis and st
 async saver, and the sync ``RedisSaver`` called through its sync methods), the Redis savers on
 the same Redis (``REDIS_URL``, default 127.0.0.1:6379/0, else embedded). All measured in one
 process, interleaved call by call; each figure is the median over runs.
+
+Sections (``--sections``): ``ops`` (put / get_tuple / put_writes at 20 and 100 messages, with
+ratios to plainredis), ``turns`` (a 20-turn conversation), ``lock`` (the per-turn cost of the
+turn lock and head pointer), ``delta`` (a 400-message thread with the messages channel and with
+LangGraph's ``DeltaChannel``: memory, write and read latency), ``storage`` (memory per thread).
+The figures of a run are in docs/memory.md.
 """
 
 from __future__ import annotations

@@ -66,8 +66,13 @@ async def test_conformance_suite_passes_every_spec(kind: str, instrumented: bool
 def test_instrumented_saver_exposes_exactly_the_wrapped_capabilities() -> None:
     from langgraph.checkpoint.memory import InMemorySaver
 
+    from streamagent.memory.turns import turn_saver
+
     for inner in (InMemorySaver(), RedisSaver(redis.Redis())):
         wrapped = InstrumentedSaver(inner, AgentMetrics())
         assert DetectedCapabilities.from_instance(wrapped) == DetectedCapabilities.from_instance(
             inner
         )
+        # the turn lock finds the Redis saver inside the wrapper (and nothing in InMemorySaver)
+        expected = inner if isinstance(inner, RedisSaver) else None
+        assert turn_saver(wrapped) is expected
