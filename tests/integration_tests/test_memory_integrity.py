@@ -565,3 +565,46 @@ async def test_astream_chunks_rejects_a_busy_thread_with_a_typed_chunk(
         assert len(users) == 3 and set(users[1:]) == {"three", "four"}
         bad = await turn("x", multitask="interrupt")
         assert bad[-1].error["type"] == "ConfigurationError"
+
+
+# --------------------------------------------------------------------------- rows across processes
+def test_a_worker_without_permissions_fails_at_setup_and_loses_nothing(
+    private_redis: PrivateRedis,
+) -> None:
+    """Issue row (ACL) across processes: a worker whose Redis user lacks DUMP stops at
+    setup(), before any turn; a worker with the documented rule serves the thread."""
+    admin = private_redis.client()
+    prefix = "aclw"
+    rule = ["on", ">pw", f"~{{{prefix}:*", f"~{prefix}:schema", "+@connection",
+            "+@read", "+@write", "+@hash", "+@sortedset", "+@string", "+@keyspace",
+            "+@scripting", "+time", "+info", "+dump", "+restore"]  # fmt: skip
+    admin.execute_command("ACL", "SETUSER", "app", "reset", *rule)
+    admin.execute_command("ACL", "SETUSER", "weak", "reset", *rule, "-dump")
+    url = f"redis://{{user}}:pw@127.0.0.1:{private_redis.port}/0"
+    good = worker(url.format(user="app"), prefix, "t", "one", "two")
+    assert acknowledged(good) == ["one", "two"]
+    weak = worker_start(url.format(user="weak"), prefix, "t", "three")
+    out, err = weak.communicate(timeout=60)
+    assert weak.returncode != 0 and "NOPERM" in err and out.strip() == ""
+    reader = worker(url.format(user="app"), prefix, "t", "-", read=True)
+    assert reader[0]["users"] == ["one", "two"]
+
+
+def test_a_tampered_thread_refuses_the_next_turn_in_another_process(
+    redis_url: str, key_prefix: str, sync_client: redis.Redis, make_saver: Any
+) -> None:
+    """Issue row (tampered checkpoint) across processes: after an lc:2 envelope is planted,
+    the next turn (another process) fails typed and the stored turns are not overwritten."""
+    first = worker(redis_url, key_prefix, "x", "one")
+    assert acknowledged(first) == ["one"]
+    saver = make_saver("sync")
+    msgs = saver.keys_for("x")[4]
+    fields = sync_client.hkeys(msgs)
+    planted = b"msgpack\x00" + ormsgpack.packb({"lc": 2, "type": "constructor", "id": ["x", "Y"]})
+    original = {f: sync_client.hget(msgs, f) for f in fields}
+    for field in fields:
+        sync_client.hset(msgs, field, planted)
+    later = worker(redis_url, key_prefix, "x", "two")
+    assert later[0]["error"] == "UnsafeDeserializationError" and not later[0]["ok"]
+    sync_client.hset(msgs, mapping=original)  # the operator restores the data: nothing was lost
+    assert user_texts(chat_graph(saver), "x") == ["one"]
