@@ -9,6 +9,12 @@ the local PostgreSQL, database ``test``), langgraph-checkpoint-plainredis and st
 async saver, and the sync ``RedisSaver`` called through its sync methods), the Redis savers on
 the same Redis (``REDIS_URL``, default 127.0.0.1:6379/0, else embedded). All measured in one
 process, interleaved call by call; each figure is the median over runs.
+
+Sections (``--sections``): ``ops`` (put / get_tuple / put_writes at 20 and 100 messages, with
+ratios to plainredis), ``turns`` (a 20-turn conversation), ``lock`` (the per-turn cost of the
+turn lock and head pointer), ``delta`` (a 400-message thread with the messages channel and with
+LangGraph's ``DeltaChannel``: memory, write and read latency), ``storage`` (memory per thread).
+The figures of a run are in docs/memory.md.
 """
 
 from __future__ import annotations
@@ -22,14 +28,16 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import redis
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import BaseCheckpointSaver, empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.graph.message import add_messages
 
 from streamagent.memory import AsyncRedisSaver, RedisSaver, default_redis_url
 
@@ -212,6 +220,94 @@ async def bench_storage(
     return out
 
 
+def reduce_messages(state: list[Any] | None, writes: list[Any]) -> list[Any]:
+    """``add_messages`` over a batch of writes (batching-invariant, as DeltaChannel needs)."""
+    out: list[Any] = list(state or [])
+    for write in writes:
+        out = add_messages(out, write)
+    return out
+
+
+class DeltaState(TypedDict):
+    messages: Annotated[list[AnyMessage], DeltaChannel(reduce_messages)]
+
+
+def delta_graph(saver: Any) -> Any:
+    builder = StateGraph(DeltaState)
+    builder.add_node("model", lambda s: {"messages": [AIMessage(text(len(s["messages"])))]})
+    builder.add_edge(START, "model")
+    return builder.compile(checkpointer=saver)
+
+
+async def bench_delta(
+    all_savers: dict[str, Any], url: str, size: int = 400, reads: int = 5
+) -> dict[str, dict[str, float]]:
+    """A ``size``-message thread with the plain messages channel and with ``DeltaChannel``:
+    Redis memory, write latency (one turn: get + put + writes), read latency (get_state,
+    which replays a DeltaChannel through ``get_delta_channel_history``)."""
+    client = redis.Redis.from_url(url)
+    out: dict[str, dict[str, float]] = {}
+    for name in ("plainredis", "streamagent"):
+        if name not in all_savers:
+            continue
+        saver = all_savers[name]
+        for label, make in (("", chat_graph), (" + DeltaChannel", delta_graph)):
+            graph = make(saver)
+            thread = f"delta-{uuid.uuid4().hex[:8]}"
+            config = {"configurable": {"thread_id": thread}}
+            client.execute_command("MEMORY PURGE")
+            time.sleep(0.2)
+            before = int(client.info("memory")["used_memory"])
+            writes = []
+            for i in range(size // 2):
+                t0 = time.perf_counter()
+                await graph.ainvoke({"messages": [HumanMessage(text(i), id=f"h{i}")]}, config)
+                writes.append(time.perf_counter() - t0)
+            used = int(client.info("memory")["used_memory"]) - before
+            read_times, replay_times = [], []
+            # the head, and its parent (with DeltaChannel: not a snapshot, so the read
+            # replays the channel's writes back to the last snapshot)
+            parent = [c async for c in saver.alist(config, limit=2)][-1].config
+            for _ in range(reads):
+                t0 = time.perf_counter()
+                state = await graph.aget_state(config)
+                t1 = time.perf_counter()
+                older = await graph.aget_state(parent)
+                replay_times.append(time.perf_counter() - t1)
+                read_times.append(t1 - t0)
+            assert len(state.values["messages"]) == size, (name, label)
+            assert len(older.values["messages"]) >= size - 2, (name, label)
+            out[name + label] = {
+                "bytes": used,
+                "write": statistics.median(writes),
+                "read": statistics.median(read_times),
+                "replay": statistics.median(replay_times),
+            }
+            await saver.adelete_thread(thread)
+    client.close()
+    return out
+
+
+async def bench_lock(all_savers: dict[str, Any], iterations: int) -> dict[str, list[float]]:
+    """Turn lock: take and release a thread's lock (``streamagent.memory.turns``), the two
+    round trips a turn adds; the head pointer is inside put/get_tuple (see the ops table)."""
+    from streamagent.memory.turns import begin_turn
+
+    out: dict[str, list[float]] = {}
+    for name, saver in all_savers.items():
+        if not name.startswith("streamagent"):
+            continue
+        out[name] = []
+        config = {"configurable": {"thread_id": f"lock-{uuid.uuid4().hex[:8]}"}}
+        for _ in range(iterations):
+            t0 = time.perf_counter()
+            turn = await begin_turn(saver, config)
+            assert turn is not None
+            await turn.release()
+            out[name].append(time.perf_counter() - t0)
+    return out
+
+
 def us(v: float) -> str:
     return f"{v * 1e6:,.0f}"
 
@@ -228,8 +324,8 @@ async def main() -> None:
     )
     parser.add_argument(
         "--sections",
-        default="ops,turns,storage",
-        help="comma-separated sections to run: ops, turns, storage (default: all)",
+        default="ops,turns,lock,storage,delta",
+        help="comma-separated sections to run: ops, turns, lock, storage, delta (default: all)",
     )
     args = parser.parse_args()
     wanted = {n.strip() for n in args.savers.split(",")} if args.savers else None
@@ -242,7 +338,10 @@ async def main() -> None:
         names = list(all_savers)
         ops: dict[int, list[dict[str, dict[str, list[float]]]]] = {20: [], 100: []}
         turn_runs: list[dict[str, list[float]]] = []
+        lock_runs: list[dict[str, list[float]]] = []
         for _ in range(args.runs):
+            if "lock" in sections:
+                lock_runs.append(await bench_lock(all_savers, args.iterations))
             if "ops" in sections:
                 for size, runs_of_size in ops.items():
                     runs_of_size.append(await bench_ops(all_savers, size, args.iterations))
@@ -289,6 +388,11 @@ async def main() -> None:
                 f"| {name} | {statistics.median(statistics.median(r[name]) for r in turn_runs) * 1e3:.2f} |"
             )
         print()
+        if lock_runs:
+            print_lock(lock_runs, ops.get(20) or [], names)
+        if "delta" in sections:
+            delta_runs = [await bench_delta(all_savers, url) for _ in range(args.runs)]
+            print_delta(delta_runs)
         if "storage" not in sections:
             return
         storage = await bench_storage(all_savers, url, (100, 200, 400))
@@ -300,6 +404,77 @@ async def main() -> None:
                 + " | ".join(f"{row[s] / 1e6:.2f} MB" for s in (100, 200, 400))
                 + " |"
             )
+
+
+def print_lock(
+    lock_runs: list[dict[str, list[float]]],
+    ops20: list[dict[str, dict[str, list[float]]]],
+    names: list[str],
+) -> None:
+    """Per-turn cost of the turn lock and the head pointer (one turn = lock + release +
+    get_tuple + put + put_writes) next to plainredis's get_tuple + put + put_writes."""
+    print("### Per-turn cost of the turn lock and head pointer (µs p50, median of runs)\n")
+    print(
+        "| saver | lock+release | get_tuple (head) | put (head) | put_writes | turn total | "
+        "vs plainredis |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+
+    def p50(name: str, op: str) -> float:
+        return statistics.median(pct(r[name][op], 0.5) for r in ops20) if ops20 else 0.0
+
+    plain = (
+        sum(p50("plainredis", op) for op in ("get", "put", "writes"))
+        if (ops20 and "plainredis" in names)
+        else 0.0
+    )
+    if plain:
+        print(
+            f"| plainredis (no lock) | – | {us(p50('plainredis', 'get'))} | "
+            f"{us(p50('plainredis', 'put'))} | {us(p50('plainredis', 'writes'))} | "
+            f"{us(plain)} | 1.00 |"
+        )
+    for name in lock_runs[0]:
+        lock = statistics.median(pct(r[name], 0.5) for r in lock_runs)
+        ops = [p50(name, op) for op in ("get", "put", "writes")] if ops20 else [0.0] * 3
+        total = lock + sum(ops)
+        ratio = f"{total / plain:.2f}" if plain else "–"
+        print(
+            f"| {name} | {us(lock)} | {us(ops[0])} | {us(ops[1])} | {us(ops[2])} | "
+            f"{us(total)} | {ratio} |"
+        )
+    print()
+
+
+def print_delta(runs: list[dict[str, dict[str, float]]]) -> None:
+    print("### 400-message thread: messages channel vs DeltaChannel (median of runs)\n")
+    print(
+        "| saver | Redis memory | write ms per turn | read ms (head) | "
+        "read ms (its parent: a replay with DeltaChannel) |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    rows = list(runs[0])
+    keys = ("bytes", "write", "read", "replay")
+    med = {row: {k: statistics.median(r[row][k] for r in runs) for k in keys} for row in rows}
+    for row in rows:
+        m = med[row]
+        print(
+            f"| {row} | {m['bytes'] / 1e6:.2f} MB | {m['write'] * 1e3:.2f} | "
+            f"{m['read'] * 1e3:.2f} | {m['replay'] * 1e3:.2f} |"
+        )
+    base = med.get("plainredis + DeltaChannel")
+    if base:
+        for row in rows:
+            if row.startswith("streamagent"):
+                print(
+                    f"\n{row} / plainredis + DeltaChannel: storage "
+                    f"{med[row]['bytes'] / base['bytes']:.2f}, write "
+                    f"{med[row]['write'] / base['write']:.2f}, read "
+                    f"{med[row]['read'] / base['read']:.2f}, read of the parent "
+                    f"{med[row]['replay'] / base['replay']:.2f}  ",
+                    end="",
+                )
+        print("\n")
 
 
 if __name__ == "__main__":

@@ -147,7 +147,13 @@ def _approval_decision(chunk: StreamChunk, *, assume: bool | None) -> dict[str, 
 
 
 async def _drive_turn(
-    agent: Any, prompt: str | None, *, thread_id: str, printer: ChunkPrinter, assume: bool | None
+    agent: Any,
+    prompt: str | None,
+    *,
+    thread_id: str,
+    printer: ChunkPrinter,
+    assume: bool | None,
+    multitask: str | None = None,
 ) -> bool:
     """Run one turn, answering approval interrupts; True when it ended without error."""
     from streamagent.streaming import astream_chunks
@@ -158,7 +164,7 @@ async def _drive_turn(
         interrupted: StreamChunk | None = None
         ok = True
         stream: AsyncIterator[StreamChunk] = astream_chunks(
-            agent, message, thread_id=thread_id, resume=resume
+            agent, message, thread_id=thread_id, resume=resume, multitask=multitask
         )
         async for chunk in stream:
             printer(chunk)
@@ -222,6 +228,13 @@ MetricsOpt = Annotated[
     int | None, typer.Option("--metrics-port", help="Serve Prometheus metrics on this port.")
 ]
 YesOpt = Annotated[bool | None, typer.Option("--yes/--no", help="Answer approval prompts.")]
+MultitaskOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--multitask",
+        help="When the thread has a turn in flight: reject (default) or enqueue (wait).",
+    ),
+]
 
 
 def _fail(exc: StreamAgentError) -> NoReturn:
@@ -249,6 +262,7 @@ def run(
     workspace: WorkspaceOpt = None,
     metrics_port: MetricsOpt = None,
     yes: YesOpt = None,
+    multitask: MultitaskOpt = None,
 ) -> None:
     """Run one prompt and stream the answer."""
     thread_id = _thread_id(thread)
@@ -256,7 +270,9 @@ def run(
     printer = ChunkPrinter(json_lines=json_lines)
     try:
         ok = asyncio.run(
-            _drive_turn(agent, prompt, thread_id=thread_id, printer=printer, assume=yes)
+            _drive_turn(
+                agent, prompt, thread_id=thread_id, printer=printer, assume=yes, multitask=multitask
+            )
         )
     except KeyboardInterrupt:  # Ctrl-C: the run was cancelled (and cleaned up) by asyncio.run
         printer.cancelled()
@@ -274,6 +290,7 @@ def chat(
     json_lines: JsonOpt = False,
     workspace: WorkspaceOpt = None,
     metrics_port: MetricsOpt = None,
+    multitask: MultitaskOpt = None,
 ) -> None:
     """Interactive chat (empty line or Ctrl-D to quit; Ctrl-C cancels the reply being
     streamed, or quits at the prompt); --thread continues a conversation."""
@@ -282,7 +299,7 @@ def chat(
     printer = ChunkPrinter(json_lines=json_lines)
     typer.echo(f"thread: {thread_id}", err=True)
     try:
-        _chat_loop(agent, thread_id=thread_id, printer=printer)
+        _chat_loop(agent, thread_id=thread_id, printer=printer, multitask=multitask)
     except KeyboardInterrupt:  # Ctrl-C at the prompt: quit quietly
         typer.echo("", err=True)
         raise typer.Exit(code=130) from None
@@ -295,7 +312,9 @@ def _read_line() -> str:
         return ""
 
 
-def _chat_loop(agent: Any, *, thread_id: str, printer: ChunkPrinter) -> None:
+def _chat_loop(
+    agent: Any, *, thread_id: str, printer: ChunkPrinter, multitask: str | None = None
+) -> None:
     """Read a line, run its turn; Ctrl-C during a turn cancels only that turn.
 
     One event loop for the whole session (the saver's connections belong to it): an
@@ -308,7 +327,12 @@ def _chat_loop(agent: Any, *, thread_id: str, printer: ChunkPrinter) -> None:
             if not line or not line.strip():
                 return
             turn = _drive_turn(
-                agent, line.strip(), thread_id=thread_id, printer=printer, assume=None
+                agent,
+                line.strip(),
+                thread_id=thread_id,
+                printer=printer,
+                assume=None,
+                multitask=multitask,
             )
             try:
                 runner.run(turn)

@@ -25,6 +25,7 @@ __all__ = [
     "AgentRunError",
     "AuthenticationError",
     "BudgetExceededError",
+    "CheckpointCorruptedError",
     "ConfigurationError",
     "ContextTooLongError",
     "InvalidInputError",
@@ -36,7 +37,10 @@ __all__ = [
     "StepLimitExceededError",
     "StreamAgentError",
     "StreamBrokenError",
+    "ThreadBusyError",
+    "ThreadExpiredError",
     "ToolFailure",
+    "TurnFencedError",
     "UserError",
     "redact",
 ]
@@ -173,6 +177,82 @@ class MemoryUnavailable(AgentRunError):
     """The checkpointer's Redis could not be reached or a write failed."""
 
     retryable = True
+
+
+class CheckpointCorruptedError(AgentRunError):
+    """A piece of a stored thread is missing (evicted under ``maxmemory``, deleted by hand,
+    partially lost): the thread is never read as empty or shorter. ``thread_id`` and
+    ``piece`` (e.g. ``"msgs key"``, ``"message 3fa2..."``) name what was lost."""
+
+    def __init__(self, thread_id: str, piece: str) -> None:
+        super().__init__(
+            f"conversation memory of thread {thread_id!r} is damaged: its {piece} is missing "
+            "(evicted by Redis maxmemory, deleted, or lost); nothing was read or stored. "
+            "Delete the thread to start it over"
+        )
+        self.thread_id = thread_id
+        self.piece = piece
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "thread_id": self.thread_id, "piece": self.piece}
+
+
+class ThreadExpiredError(AgentRunError):
+    """A thread known to have existed is gone: ``reason`` is ``"expired"`` (its TTL ran out;
+    the saver's tombstone says so) or ``"lost"`` (no tombstone, but this process saw the
+    thread: Redis was flushed, restarted empty, or evicted it). Show "this conversation has
+    expired"; ``delete_thread(thread_id)`` acknowledges it and lets the id start over."""
+
+    def __init__(self, thread_id: str, reason: str) -> None:
+        what = (
+            "has expired (its time to live ran out)"
+            if reason == "expired"
+            else "is no longer in Redis (flushed, restarted without persistence, or evicted)"
+        )
+        super().__init__(
+            f"conversation {thread_id!r} {what}; its earlier messages are gone. Start a new "
+            "conversation, or delete the thread to reuse its id"
+        )
+        self.thread_id = thread_id
+        self.reason = reason
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**super().to_dict(), "thread_id": self.thread_id, "reason": self.reason}
+
+
+class ThreadBusyError(AgentRunError):
+    """Another turn is in flight on the thread (multitask strategy ``reject``, or
+    ``enqueue`` that waited its bound). Nothing of this turn was stored; retry later."""
+
+    retryable = True
+
+    def __init__(self, thread_id: str, *, retry_after_seconds: float | None = None) -> None:
+        hint = f" (retry in about {retry_after_seconds:.1f} s)" if retry_after_seconds else ""
+        super().__init__(
+            f"thread {thread_id!r} already has a turn in flight; this turn was not started "
+            f"and nothing was stored{hint}"
+        )
+        self.thread_id = thread_id
+        self.retry_after_seconds = retry_after_seconds
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **super().to_dict(),
+            "thread_id": self.thread_id,
+            "retry_after_seconds": self.retry_after_seconds,
+        }
+
+
+class TurnFencedError(AgentRunError):
+    """A write of a turn that no longer holds its thread (its lock expired and a newer turn
+    took the thread) was refused by the fencing token: nothing of it was stored."""
+
+    def __init__(self, thread_id: str) -> None:
+        super().__init__(
+            f"a newer turn holds thread {thread_id!r}: this turn's lock expired and its late "
+            "write was refused (nothing stored)"
+        )
+        self.thread_id = thread_id
 
 
 class BudgetExceededError(AgentRunError):

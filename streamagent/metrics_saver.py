@@ -40,8 +40,49 @@ from streamagent.metrics import AgentMetrics
 __all__ = ["InstrumentedSaver"]
 
 
+#: methods a saver may leave to ``BaseCheckpointSaver`` (which raises NotImplementedError or
+#: falls back to a generic walk): the wrapper overrides each only when the wrapped saver does,
+#: so capability detection (LangGraph's conformance suite, ``langgraph dev``) sees the same
+_OPTIONAL = (
+    "delete_thread",
+    "adelete_thread",
+    "delete_for_runs",
+    "adelete_for_runs",
+    "copy_thread",
+    "acopy_thread",
+    "prune",
+    "aprune",
+    "get_delta_channel_history",
+    "aget_delta_channel_history",
+)
+_VARIANTS: dict[frozenset[str], type[InstrumentedSaver]] = {}
+
+
+def _overridden(saver_type: type, name: str) -> bool:
+    return getattr(saver_type, name, None) is not getattr(BaseCheckpointSaver, name, None)
+
+
 class InstrumentedSaver(BaseCheckpointSaver[Any]):
-    """Wrap ``saver`` so each of its operations is timed into ``metrics``."""
+    """Wrap ``saver`` so each of its operations is timed into ``metrics``.
+
+    The wrapper has exactly the capabilities of the wrapped saver: an optional method
+    (``delete_for_runs``, ``copy_thread``, ``prune``, ``get_delta_channel_history``...) the
+    wrapped saver does not implement is not overridden here either (the instance's class is
+    a cached subclass that adds only the wrapped saver's optional methods).
+    """
+
+    def __new__(
+        cls, saver: BaseCheckpointSaver[Any] | None = None, metrics: AgentMetrics | None = None
+    ) -> InstrumentedSaver:
+        if saver is None:  # copy.copy / pickle: the class is already the right variant
+            return super().__new__(cls)
+        names = frozenset(n for n in _OPTIONAL if _overridden(type(saver), n))
+        variant = _VARIANTS.get(names)
+        if variant is None:
+            methods = {n: _Optional.__dict__[n] for n in names}
+            variant = type("InstrumentedSaver", (InstrumentedSaver,), methods)
+            _VARIANTS[names] = variant
+        return super().__new__(variant)
 
     def __init__(self, saver: BaseCheckpointSaver[Any], metrics: AgentMetrics) -> None:
         # no super().__init__: the serializer is the wrapped saver's (see ``serde``)
@@ -133,28 +174,6 @@ class InstrumentedSaver(BaseCheckpointSaver[Any]):
         with self._timed("put_writes"):
             self.saver.put_writes(config, writes, task_id, task_path)
 
-    def delete_thread(self, thread_id: str) -> None:
-        with self._timed("delete_thread"):
-            self.saver.delete_thread(thread_id)
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        with self._timed("delete_for_runs"):
-            self.saver.delete_for_runs(run_ids)
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        with self._timed("copy_thread"):
-            self.saver.copy_thread(source_thread_id, target_thread_id)
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        with self._timed("prune"):
-            self.saver.prune(thread_ids, strategy=strategy)
-
-    def get_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        with self._timed("get_delta_channel_history"):
-            return self.saver.get_delta_channel_history(config=config, channels=channels)
-
     # ------------------------------------------------------------------ async
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         with self._timed("get_tuple"):
@@ -202,6 +221,33 @@ class InstrumentedSaver(BaseCheckpointSaver[Any]):
     ) -> None:
         with self._timed("put_writes"):
             await self.saver.aput_writes(config, writes, task_id, task_path)
+
+
+class _Optional(InstrumentedSaver):
+    """The timed optional methods; a variant of :class:`InstrumentedSaver` takes those the
+    wrapped saver has."""
+
+    def delete_thread(self, thread_id: str) -> None:
+        with self._timed("delete_thread"):
+            self.saver.delete_thread(thread_id)
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        with self._timed("delete_for_runs"):
+            self.saver.delete_for_runs(run_ids)
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        with self._timed("copy_thread"):
+            self.saver.copy_thread(source_thread_id, target_thread_id)
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        with self._timed("prune"):
+            self.saver.prune(thread_ids, strategy=strategy)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        with self._timed("get_delta_channel_history"):
+            return self.saver.get_delta_channel_history(config=config, channels=channels)
 
     async def adelete_thread(self, thread_id: str) -> None:
         with self._timed("delete_thread"):

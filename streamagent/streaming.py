@@ -62,6 +62,7 @@ from streamagent.errors import (
     UserError,
 )
 from streamagent.input_policy import check_messages, check_thread_id
+from streamagent.memory.turns import Turn, begin_turn
 from streamagent.nodes.model import RETRY_EVENT
 
 __all__ = [
@@ -526,6 +527,8 @@ async def astream_chunks(
     resume: Any = None,
     allow_privileged_roles: bool = False,
     context: Any = None,
+    multitask: str | None = None,
+    wait_seconds: float | None = None,
 ) -> AsyncGenerator[StreamChunk, None]:
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
@@ -537,6 +540,11 @@ async def astream_chunks(
     ``context`` is LangGraph's run context (``ToolRuntime.context`` / ``Runtime.context``).
     Errors never escape: they end the stream with one ``error`` chunk; a successful run ends
     with ``done``.
+
+    With a streamagent Redis saver, one turn at a time runs per thread
+    (:mod:`streamagent.memory.turns`): ``multitask="reject"`` (default) ends a turn on a busy
+    thread with a retryable ``ThreadBusyError`` chunk before anything is stored;
+    ``"enqueue"`` waits for the thread up to ``wait_seconds`` first.
 
     Example:
         >>> import asyncio
@@ -554,10 +562,16 @@ async def astream_chunks(
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
     pump: _GraphPump | None = None
+    turn: Turn | None = None
     try:
         graph_input = _graph_input(
             messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
         )
+        turn = await begin_turn(
+            graph.checkpointer, run_config, multitask, wait_seconds=wait_seconds
+        )
+        if turn is not None:
+            run_config = turn.config(run_config)
         pump = _GraphPump(
             graph, graph_input, run_config, direct_tokens=fast_path_from_env(), context=context
         )
@@ -578,8 +592,12 @@ async def astream_chunks(
         yield translator.error(exc)
         return
     finally:
-        if pump is not None:
-            await pump.stop()
+        try:
+            if pump is not None:
+                await pump.stop()
+        finally:
+            if turn is not None:
+                await turn.release()
     yield translator.done()
 
 

@@ -22,9 +22,11 @@ import redis.asyncio as aioredis
 from streamagent.memory import AsyncRedisSaver, EmbeddedRedis, RedisSaver
 
 __all__ = [
+    "PrivateRedis",
     "async_client",
     "key_prefix",
     "make_saver",
+    "private_redis",
     "redis_url",
     "saver_class",
     "sync_client",
@@ -104,3 +106,58 @@ def make_saver(redis_url: str, key_prefix: str, sync_client: redis.Redis) -> Ite
         return AsyncRedisSaver(client, **options)
 
     yield factory
+
+
+class PrivateRedis:
+    """A redis-server of the test's own (the embedded binary, no persistence) on a fixed
+    port, for faults the shared server must not see: maxmemory eviction, ACL users, a
+    restart that comes back empty."""
+
+    def __init__(self, *args: str) -> None:
+        from streamagent.memory.embedded import free_port, redis_server_path
+
+        self.port = free_port()
+        self.args = [str(redis_server_path()), "--port", str(self.port), "--save", "",
+                     "--appendonly", "no", "--bind", "127.0.0.1", *args]  # fmt: skip
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: Any = None
+
+    def start(self) -> PrivateRedis:
+        import subprocess
+        import time
+
+        self.process = subprocess.Popen(
+            self.args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+                client.ping()
+                client.close()
+                return self
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+    def restart_empty(self) -> None:
+        """Stop the server and start it again with no data (no persistence)."""
+        self.stop()
+        self.start()
+
+    def client(self, **options: Any) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5, **options)
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    server = PrivateRedis().start()
+    yield server
+    server.stop()

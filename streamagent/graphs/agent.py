@@ -151,16 +151,10 @@ def create_agent_graph(
 
 def default_saver() -> BaseCheckpointSaver[Any]:
     """A :class:`~streamagent.memory.RedisSaver` on ``REDIS_URL`` or the embedded server."""
-    import redis
-
     from streamagent.memory import RedisSaver, default_redis_url
+    from streamagent.memory.sync import redis_client
 
-    client = redis.Redis.from_url(
-        default_redis_url(),
-        socket_timeout=10.0,
-        socket_connect_timeout=5.0,
-        health_check_interval=30,
-    )
+    client = redis_client(default_redis_url(), socket_timeout=10.0, socket_connect_timeout=5.0)
     saver = RedisSaver(client)
     saver.setup()
     return saver

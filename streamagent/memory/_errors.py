@@ -26,10 +26,24 @@ def describe_client(client: Any) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
-def memory_error(where: str, operation: str, exc: BaseException) -> MemoryUnavailable:
-    """A :class:`MemoryUnavailable` for a failed Redis ``operation`` (``where`` = host:port)."""
-    if isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
+def memory_error(
+    where: str, operation: str, exc: BaseException, *, tls: bool = False
+) -> MemoryUnavailable:
+    """A :class:`MemoryUnavailable` for a failed Redis ``operation`` (``where`` = host:port);
+    ``tls``: the client connects with TLS (a failed connection then asks "TLS?")."""
+    if isinstance(exc, redis.ConnectionError) and "No connection available" in str(exc):
+        reason = (
+            f"every connection of the pool to Redis at {where} stayed busy for the pool "
+            "timeout (Redis is reachable; raise max_connections / pool_timeout or lower the "
+            "concurrency)"
+        )
+    elif isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError):
         reason = f"cannot reach Redis at {where} ({type(exc).__name__}: {exc})"
+        if tls:
+            reason += (
+                "; TLS? the connection uses TLS (rediss://): if that port is a plain Redis "
+                "port, the handshake never completes - use redis:// or the server's tls-port"
+            )
     else:
         reason = f"Redis at {where} failed ({type(exc).__name__}: {exc})"
     return MemoryUnavailable(

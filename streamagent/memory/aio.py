@@ -16,8 +16,9 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator, Sequence
+from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -29,21 +30,126 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import MaxConnectionsError
 
-from streamagent.errors import ConfigurationError
-from streamagent.memory._errors import check_server_version, describe_client, memory_error
-from streamagent.memory._lua import PUT_SCRIPT, PUT_WRITES_SCRIPT, READ_SCRIPT
-from streamagent.memory.base import MESSAGE_CACHE_BYTES, SCHEMA_VERSION, BaseRedisSaver
-from streamagent.memory.sync import CONNECTION_DEFAULTS
+from streamagent.errors import ConfigurationError, MemoryUnavailable
+from streamagent.memory._errors import check_server_version, describe_client
+from streamagent.memory._lua import (
+    ACQUIRE_SCRIPT,
+    DELETE_CHECKPOINTS_SCRIPT,
+    DELETE_THREAD_SCRIPT,
+    DUMP_SCRIPT,
+    HISTORY_SCRIPT,
+    MIGRATE_SCRIPT,
+    PRUNE_SCRIPT,
+    PUT_SCRIPT,
+    PUT_WRITES_SCRIPT,
+    READ_SCRIPT,
+    RELEASE_SCRIPT,
+    RESTORE_SCRIPT,
+)
+from streamagent.memory._setup import (
+    eviction_problem,
+    handle_eviction,
+    permission_error,
+    plain_port_answers,
+    tls_endpoint,
+    tls_mismatch,
+)
+from streamagent.memory.base import (
+    EXPIRY_NOTICE_SECONDS,
+    KNOWN_THREADS,
+    MESSAGE_CACHE_BYTES,
+    SCHEMA_VERSION,
+    BaseRedisSaver,
+    Probe,
+    check_eviction_mode,
+    check_schema,
+    migrate_args,
+    one_node,
+)
+from streamagent.memory.sync import (
+    CONNECTION_DEFAULTS,
+    POOL_MAX_CONNECTIONS,
+    POOL_TIMEOUT_SECONDS,
+)
 
-__all__ = ["AsyncRedisSaver"]
+__all__ = ["AsyncRedisSaver", "QueueingConnectionPool", "async_redis_client"]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+class QueueingConnectionPool(aioredis.ConnectionPool):
+    """redis-py's async pool, bounded: a call that finds every one of ``max_connections``
+    connections busy waits (up to ``timeout`` seconds) for one to be released, instead of
+    failing with "Too many connections". The path with a free connection is the plain
+    pool's, unchanged (redis-py's ``BlockingConnectionPool`` takes a condition and a timer on
+    every call)."""
+
+    def __init__(self, *args: Any, timeout: float = POOL_TIMEOUT_SECONDS, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout = timeout
+        self._released: asyncio.Condition | None = None
+        self._waiting = 0
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().get_connection()  # type: ignore[no-untyped-call]
+        except MaxConnectionsError:
+            pass
+        if self._released is None:
+            self._released = asyncio.Condition()
+        deadline = asyncio.get_running_loop().time() + self.timeout
+        self._waiting += 1
+        try:
+            while True:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0:
+                    raise redis.ConnectionError("No connection available.")
+                async with self._released:
+                    # woken by a release; the short bound covers one released before we waited
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._released.wait(), min(remaining, 0.1))
+                try:
+                    return await super().get_connection()  # type: ignore[no-untyped-call]
+                except MaxConnectionsError:
+                    continue
+        finally:
+            self._waiting -= 1
+
+    async def release(self, connection: Any) -> None:
+        await super().release(connection)
+        if self._waiting and self._released is not None:
+            async with self._released:
+                self._released.notify()
+
+
+def async_redis_client(
+    url: str,
+    *,
+    max_connections: int = POOL_MAX_CONNECTIONS,
+    pool_timeout: float = POOL_TIMEOUT_SECONDS,
+    **connection: Any,
+) -> aioredis.Redis:
+    """An async client on a bounded, queueing pool (:class:`QueueingConnectionPool`): at
+    most ``max_connections`` connections, a call that finds them all busy waits up to
+    ``pool_timeout`` seconds (see :func:`streamagent.memory.sync.redis_client`). The client
+    owns and closes the pool."""
+    options = {
+        **CONNECTION_DEFAULTS,
+        "retry": AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
+        **connection,
+    }
+    pool = QueueingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=pool_timeout, **options
+    )
+    return aioredis.Redis.from_pool(pool)
 
 
 class AsyncRedisSaver(BaseRedisSaver):
@@ -67,6 +173,8 @@ class AsyncRedisSaver(BaseRedisSaver):
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
         message_cache_bytes: int = MESSAGE_CACHE_BYTES,
+        expiry_notice_seconds: int = EXPIRY_NOTICE_SECONDS,
+        known_threads: int = KNOWN_THREADS,
     ) -> None:
         super().__init__(
             key_prefix=key_prefix,
@@ -75,25 +183,40 @@ class AsyncRedisSaver(BaseRedisSaver):
             keep_last=keep_last,
             serde=serde,
             message_cache_bytes=message_cache_bytes,
+            expiry_notice_seconds=expiry_notice_seconds,
+            known_threads=known_threads,
         )
         self.client = client
         self._where = describe_client(client)
         self._read = client.register_script(READ_SCRIPT)
         self._put = client.register_script(PUT_SCRIPT)
         self._put_writes = client.register_script(PUT_WRITES_SCRIPT)
+        self._delete_thread = client.register_script(DELETE_THREAD_SCRIPT)
+        self._delete_checkpoints = client.register_script(DELETE_CHECKPOINTS_SCRIPT)
+        self._prune = client.register_script(PRUNE_SCRIPT)
+        self._dump = client.register_script(DUMP_SCRIPT)
+        self._restore = client.register_script(RESTORE_SCRIPT)
+        self._history = client.register_script(HISTORY_SCRIPT)
+        self._acquire = client.register_script(ACQUIRE_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
+        self._migrate = client.register_script(MIGRATE_SCRIPT)
+        self._tls = tls_endpoint(client) is not None
         self.loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     @asynccontextmanager
     async def from_url(cls, url: str, **options: Any) -> AsyncIterator[AsyncRedisSaver]:
-        """A saver on a new async connection pool to ``url`` (closed on exit); socket
-        timeouts 2 s connect / 5 s read, two quick retries; ``connection_options`` overrides."""
-        connection = {
-            **CONNECTION_DEFAULTS,
-            "retry": AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        }
-        connection.update(options.pop("connection_options", {}))
-        client = aioredis.Redis.from_url(url, **connection)
+        """A saver on a new async connection pool to ``url`` (closed on exit): bounded and
+        blocking (``max_connections``, default 64; a call waits up to ``pool_timeout``,
+        default 10 s, for a free connection: 1,000 concurrent conversations queue instead of
+        failing); socket timeouts 2 s connect / 5 s read, two quick retries;
+        ``connection_options`` overrides redis-py arguments."""
+        client = async_redis_client(
+            url,
+            max_connections=options.pop("max_connections", POOL_MAX_CONNECTIONS),
+            pool_timeout=options.pop("pool_timeout", POOL_TIMEOUT_SECONDS),
+            **options.pop("connection_options", {}),
+        )
         try:
             yield cls(client, **options)
         finally:
@@ -104,23 +227,64 @@ class AsyncRedisSaver(BaseRedisSaver):
             self.loop = asyncio.get_running_loop()
 
     # ------------------------------------------------------------------ setup
-    async def asetup(self) -> None:
-        """Check the server version (>= 6.2) and record the schema version."""
+    async def asetup(self, *, eviction: str = "warn") -> None:
+        """Check the server and record the schema version (see ``RedisSaver.setup``)."""
         self._bind()
+        check_eviction_mode(eviction)
+        tls = tls_endpoint(self.client)
+        if tls is not None and await asyncio.to_thread(plain_port_answers, *tls):
+            raise tls_mismatch(self._where)
         try:
-            info: Any = await self.client.info("server")
-            if "redis_version" not in info and info:
-                info = next(iter(info.values()))
-            check_server_version(info, self._where)
+            check_server_version(one_node(await self.client.info("server")), self._where)
+            memory = one_node(await self.client.info("memory"))
+            problem = eviction_problem(memory, self.ttl_seconds)
             await self.client.set(self.schema_key(), SCHEMA_VERSION, nx=True)
             stored = await self.client.get(self.schema_key())
+            if stored in ("1", b"1"):
+                stored = await self._migrate_schema()
         except redis.RedisError as exc:
-            raise memory_error(self._where, "setup", exc) from exc
-        if stored not in (SCHEMA_VERSION, SCHEMA_VERSION.encode()):
-            raise ConfigurationError(
-                f"key prefix {self.key_prefix!r} holds schema {stored!r}, expected "
-                f"{SCHEMA_VERSION}; use another key_prefix"
-            )
+            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
+        check_schema(stored, self.key_prefix)
+        handle_eviction(problem, eviction, self._where)
+        await self._probe()
+
+    async def _probe(self) -> None:
+        probe = Probe()
+        try:
+            for name, step in probe.async_steps(self):
+                try:
+                    await step()
+                except MemoryUnavailable as exc:
+                    cause = exc.__cause__ or exc
+                    raise permission_error(self._where, cause, name) or exc from cause
+                except redis.RedisError as exc:
+                    denied = permission_error(self._where, exc, name)
+                    raise denied or self._fail("setup", exc) from exc
+        except redis.RedisError as exc:
+            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
+        finally:
+            try:
+                await self.client.delete(*probe.keys(self))
+            except redis.RedisError:
+                logger.warning("could not delete the setup probe's keys", exc_info=True)
+            probe.forget(self)
+
+    async def _migrate_schema(self) -> str:
+        """Migrate every thread of a schema-1 prefix to schema 2 (see ``MIGRATE_SCRIPT``).
+        Stop writers of older streamagent versions first: their writes keep no head."""
+        threads = await self._thread_ids(None)
+        for thread_id in threads:
+            keys = self.keys_for(thread_id)
+            records: Any = await self.client.hgetall(keys[0])
+            await self._migrate(keys=keys, args=migrate_args(records, self.expiry_notice_seconds))
+        await self.client.set(self.schema_key(), SCHEMA_VERSION)
+        logger.warning(
+            "migrated %d threads under key prefix %r to storage schema %s",
+            len(threads),
+            self.key_prefix,
+            SCHEMA_VERSION,
+        )
+        return SCHEMA_VERSION
 
     # ------------------------------------------------------------------ reads
     async def _read_many(
@@ -136,7 +300,7 @@ class AsyncRedisSaver(BaseRedisSaver):
                 keys=self.keys_for(thread_id), args=self.read_args(targets, held)
             )
         except redis.RedisError as exc:
-            raise memory_error(self._where, "read", exc) from exc
+            raise self._fail("read", exc) from exc
         return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs, held)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
@@ -155,7 +319,7 @@ class AsyncRedisSaver(BaseRedisSaver):
         try:
             keys = [k async for k in self.client.scan_iter(match=self.index_match(), count=1000)]
         except redis.RedisError as exc:
-            raise memory_error(self._where, "list", exc) from exc
+            raise self._fail("list", exc) from exc
         return sorted({self.thread_of_index_key(key) for key in keys})
 
     async def alist(
@@ -174,7 +338,7 @@ class AsyncRedisSaver(BaseRedisSaver):
                 namespaces: Any = await self.client.zrange(keys[7], 0, -1)
                 members: Any = await self.client.zrange(keys[2], 0, -1)
             except redis.RedisError as exc:
-                raise memory_error(self._where, "list", exc) from exc
+                raise self._fail("list", exc) from exc
             targets = self.list_targets(namespaces, members, config, before)
             for batch in self.batches(targets):
                 for item in await self._read_many(thread_id, batch, [None] * len(batch)):
@@ -197,14 +361,18 @@ class AsyncRedisSaver(BaseRedisSaver):
         """Store a checkpoint atomically; raises :class:`MemoryUnavailable` if not stored."""
         self._bind()
         plan, returned = self.plan_put(config, checkpoint, metadata, new_versions)
+        thread_id = str(config["configurable"]["thread_id"])
         try:
             full = False
-            if not await self._put(keys=plan.keys, args=plan.args()):
+            if not self.check_write(await self._put(keys=plan.keys, args=plan.args()), thread_id):
                 full = True  # a delta base or message is gone (deleted/expired): send all
-                await self._put(keys=plan.keys, args=plan.args(full=True))
+                self.check_write(
+                    await self._put(keys=plan.keys, args=plan.args(full=True)), thread_id
+                )
         except redis.RedisError as exc:
-            raise memory_error(self._where, "put", exc) from exc
+            raise self._fail("put", exc) from exc
         self.remember_put(plan, full=full)
+        self.remember_thread(thread_id)
         return returned
 
     async def aput_writes(
@@ -217,22 +385,124 @@ class AsyncRedisSaver(BaseRedisSaver):
         """Store pending writes of a task atomically."""
         self._bind()
         plan = self.plan_put_writes(config, writes, task_id, task_path)
+        thread_id = str(config["configurable"]["thread_id"])
         try:
-            if not await self._put_writes(keys=plan.keys, args=plan.args()):
+            reply = await self._put_writes(keys=plan.keys, args=plan.args())
+            if not self.check_write(reply, thread_id):
                 # a message this process stored earlier is gone (deleted/expired): send all
-                await self._put_writes(keys=plan.keys, args=plan.args(full=True))
+                reply = await self._put_writes(keys=plan.keys, args=plan.args(full=True))
+                self.check_write(reply, thread_id)
         except redis.RedisError as exc:
-            raise memory_error(self._where, "put_writes", exc) from exc
+            raise self._fail("put_writes", exc) from exc
         self.remember_stored(plan.keys[0], plan.messages)
 
     async def adelete_thread(self, thread_id: str) -> None:
-        """Delete every key of the thread (one command, one hash slot)."""
+        """Delete the thread's data (one script, one hash slot), leaving a short "deleted"
+        tombstone so that no process reports it as expired."""
         self._bind()
         try:
-            await self.client.delete(*self.keys_for(str(thread_id)))
+            await self._delete_thread(
+                keys=self.keys_for(str(thread_id)), args=[self.expiry_notice_seconds]
+            )
         except redis.RedisError as exc:
-            raise memory_error(self._where, "delete_thread", exc) from exc
+            raise self._fail("delete_thread", exc) from exc
         self.forget_thread(str(thread_id))
+
+    # ------------------------------------------------------------------ extended contract
+    async def adelete_checkpoints(self, thread_id: str, fields: Sequence[str]) -> None:
+        """Delete checkpoints (``"ns\\0id"`` fields) of a thread with their writes; heads
+        move to the newest remaining checkpoint, unreferenced data is collected."""
+        self._bind()
+        thread_id = str(thread_id)
+        try:
+            reply = await self._delete_checkpoints(
+                keys=self.keys_for(thread_id),
+                args=[self._ttl, self.expiry_notice_seconds, *fields],
+            )
+        except redis.RedisError as exc:
+            raise self._fail("delete_for_runs", exc) from exc
+        self.forget_thread(thread_id)
+        self.check_write(reply, thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete every checkpoint whose metadata ``run_id`` is one of ``run_ids`` (with its
+        writes), on every thread of this key prefix (a SCAN: a maintenance operation)."""
+        self._bind()
+        wanted = {str(run_id) for run_id in run_ids}
+        if not wanted:
+            return
+        for thread_id in await self._thread_ids(None):
+            try:
+                records: Any = await self.client.hgetall(self.keys_for(thread_id)[0])
+            except redis.RedisError as exc:
+                raise self._fail("delete_for_runs", exc) from exc
+            fields = [f for f, rec in records.items() if self.run_id_of(rec) in wanted]
+            if fields:
+                await self.adelete_checkpoints(thread_id, fields)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Make ``target_thread_id`` a copy of ``source_thread_id`` (see
+        ``RedisSaver.copy_thread``)."""
+        self._bind()
+        source, target = str(source_thread_id), str(target_thread_id)
+        try:
+            reply: Any = await self._dump(keys=self.keys_for(source), args=[])
+            status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
+            if status:
+                self.absent(status, source, 0)
+                return
+            payloads = [p or b"" for p in reply[1:]]
+            restored = await self._restore(
+                keys=self.keys_for(target),
+                args=[self._ttl, self.expiry_notice_seconds, *payloads],
+            )
+        except redis.RedisError as exc:
+            raise self._fail("copy_thread", exc) from exc
+        self.forget_thread(target)
+        self.check_write(restored, target)
+        self.remember_thread(target)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """``"keep_latest"``: each namespace keeps only its head checkpoint (and its
+        writes); ``"delete"``: the threads are deleted."""
+        self._bind()
+        if strategy not in ("keep_latest", "delete"):
+            raise ConfigurationError(f"unknown prune strategy {strategy!r}")
+        for thread_id in map(str, thread_ids):
+            if strategy == "delete":
+                await self.adelete_thread(thread_id)
+                continue
+            try:
+                reply = await self._prune(
+                    keys=self.keys_for(thread_id), args=[self._ttl, self.expiry_notice_seconds]
+                )
+            except redis.RedisError as exc:
+                raise self._fail("prune", exc) from exc
+            self.forget_thread(thread_id)
+            self.check_write(reply, thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Writes and seed of ``channels`` along the parent chain of ``config``'s checkpoint,
+        in one script."""
+        self._bind()
+        if not channels:
+            return {}
+        thread_id, target = self.history_target(config)
+        try:
+            reply: Any = await self._history(
+                keys=self.keys_for(thread_id), args=[*target, *channels]
+            )
+        except redis.RedisError as exc:
+            raise self._fail("get_delta_channel_history", exc) from exc
+        return self.decode_history(reply, thread_id, channels)
+
+    async def aturn_lock_probe(self, thread_id: str) -> None:
+        """Take and release the turn lock of ``thread_id`` once (setup's permission probe)."""
+        keys = self.keys_for(thread_id)
+        token, _ = await self._acquire(keys=keys, args=[1000, 0])
+        await self._release(keys=keys, args=[token, 0])
 
     # ------------------------------------------------------------------ sync bridges
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -298,3 +568,21 @@ class AsyncRedisSaver(BaseRedisSaver):
     def delete_thread(self, thread_id: str) -> None:
         """Sync bridge to :meth:`adelete_thread` (from another thread)."""
         self._run(self.adelete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Sync bridge to :meth:`adelete_for_runs` (from another thread)."""
+        self._run(self.adelete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Sync bridge to :meth:`acopy_thread` (from another thread)."""
+        self._run(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Sync bridge to :meth:`aprune` (from another thread)."""
+        self._run(self.aprune(thread_ids, strategy=strategy))
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """Sync bridge to :meth:`aget_delta_channel_history` (from another thread)."""
+        return self._run(self.aget_delta_channel_history(config=config, channels=channels))

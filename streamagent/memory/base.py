@@ -26,13 +26,15 @@ import logging
 import random
 import struct
 import threading
+import time
+import uuid
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import ormsgpack
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -41,14 +43,25 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
     PendingWrite,
+    empty_checkpoint,
     get_checkpoint_id,
     get_checkpoint_metadata,
     writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
-from streamagent.errors import ConfigurationError
+from streamagent.errors import (
+    CheckpointCorruptedError,
+    ConfigurationError,
+    MemoryUnavailable,
+    ThreadExpiredError,
+    TurnFencedError,
+)
+from streamagent.memory._errors import memory_error
+from streamagent.memory._setup import EVICTION_CHOICES
 from streamagent.memory.serde import (
     DecodeCache,
     EncodeCache,
@@ -57,8 +70,16 @@ from streamagent.memory.serde import (
 )
 
 __all__ = [
+    "EXPIRY_NOTICE_SECONDS",
+    "Probe",
+    "check_eviction_mode",
+    "check_schema",
+    "migrate_args",
+    "one_node",
+    "FENCE_KEY",
     "FULL_EVERY",
     "KEY_KINDS",
+    "KNOWN_THREADS",
     "MESSAGE_CACHE_BYTES",
     "SCHEMA_VERSION",
     "BaseRedisSaver",
@@ -69,8 +90,14 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-SCHEMA_VERSION = "1"
-KEY_KINDS = ("cp", "refs", "idx", "blobs", "msgs", "w", "wi", "ns")
+SCHEMA_VERSION = "2"
+KEY_KINDS = ("cp", "refs", "idx", "blobs", "msgs", "w", "wi", "ns", "head", "seen", "turn")
+#: how long a thread's tombstone outlives its data (ThreadExpiredError instead of silence)
+EXPIRY_NOTICE_SECONDS = 7 * 24 * 3600
+#: threads a saver remembers having seen (reports a thread lost by a flush as expired)
+KNOWN_THREADS = 65536
+#: ``configurable`` key of the fencing token of the turn a run belongs to (see ``turns``)
+FENCE_KEY = "__streamagent_fence"
 FULL_EVERY = 32
 LIST_BATCH = 32
 _REF_LEN = 24
@@ -80,7 +107,7 @@ MESSAGE_CACHE_BYTES = 32 * 1024 * 1024
 
 
 def thread_keys(prefix: str, thread_id: str) -> list[str]:
-    """The eight keys of one thread, in the order the Lua scripts expect.
+    """The eleven keys of one thread, in the order the Lua scripts expect.
 
     >>> thread_keys("sa", "t1")[:2]
     ['{sa:t1}:cp', '{sa:t1}:refs']
@@ -89,8 +116,8 @@ def thread_keys(prefix: str, thread_id: str) -> list[str]:
 
 
 def _check_name(kind: str, value: str) -> str:
-    if "\x00" in value or "\x01" in value:
-        raise ValueError(f"{kind} must not contain NUL or \\x01 characters: {value!r}")
+    if "\x00" in value or "\x01" in value or "\x02" in value:
+        raise ValueError(f"{kind} must not contain NUL, \\x01 or \\x02 characters: {value!r}")
     return value
 
 
@@ -170,7 +197,7 @@ class WritesPlan:
     """Arguments of one ``PUT_WRITES_SCRIPT`` call."""
 
     keys: list[str]
-    ttl: int
+    head: list[Any]
     writes: list[tuple[str, str, bytes]]
     messages: dict[str, bytes]
     known: set[str] = field(default_factory=set)
@@ -178,7 +205,7 @@ class WritesPlan:
     def args(self, *, full: bool = False) -> list[Any]:
         known = set() if full else self.known
         sent = [(r, v) for r, v in self.messages.items() if r not in known]
-        out: list[Any] = [self.ttl, len(self.writes), len(sent), len(known)]
+        out: list[Any] = [*self.head, len(self.writes), len(sent), len(known)]
         for mode, field_, value in self.writes:
             out += [mode, field_, value]
         for ref, value in sent:
@@ -189,6 +216,11 @@ class WritesPlan:
 class BaseRedisSaver(BaseCheckpointSaver[str]):
     """Options, encodings and decoding shared by the sync and async savers (no I/O)."""
 
+    _where = "?"  # host:port, set by the I/O shells
+    _tls = False
+    _acquire: Any  # the turn-lock scripts, registered by the I/O shells (see turns.py)
+    _release: Any
+
     def __init__(
         self,
         *,
@@ -198,8 +230,15 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         keep_last: int | None = None,
         serde: SerializerProtocol | None = None,
         message_cache_bytes: int = MESSAGE_CACHE_BYTES,
+        expiry_notice_seconds: int = EXPIRY_NOTICE_SECONDS,
+        known_threads: int = KNOWN_THREADS,
     ) -> None:
         super().__init__(serde=serde or StrictSerializer())
+        if expiry_notice_seconds < 0 or known_threads < 0:
+            raise ConfigurationError(
+                "expiry_notice_seconds and known_threads must be >= 0 (0 disables), got "
+                f"{expiry_notice_seconds} and {known_threads}"
+            )
         if not key_prefix or any(c in key_prefix for c in "{}\x00*?[]"):
             raise ConfigurationError(f"invalid key_prefix {key_prefix!r}")
         if ttl_seconds is not None and ttl_seconds <= 0:
@@ -214,6 +253,10 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         self.ttl_seconds = ttl_seconds
         self.refresh_ttl_on_read = refresh_ttl_on_read
         self.keep_last = keep_last
+        self.expiry_notice_seconds = expiry_notice_seconds
+        self.known_threads = known_threads if expiry_notice_seconds else 0
+        # thread -> monotonic time this process last saw it stored (see ``absent``)
+        self._known: OrderedDict[str, float] = OrderedDict()
         # (thread, ns, channel) -> (version, refs, depth) of the last list this process wrote
         self._last_lists: OrderedDict[tuple[str, str, str], tuple[str, tuple[str, ...], int]] = (
             OrderedDict()
@@ -236,6 +279,10 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         """The keys of ``thread_id`` (all in one hash slot)."""
         return thread_keys(self.key_prefix, str(thread_id))
 
+    def data_keys(self, thread_id: str) -> list[str]:
+        """The keys holding the thread's data (not its tombstone or turn lock)."""
+        return self.keys_for(thread_id)[:9]
+
     def index_match(self) -> str:
         """SCAN pattern matching the index key of every thread under this prefix."""
         return f"{{{self.key_prefix}:*}}:idx"
@@ -255,7 +302,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         """``READ_SCRIPT`` arguments for ``(ns, checkpoint_id or "")`` pairs; the messages
         ``held`` (see :meth:`held_messages`) are not sent back."""
         ttl = self._ttl if self.refresh_ttl_on_read else 0
-        out: list[Any] = [ttl, "".join(held) if held else ""]
+        out: list[Any] = [ttl, self.expiry_notice_seconds, "".join(held) if held else ""]
         for ns, checkpoint_id in targets:
             out += [ns, checkpoint_id]
         return out
@@ -268,6 +315,56 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         with self._lock:
             refs = self._last_read.get(thread_id)
         return self._decoded.templates(self.serde, refs) if refs else {}
+
+    def _fail(self, operation: str, exc: BaseException) -> MemoryUnavailable:
+        return memory_error(self._where, operation, exc, tls=self._tls)
+
+    # ------------------------------------------------------------------ integrity
+    def remember_thread(self, thread_id: str) -> None:
+        """Note that ``thread_id`` is stored (a later read that finds it gone says so)."""
+        if not self.known_threads:
+            return
+        with self._lock:
+            self._known[thread_id] = time.monotonic()
+            self._known.move_to_end(thread_id)
+            while len(self._known) > self.known_threads:
+                self._known.popitem(last=False)
+
+    def _knew(self, thread_id: str) -> bool:
+        with self._lock:
+            seen = self._known.pop(thread_id, None)
+        if seen is None:
+            return False
+        window = (self.ttl_seconds or 0) + self.expiry_notice_seconds
+        return time.monotonic() - seen <= window
+
+    def absent(self, status: str, thread_id: str, count: int) -> list[CheckpointTuple | None]:
+        """A script's verdict other than "intact": raises :class:`CheckpointCorruptedError`
+        (``C<piece>``) or, for a thread with no data (``A<tombstone>``),
+        :class:`ThreadExpiredError` when it is known to have existed, else ``count`` Nones."""
+        if status.startswith("C"):
+            raise CheckpointCorruptedError(thread_id, status[1:])
+        tombstone = status[1:]
+        if tombstone == "1":
+            self.forget_thread(thread_id)
+            raise ThreadExpiredError(thread_id, "expired")
+        if tombstone != "0" and self._knew(thread_id):
+            self.forget_thread(thread_id)
+            raise ThreadExpiredError(thread_id, "lost")
+        self.forget_thread(thread_id)
+        return [None] * count
+
+    def check_write(self, reply: Any, thread_id: str) -> bool:
+        """A write script's reply: True when stored, False when its shortcuts failed (send
+        everything); raises for a damaged thread or a fenced-out turn."""
+        if reply == 1:
+            return True
+        if reply == 0:
+            return False
+        status = _text(reply)
+        if status == "F":
+            raise TurnFencedError(thread_id)
+        raise CheckpointCorruptedError(thread_id, status[1:])
 
     # ------------------------------------------------------------------ put
     def plan_put(
@@ -290,14 +387,24 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 configurable.get("checkpoint_id"),
             ]
         )
-        refs = "\x01".join(
+        parent = _check_name("checkpoint_id", str(configurable.get("checkpoint_id") or ""))
+        refs = f"{parent}\x02" + "\x01".join(
             f"{_check_name('channel', ch)}\x00{ver}"
             for ch, ver in checkpoint["channel_versions"].items()
         )
         messages = _Messages(self._encoded)
         plan = PutPlan(
             keys=self.keys_for(thread_id),
-            head=[self._ttl, self.keep_last or 0, ns, checkpoint["id"], record, refs],
+            head=[
+                self._ttl,
+                self.expiry_notice_seconds,
+                self.keep_last or 0,
+                fence_of(config),
+                ns,
+                _check_name("checkpoint_id", checkpoint["id"]),
+                record,
+                refs,
+            ],
             blobs=[],
             full_blobs=[],
             messages=messages.values,
@@ -311,6 +418,12 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 plan.full_blobs.append(plan.blobs[-1])
                 continue
             value = values[channel]
+            if isinstance(value, _DeltaSnapshot) and _is_message_list(value.value):
+                # a DeltaChannel snapshot of messages: refs, like a list (stored once each)
+                snap = _pack("S", "".join(messages.encode(self.serde, value.value)).encode())
+                plan.blobs.append((suffix, snap))
+                plan.full_blobs.append((suffix, snap))
+                continue
             if not _is_message_list(value):
                 packed = _pack(*self.serde.dumps_typed(value))
                 plan.blobs.append((suffix, packed))
@@ -384,6 +497,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 del self._last_lists[key]
             self._stored.pop(self.keys_for(thread_id)[0], None)
             self._last_read.pop(thread_id, None)
+            self._known.pop(thread_id, None)
 
     # ------------------------------------------------------------------ writes
     def plan_put_writes(
@@ -417,7 +531,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         keys = self.keys_for(str(configurable["thread_id"]))
         return WritesPlan(
             keys=keys,
-            ttl=self._ttl,
+            head=[self._ttl, self.expiry_notice_seconds, fence_of(config)],
             writes=planned,
             messages=messages.values,
             known=self._known_refs(keys[0], messages.values),
@@ -438,13 +552,18 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         checkpoint id returns the caller's config unchanged, like ``InMemorySaver``);
         ``held`` are the templates passed to :meth:`read_args`.
         """
-        results, refs, values = reply
-        messages = _StoredMessages(_text(refs), values, held or {})
+        status = _text(reply[0])
+        if status:
+            return self.absent(status, thread_id, len(namespaces))
+        _, results, refs, values = reply
+        messages = _StoredMessages(_text(refs), values, held or {}, thread_id)
         out: list[CheckpointTuple | None] = []
         for result, ns, config in zip(results, namespaces, configs, strict=True):
             out.append(
                 self._decode_one(result, thread_id, ns, config, messages) if result else None
             )
+        if any(item is not None for item in out):
+            self.remember_thread(thread_id)
         if self._decoded.max_bytes and messages.used:
             with self._lock:
                 self._last_read[thread_id] = tuple(messages.used)
@@ -457,6 +576,8 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
         type_, payload = _unpack(packed)
         if type_ == "R":
             return self._load_messages(payload, messages)
+        if type_ == "S":
+            return _DeltaSnapshot(self._load_messages(payload, messages))
         return self.serde.loads_typed((type_, payload))
 
     def _load_messages(self, payload: bytes, messages: _StoredMessages) -> list[Any]:
@@ -480,7 +601,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
                 continue
             packed = messages.get(ref)
             if packed is None:
-                raise LookupError(f"checkpoint references message {ref} that is not stored")
+                raise CheckpointCorruptedError(messages.thread_id, f"message {ref}")
             missing.append((len(out), ref, packed))
             out.append(None)
         if missing:
@@ -510,7 +631,12 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
     ) -> CheckpointTuple:
         raw_id, record, refs, blob_values, write_fields, write_values = result
         checkpoint_id = _text(raw_id)
-        ck_type, ck_data, md_type, md_data, parent = ormsgpack.unpackb(record)
+        try:
+            ck_type, ck_data, md_type, md_data, parent = ormsgpack.unpackb(record)
+        except (ValueError, TypeError):
+            raise CheckpointCorruptedError(
+                thread_id, f"record of checkpoint {checkpoint_id} (unreadable)"
+            ) from None
         checkpoint: Checkpoint = self.serde.loads_typed((ck_type, ck_data))
         channel_values: dict[str, Any] = {}
         entries = _text(refs).split("\x01") if refs else []
@@ -518,16 +644,7 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
             if packed is None or packed.startswith(b"empty\x00"):
                 continue
             channel_values[entry.partition("\x00")[0]] = self._decode_value(packed, messages)
-        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
-        for field_, record_w in zip(write_fields, write_values, strict=True):
-            if record_w is None:
-                continue
-            _, _, task_id, idx = _text(field_).split("\x00")
-            type_, channel, task_path, payload = record_w.split(b"\x00", 3)
-            value = self._decode_value(type_ + b"\x00" + payload, messages)
-            key = writes_sort_key(task_path.decode(), task_id, int(idx))
-            pending.append((key, (task_id, channel.decode(), value)))
-        pending.sort(key=lambda item: item[0])
+        pending = self._decode_writes(write_fields, write_values, messages)
         own: RunnableConfig = config or {
             "configurable": {
                 "thread_id": thread_id,
@@ -549,8 +666,67 @@ class BaseRedisSaver(BaseCheckpointSaver[str]):
             checkpoint={**checkpoint, "channel_values": channel_values},
             metadata=self.serde.loads_typed((md_type, md_data)),
             parent_config=parent_config,
-            pending_writes=[write for _, write in pending],
+            pending_writes=pending,
         )
+
+    def _decode_writes(
+        self,
+        fields: Sequence[bytes | str],
+        values: Sequence[bytes | None],
+        messages: _StoredMessages,
+    ) -> list[PendingWrite]:
+        """Stored writes of one checkpoint, in ``writes_sort_key`` order."""
+        pending: list[tuple[tuple[str, str, int], PendingWrite]] = []
+        for field_, record_w in zip(fields, values, strict=True):
+            if record_w is None:
+                continue
+            _, _, task_id, idx = _text(field_).split("\x00")
+            type_, channel, task_path, payload = record_w.split(b"\x00", 3)
+            value = self._decode_value(type_ + b"\x00" + payload, messages)
+            key = writes_sort_key(task_path.decode(), task_id, int(idx))
+            pending.append((key, (task_id, channel.decode(), value)))
+        pending.sort(key=lambda item: item[0])
+        return [write for _, write in pending]
+
+    # ------------------------------------------------------------------ extended contract
+    def run_id_of(self, record: bytes) -> str | None:
+        """The ``run_id`` in the metadata of a stored checkpoint record."""
+        _, _, md_type, md_data, _ = ormsgpack.unpackb(record)
+        metadata = self.serde.loads_typed((md_type, md_data))
+        run_id = metadata.get("run_id") if isinstance(metadata, Mapping) else None
+        return None if run_id is None else str(run_id)
+
+    def history_target(self, config: RunnableConfig) -> tuple[str, list[str]]:
+        """Thread id and ``HISTORY_SCRIPT`` arguments (ns, id) of ``config``."""
+        configurable = config["configurable"]
+        ns = configurable.get("checkpoint_ns", "")
+        return str(configurable["thread_id"]), [ns, get_checkpoint_id(config) or ""]
+
+    def decode_history(
+        self, reply: Sequence[Any], thread_id: str, channels: Sequence[str]
+    ) -> dict[str, DeltaChannelHistory]:
+        """``HISTORY_SCRIPT`` reply -> per-channel writes (oldest first) and seed."""
+        status = _text(reply[0])
+        if status:
+            self.absent(status, thread_id, 0)  # raises for damaged / expired threads
+            return {ch: {"writes": []} for ch in channels}
+        _, _, steps, refs, values = reply
+        messages = _StoredMessages(_text(refs), values, {}, thread_id)
+        writes: dict[str, list[PendingWrite]] = {ch: [] for ch in channels}
+        seeds: dict[str, Any] = {}
+        for _, fields, wvalues, chans, blobs in reversed(steps):
+            for write in self._decode_writes(fields, wvalues, messages):
+                if write[1] in writes:
+                    writes[write[1]].append(write)
+            for channel, packed in zip(chans, blobs, strict=True):
+                seeds[_text(channel)] = self._decode_value(packed, messages)
+        out: dict[str, DeltaChannelHistory] = {}
+        for ch in channels:
+            entry: DeltaChannelHistory = {"writes": writes[ch]}
+            if ch in seeds:
+                entry["seed"] = seeds[ch]
+            out[ch] = entry
+        return out
 
     # ------------------------------------------------------------------ list
     def list_targets(
@@ -613,8 +789,13 @@ class _StoredMessages:
     """The messages of one ``READ_SCRIPT`` reply plus the templates the read held back."""
 
     def __init__(
-        self, refs: str, values: Sequence[bytes | None], held: Mapping[str, MessageTemplate]
+        self,
+        refs: str,
+        values: Sequence[bytes | None],
+        held: Mapping[str, MessageTemplate],
+        thread_id: str = "",
     ) -> None:
+        self.thread_id = thread_id
         self._values = {
             refs[i * _REF_LEN : (i + 1) * _REF_LEN]: value
             for i, value in enumerate(values)
@@ -625,6 +806,120 @@ class _StoredMessages:
 
     def get(self, ref: str) -> bytes | None:
         return self._values.get(ref)
+
+
+def one_node(info: Any) -> dict[str, Any]:
+    """``INFO`` of one node (a cluster client answers per node)."""
+    if isinstance(info, dict) and info and "redis_version" not in info and "maxmemory" not in info:
+        first = next(iter(info.values()))
+        if isinstance(first, dict):
+            return first
+    return info if isinstance(info, dict) else {}
+
+
+def check_eviction_mode(mode: str) -> None:
+    if mode not in EVICTION_CHOICES:
+        raise ConfigurationError(f"eviction must be one of {EVICTION_CHOICES}, got {mode!r}")
+
+
+def check_schema(stored: Any, key_prefix: str) -> None:
+    """Refuse a key prefix that holds another storage schema."""
+    if stored not in (SCHEMA_VERSION, SCHEMA_VERSION.encode()):
+        raise ConfigurationError(
+            f"key prefix {key_prefix!r} holds storage schema {stored!r}, expected "
+            f"{SCHEMA_VERSION} (setup() migrates schema 1); use another key_prefix"
+        )
+
+
+def migrate_args(records: Mapping[Any, bytes], notice: int) -> list[Any]:
+    """``MIGRATE_SCRIPT`` arguments for a schema-1 thread: each checkpoint's parent id (from
+    its record: Lua cannot read the msgpack ``bin`` fields)."""
+    out: list[Any] = [notice]
+    for field_, record in records.items():
+        parent = ormsgpack.unpackb(record)[4] or ""
+        out += [field_, parent]
+    return out
+
+
+class Probe:
+    """The permission probe of ``setup()``: every script and command a saver uses, run on
+    two probe threads of its own key prefix (deleted afterwards)."""
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex
+        self.thread = f"__setup_probe__{tag}"
+        self.copy = f"__setup_probe_copy__{tag}"
+        checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [HumanMessage("probe", id=f"p{tag}")]}
+        checkpoint["channel_versions"] = {"messages": "1"}
+        self.checkpoint = checkpoint
+        self.config: RunnableConfig = {
+            "configurable": {"thread_id": self.thread, "checkpoint_ns": ""}
+        }
+        self.stored: RunnableConfig = {
+            "configurable": {
+                "thread_id": self.thread,
+                "checkpoint_ns": "",
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        self.writes = [("messages", [AIMessage("probe", id=f"q{tag}")])]
+
+    def keys(self, saver: BaseRedisSaver) -> list[str]:
+        return [*saver.keys_for(self.thread), *saver.keys_for(self.copy)]
+
+    def forget(self, saver: BaseRedisSaver) -> None:
+        saver.forget_thread(self.thread)
+        saver.forget_thread(self.copy)
+
+    def sync_steps(self, saver: Any) -> list[tuple[str, Callable[[], Any]]]:
+        meta: CheckpointMetadata = {"source": "input", "step": -1}
+        field_ = f"\x00{self.checkpoint['id']}"
+        return [
+            ("put", lambda: saver.put(self.config, self.checkpoint, meta, {"messages": "1"})),
+            ("put_writes", lambda: saver.put_writes(self.stored, self.writes, "probe-task")),
+            ("get_tuple", lambda: saver.get_tuple(self.config)),
+            ("list", lambda: list(saver.list(self.config))),
+            (
+                "get_delta_channel_history",
+                lambda: saver.get_delta_channel_history(config=self.stored, channels=["messages"]),
+            ),
+            ("copy_thread", lambda: saver.copy_thread(self.thread, self.copy)),
+            ("prune", lambda: saver.prune([self.copy], strategy="keep_latest")),
+            ("delete_for_runs", lambda: saver.delete_checkpoints(self.copy, [field_])),
+            ("turn lock", lambda: saver.turn_lock_probe(self.thread)),
+            ("delete_thread", lambda: saver.delete_thread(self.thread)),
+        ]
+
+    def async_steps(self, saver: Any) -> list[tuple[str, Callable[[], Awaitable[Any]]]]:
+        meta: CheckpointMetadata = {"source": "input", "step": -1}
+        field_ = f"\x00{self.checkpoint['id']}"
+
+        async def listing() -> None:
+            async for _ in saver.alist(self.config):
+                pass
+
+        return [
+            ("put", lambda: saver.aput(self.config, self.checkpoint, meta, {"messages": "1"})),
+            ("put_writes", lambda: saver.aput_writes(self.stored, self.writes, "probe-task")),
+            ("get_tuple", lambda: saver.aget_tuple(self.config)),
+            ("list", listing),
+            (
+                "get_delta_channel_history",
+                lambda: saver.aget_delta_channel_history(config=self.stored, channels=["messages"]),
+            ),
+            ("copy_thread", lambda: saver.acopy_thread(self.thread, self.copy)),
+            ("prune", lambda: saver.aprune([self.copy], strategy="keep_latest")),
+            ("delete_for_runs", lambda: saver.adelete_checkpoints(self.copy, [field_])),
+            ("turn lock", lambda: saver.aturn_lock_probe(self.thread)),
+            ("delete_thread", lambda: saver.adelete_thread(self.thread)),
+        ]
+
+
+def fence_of(config: RunnableConfig) -> str:
+    """The fencing token a run's writes carry (``""``: unfenced)."""
+    token = (config.get("configurable") or {}).get(FENCE_KEY)
+    return "" if token is None else str(token)
 
 
 def _text(value: bytes | str) -> str:

@@ -115,13 +115,11 @@ class ConversationManager:
         """The checkpointer (created on first access when none was given)."""
         with self._init_lock:
             if self._saver is None:
-                import redis
-
                 from streamagent.memory.embedded import default_redis_url
-                from streamagent.memory.sync import CONNECTION_DEFAULTS, RedisSaver, retry_policy
+                from streamagent.memory.sync import RedisSaver, redis_client
 
                 url = default_redis_url() if self._use_default_url else self.config.redis_url()
-                client = redis.Redis.from_url(url, **CONNECTION_DEFAULTS, retry=retry_policy())
+                client = redis_client(url)
                 saver = RedisSaver(
                     client, key_prefix=self.config.key_prefix, ttl_seconds=self.config.ttl_seconds
                 )

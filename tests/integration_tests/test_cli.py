@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from streamagent.testing import Reply, ToolCall
+from tests.redis_fixtures import private_redis  # noqa: F401, F811 - fixture
 
 CLI = [sys.executable, "-m", "streamagent.cli"]
 
@@ -138,3 +139,47 @@ def test_chat_keeps_the_conversation_across_lines_and_threads(make_server, tmp_p
     )
     assert again.returncode == 0, again.stderr[-2000:]
     assert len(server.requests[2].messages) == 5
+
+
+@pytest.mark.slow
+def test_run_on_a_busy_thread_rejects_by_default_and_enqueue_waits(
+    make_server,
+    tmp_path,
+    private_redis,  # noqa: F811
+):
+    """Two CLI processes on one thread: the second is refused (ThreadBusyError, exit 1,
+    nothing stored) while the first runs; --multitask enqueue waits for it instead."""
+    import time
+
+    slow = " ".join(["word"] * 12)
+    server = make_server([Reply(slow, token_delay_seconds=0.5), "second answer"])
+    # the default key prefix, on a server of its own
+    env = clean_env(tmp_path, REDIS_URL=private_redis.url)
+    base = [*CLI, "run", "--base-url", server.base_url, "--workspace", str(tmp_path), "--json"]
+    thread = f"busy-{os.getpid()}-{time.monotonic_ns()}"
+    first = subprocess.Popen(
+        [*base, "--thread", thread, "first"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, env=env,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while not server.requests:
+        assert time.monotonic() < deadline and first.poll() is None
+        time.sleep(0.05)
+    busy = subprocess.run(
+        [*base, "--thread", thread, "rejected"], capture_output=True, text=True, timeout=60,
+        env=env,
+    )  # fmt: skip
+    assert busy.returncode == 1
+    error = [json.loads(x) for x in busy.stdout.splitlines()][-1]
+    assert error["type"] == "error" and error["error"]["type"] == "ThreadBusyError"
+    assert error["error"]["retryable"] is True
+    queued = subprocess.run(
+        [*base, "--thread", thread, "--multitask", "enqueue", "queued"],
+        capture_output=True, text=True, timeout=90, env=env,
+    )  # fmt: skip
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 0, err[-2000:]
+    assert queued.returncode == 0, queued.stderr[-2000:]
+    assert len(server.requests) == 2
+    sent = [m["content"] for m in server.requests[1].messages if m["role"] == "user"]
+    assert sent == ["first", "queued"]  # the rejected turn left nothing in the thread

@@ -111,7 +111,7 @@ def test_graph_turns_keep_last_and_delete_on_a_cluster(cluster: RedisCluster) ->
         assert len(graph.get_state(config).values["messages"]) == 4
         assert len(list(saver.list(config))) == 2
         saver.delete_thread(f"thread-{i}")
-        assert not any(cluster.exists(k) for k in saver.keys_for(f"thread-{i}"))
+        assert not any(cluster.exists(k) for k in saver.data_keys(f"thread-{i}"))
 
 
 async def test_async_saver_matches_in_memory_saver_on_a_cluster(cluster_ports: list[int]) -> None:

@@ -66,7 +66,7 @@ def test_sync_api_and_clear(make_saver: Any, sync_client: Any) -> None:
     assert [m.content for m in manager.get_conversation_sync("s")] == ["hi", "hello"]
     manager.clear_sync("s")
     assert manager.get_conversation_sync("s") == []
-    assert not any(sync_client.exists(k) for k in saver.keys_for("s"))
+    assert not any(sync_client.exists(k) for k in saver.data_keys("s"))
 
 
 async def test_max_messages_drops_oldest_turns_but_keeps_system_and_tool_pairs(

@@ -86,9 +86,9 @@ def test_a_read_does_not_fetch_messages_the_saver_holds_decoded(
     assert len(held) == 5
     keys = saver.keys_for("t")
     reply = saver._read(keys=keys, args=saver.read_args([("", "")], held))
-    assert reply[1] in (b"", "") and reply[2] == []  # nothing sent back
+    assert reply[2] in (b"", "") and reply[3] == []  # nothing sent back
     reply = saver._read(keys=keys, args=saver.read_args([("", "")]))
-    assert len(reply[2]) == 5 and all(reply[2])
+    assert len(reply[3]) == 5 and all(reply[3])
     # one more message: only that one is fetched, the list still reads back whole
     written = _put_history(saver, "t2", range(5))
     _latest(saver, "t2")
@@ -98,7 +98,7 @@ def test_a_read_does_not_fetch_messages_the_saver_holds_decoded(
     saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
     held = saver.held_messages("t2")
     reply = saver._read(keys=saver.keys_for("t2"), args=saver.read_args([("", "")], held))
-    assert len(reply[2]) == 1
+    assert len(reply[3]) == 1
     assert _latest(saver, "t2") == more
     assert sync_client.hlen(keys[4]) == 5
 
@@ -206,6 +206,6 @@ def test_held_reads_fetch_only_new_messages_for_windows_reorders_and_removals(
         held = saver.held_messages("w")
         reply = saver._read(keys=saver.keys_for("w"), args=saver.read_args([("", "")], held))
         new = [m for m in shape if m not in base]
-        assert len(reply[2]) == len(new), shape
+        assert len(reply[3]) == len(new), shape
         assert _latest(saver, "w") == shape
         assert _latest(fresh, "w") == shape

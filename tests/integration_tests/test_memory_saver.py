@@ -18,7 +18,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.graph import START, MessagesState, StateGraph
 
-from streamagent.errors import ConfigurationError, MemoryUnavailable
+from streamagent.errors import ConfigurationError, MemoryUnavailable, ThreadExpiredError
 from streamagent.memory import EmbeddedRedis, RedisSaver, UnsafeDeserializationError
 from streamagent.memory.embedded import free_port
 from tests.redis_fixtures import *  # noqa: F403
@@ -54,7 +54,8 @@ def _referenced(client: redis.Redis, keys: list[str]) -> set[bytes]:
 
 
 def _thread_keys(client: redis.Redis, saver: RedisSaver, thread: str) -> list[bytes]:
-    return [k for k in saver.keys_for(thread) if client.exists(k)]
+    """The thread's data keys that exist (not its tombstone or turn lock)."""
+    return [k for k in saver.data_keys(thread) if client.exists(k)]
 
 
 def test_every_key_of_a_thread_gets_the_ttl_and_writes_renew_it(
@@ -81,8 +82,19 @@ def test_thread_expires_after_ttl_and_reads_renew_only_when_asked(
     for _ in range(3):
         time.sleep(0.45)
         assert refreshing.get_tuple({"configurable": {"thread_id": "kept"}}) is not None
-    assert plain.get_tuple({"configurable": {"thread_id": "gone"}}) is None
+    # an expired thread is a typed notice, never an empty thread; also for a saver (another
+    # process) that never saw it: the tombstone outlives the data
+    with pytest.raises(ThreadExpiredError, match="expired"):
+        plain.get_tuple({"configurable": {"thread_id": "gone"}})
     assert _thread_keys(sync_client, plain, "gone") == []
+    other = make_saver("sync", ttl_seconds=1)
+    with pytest.raises(ThreadExpiredError) as info:
+        _chat_graph(other).invoke(
+            {"messages": [HumanMessage("again")]}, {"configurable": {"thread_id": "gone"}}
+        )
+    assert info.value.reason == "expired" and info.value.thread_id == "gone"
+    plain.delete_thread("gone")  # acknowledges the notice: the id starts over
+    assert plain.get_tuple({"configurable": {"thread_id": "gone"}}) is None
 
 
 def test_keep_last_keeps_newest_checkpoints_and_drops_unreferenced_data(
@@ -117,7 +129,12 @@ def test_delete_thread_leaves_no_key(make_saver: Any, sync_client: redis.Redis) 
     _turns(_chat_graph(saver), "other", 1)
     saver.delete_thread("t")
     assert _thread_keys(sync_client, saver, "t") == []
-    assert list(sync_client.scan_iter(match=f"{{{saver.key_prefix}:t}}*")) == []
+    # only the short "deleted" tombstone is left
+    assert list(sync_client.scan_iter(match=f"{{{saver.key_prefix}:t}}*")) == [
+        saver.keys_for("t")[9].encode()
+    ]
+    assert sync_client.hget(saver.keys_for("t")[9], "s") == b"0"
+    assert 0 < sync_client.ttl(saver.keys_for("t")[9]) <= saver.expiry_notice_seconds
     assert saver.get_tuple({"configurable": {"thread_id": "other"}}) is not None
     _turns(_chat_graph(saver), "t", 1)  # reuse after delete (delta bases forgotten)
     assert (
@@ -266,3 +283,27 @@ def test_constructors_do_no_io_and_validate_options() -> None:
         with pytest.raises(ConfigurationError):
             RedisSaver(client, **bad)
     assert threading.active_count() >= 1
+
+
+def test_setup_migrates_a_schema_1_prefix(make_saver: Any, sync_client: redis.Redis) -> None:
+    saver = make_saver("sync", keep_last=3)
+    graph = _chat_graph(saver)
+    _turns(graph, "m", 3)
+    _turns(graph, "n", 1)
+    before = graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"]
+    for thread in ("m", "n"):  # back to schema 1: no head/manifest/tombstone, bare refs
+        keys = saver.keys_for(thread)
+        sync_client.delete(keys[8], keys[9], keys[10])
+        for field, value in sync_client.hgetall(keys[1]).items():
+            sync_client.hset(keys[1], field, value.split(b"\x02", 1)[1])
+    sync_client.set(saver.schema_key(), "1")
+    fresh = make_saver("sync", keep_last=3)  # its setup() migrates
+    assert sync_client.get(saver.schema_key()) == b"2"
+    graph = _chat_graph(fresh)
+    assert graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"] == before
+    history = fresh.get_delta_channel_history(
+        config={"configurable": {"thread_id": "m", "checkpoint_ns": ""}}, channels=["messages"]
+    )
+    assert history["messages"]["seed"]  # the parent chain is readable again
+    _turns(graph, "m", 1)
+    assert len(graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"]) == 8

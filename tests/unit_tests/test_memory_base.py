@@ -27,7 +27,7 @@ def _hash_tag(key: str) -> str:
 def test_all_keys_of_a_thread_share_one_hash_tag() -> None:
     for thread in ("t1", "a:b", "we{ird", "sp ace"):
         keys = thread_keys("sa", thread)
-        assert len(keys) == 8
+        assert len(keys) == 11
         assert len({_hash_tag(k) for k in keys}) == 1
 
 

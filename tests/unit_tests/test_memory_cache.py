@@ -125,7 +125,7 @@ def test_message_cache_size_is_validated_and_zero_disables_held_reads() -> None:
         BaseRedisSaver(message_cache_bytes=-1)
     off = BaseRedisSaver(message_cache_bytes=0)
     assert off.held_messages("t") == {}
-    assert off.read_args([("", "")]) == [0, "", "", ""]
+    assert off.read_args([("", "")]) == [0, off.expiry_notice_seconds, "", "", ""]
 
 
 def _plan(saver: BaseRedisSaver, messages: list[Any], version: str) -> Any:
@@ -138,8 +138,8 @@ def _plan(saver: BaseRedisSaver, messages: list[Any], version: str) -> Any:
 
 def _count_args(plan: Any, *, full: bool = False) -> tuple[int, int, int, int]:
     args = plan.args(full=full)
-    nblobs, nsent, ncheck, nbases = args[6:10]
-    assert len(args) == 10 + 2 * nblobs + 2 * nsent + ncheck + nbases
+    nblobs, nsent, ncheck, nbases = args[8:12]
+    assert len(args) == 12 + 2 * nblobs + 2 * nsent + ncheck + nbases
     return nblobs, nsent, ncheck, nbases
 
 

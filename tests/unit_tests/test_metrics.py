@@ -256,7 +256,9 @@ def test_instrumented_saver_delegates_and_times_sync_operations():
     assert inner.get_tuple({"configurable": {"thread_id": "t1"}}) is None
     with pytest.raises(NotImplementedError):  # InMemorySaver has no copy_thread: not hidden
         saver.copy_thread("t1", "t2")
-    for op in ("put", "put_writes", "get_tuple", "list", "copy_thread", "delete_thread"):
+    # ... and the wrapper does not claim it either (capability detection sees the same)
+    assert type(saver).copy_thread is BaseCheckpointSaver.copy_thread
+    for op in ("put", "put_writes", "get_tuple", "list", "delete_thread"):
         count = value(m, "streamagent_checkpoint_operation_duration_seconds_count", operation=op)
         assert count >= 1, op
     # InMemorySaver versions are "<counter>.<random>": the counter part comes from the inner saver
