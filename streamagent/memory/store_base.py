@@ -1,0 +1,543 @@
+"""``BaseRedisStore``: the sans-I/O core of :class:`RedisStore` and :class:`AsyncRedisStore`.
+
+A batch is planned by generators that *yield* what they need — a round of Redis calls
+(:class:`Call`, sent pipelined where the client allows) or an embedding request
+(:class:`Embed`) — and receive the answers. The sync and async shells only drive the plan, so
+both share every rule: validation before any write (bad input stores nothing), reads of a
+batch before its writes (as ``InMemoryStore``), the last put of a key winning, TTL, filters,
+ordering (newest ``updated_at`` first, then namespace and key) and exact vector search.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    IndexConfig,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+    ensure_embeddings,
+    get_text_at_path,
+    tokenize_path,
+)
+
+from streamagent.errors import ConfigurationError
+from streamagent.memory.store_core import (
+    Doc,
+    NamespaceKeys,
+    StoreInputError,
+    decode_doc,
+    encode_value,
+    from_micros,
+    join_namespace,
+    matches_filter,
+    namespace_matches,
+    split_namespace,
+    validate_filter,
+    validate_namespace,
+)
+from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors, pack_vectors
+
+if HAVE_NUMPY:
+    import numpy as np
+
+__all__ = ["MAX_EXACT_VECTORS", "BaseRedisStore", "Call", "Embed", "Plan"]
+
+#: Default ceiling of vectors one semantic search scores exactly (about 0.4 GB of float32
+#: at 1536 dims); above it the search fails with a clear error instead of crawling.
+MAX_EXACT_VECTORS = 200_000
+#: Registry entries whose namespace expired this long ago are pruned when listing.
+_PRUNE_GRACE_MS = 60_000
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Redis call: a script by name (keys, args) or, with ``script=None``, a command."""
+
+    script: str | None
+    keys: tuple[str, ...] = ()
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Embed:
+    """Embed ``texts`` (as documents, or as one query)."""
+
+    texts: list[str]
+    query: bool = False
+
+
+Plan = Generator[list[Call] | Embed, Any, T]
+
+
+@dataclass(slots=True)
+class _Put:
+    namespace: tuple[str, ...]
+    key: str
+    body: str | None  # JSON value; None deletes
+    ttl_ms: int
+    texts: list[str] = field(default_factory=list)
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _token() -> str:
+    return os.urandom(8).hex()
+
+
+class BaseRedisStore(BaseStore):
+    """Validation, key layout, planning and vector scoring shared by both Redis stores."""
+
+    supports_ttl = True
+
+    def __init__(
+        self,
+        *,
+        key_prefix: str = "streamagent:store",
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        max_exact_vectors: int = MAX_EXACT_VECTORS,
+    ) -> None:
+        if not key_prefix or any(c in key_prefix for c in "{}"):
+            raise ConfigurationError(f"key_prefix must be non-empty without braces: {key_prefix!r}")
+        if max_exact_vectors <= 0:
+            raise ConfigurationError("max_exact_vectors must be positive")
+        self.key_prefix = key_prefix
+        self.registry_key = f"{key_prefix}:namespaces"
+        self.ttl_config: TTLConfig | None = dict(ttl) if ttl else None  # type: ignore[assignment]
+        default_ttl = (ttl or {}).get("default_ttl")
+        if default_ttl is not None and default_ttl <= 0:
+            raise ConfigurationError(f"default_ttl (minutes) must be positive: {default_ttl}")
+        self.max_exact_vectors = max_exact_vectors
+        self.index_config: IndexConfig | None = dict(index) if index else None  # type: ignore[assignment]
+        self.embeddings = None
+        self._fields: list[tuple[str, Any]] = []
+        if index:
+            if int(index.get("dims", 0)) <= 0:
+                raise ConfigurationError("IndexConfig needs a positive 'dims'")
+            self.embeddings = ensure_embeddings(index.get("embed"))
+            self._fields = [
+                (p, p if p == "$" else tokenize_path(p)) for p in (index.get("fields") or ["$"])
+            ]
+        #: True when setup() found a server-side vector index (Redis 8 query engine or
+        #: valkey-search). Searches still use the exact path (see docs/store.md).
+        self.server_vector_index = False
+        self._vectors: dict[str, NamespaceVectors] = {}
+        self._vectors_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ keys
+    def keys_for(self, namespace: tuple[str, ...]) -> NamespaceKeys:
+        """The Redis key names of ``namespace`` (all share one hash tag)."""
+        return NamespaceKeys.of(self.key_prefix, namespace)
+
+    @property
+    def dims(self) -> int:
+        return int(self.index_config["dims"]) if self.index_config else 0
+
+    # ------------------------------------------------------------------ validation
+    def _validate(self, ops: Sequence[Op]) -> None:
+        for op in ops:
+            if isinstance(op, GetOp):
+                validate_namespace(op.namespace)
+                self._check_key(op.key)
+            elif isinstance(op, PutOp):
+                self._validate_put(op)
+            elif isinstance(op, SearchOp):
+                self._validate_search(op)
+            elif isinstance(op, ListNamespacesOp):
+                for cond in op.match_conditions or ():
+                    validate_namespace(cond.path, allow_empty=True)
+                    if cond.match_type not in ("prefix", "suffix"):
+                        raise StoreInputError(f"unknown match type {cond.match_type!r}")
+                if op.max_depth is not None and op.max_depth <= 0:
+                    raise StoreInputError(f"max_depth must be positive: {op.max_depth}")
+                self._check_page(op.limit, op.offset)
+            else:
+                raise StoreInputError(f"unknown store operation {type(op).__name__}")
+
+    @staticmethod
+    def _check_key(key: Any) -> None:
+        if not isinstance(key, str):
+            raise StoreInputError(f"an item key is a string, not {type(key).__name__}")
+
+    @staticmethod
+    def _check_page(limit: Any, offset: Any) -> None:
+        for name, value in (("limit", limit), ("offset", offset)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise StoreInputError(f"{name} must be a non-negative integer: {value!r}")
+
+    def _validate_put(self, op: PutOp) -> None:
+        validate_namespace(op.namespace)
+        self._check_key(op.key)
+        if op.value is not None:
+            encode_value(op.value)
+        if op.ttl is not None and not (isinstance(op.ttl, int | float) and op.ttl > 0):
+            raise StoreInputError(f"ttl is in minutes and must be positive: {op.ttl!r}")
+        if op.index not in (None, False) and not (
+            isinstance(op.index, list) and all(isinstance(p, str) for p in op.index)
+        ):
+            raise StoreInputError(f"index is False, None or a list of paths: {op.index!r}")
+
+    def _validate_search(self, op: SearchOp) -> None:
+        validate_namespace(op.namespace_prefix, allow_empty=True)
+        validate_filter(op.filter)
+        self._check_page(op.limit, op.offset)
+        if op.query is not None:
+            if not isinstance(op.query, str):
+                raise StoreInputError("query is a string")
+            if not self.embeddings:
+                raise StoreInputError(
+                    "a natural-language query needs an index: create the store with "
+                    "index={'dims': ..., 'embed': ...}"
+                )
+
+    # ------------------------------------------------------------------ the batch plan
+    def plan_batch(self, ops: Iterable[Op]) -> Plan[list[Result]]:
+        """Plan a whole batch (validated first: bad input raises before any I/O)."""
+        op_list = list(ops)
+        self._validate(op_list)
+        results: list[Result] = [None] * len(op_list)
+        gets = [(i, op) for i, op in enumerate(op_list) if isinstance(op, GetOp)]
+        if gets:
+            yield from self._plan_gets(gets, results)
+        names: list[tuple[str, ...]] | None = None
+        for i, op in enumerate(op_list):
+            if isinstance(op, SearchOp | ListNamespacesOp) and names is None:
+                names = yield from self._plan_registry(prune=isinstance(op, ListNamespacesOp))
+            if isinstance(op, SearchOp):
+                results[i] = yield from self._plan_search(op, names or [])
+            elif isinstance(op, ListNamespacesOp):
+                results[i] = yield from self._plan_list(op, names or [])
+        puts = [op for op in op_list if isinstance(op, PutOp)]
+        if puts:
+            yield from self._plan_puts(puts)
+        return results
+
+    # ------------------------------------------------------------------ reads
+    def _read_call(self, ns: tuple[str, ...], keys: Sequence[str], refresh: bool) -> Call:
+        nk = self.keys_for(ns)
+        redis_keys = [nk.idx, nk.ver]
+        for key in keys:
+            redis_keys += [nk.doc(key), nk.vec(key)]
+        return Call("read", tuple(redis_keys), ("1" if refresh else "0", *keys))
+
+    def _registry_updates(
+        self, namespaces: Sequence[tuple[str, ...]], tops: Sequence[Any]
+    ) -> list[Call]:
+        calls = []
+        for ns, top in zip(namespaces, tops, strict=True):
+            if top is not None and top is not False:
+                score = _text(top)
+                calls.append(
+                    Call(None, (), ("ZADD", self.registry_key, "GT", score, join_namespace(ns)))
+                )
+        return calls
+
+    def _plan_gets(self, gets: list[tuple[int, GetOp]], results: list[Result]) -> Plan[None]:
+        groups: dict[tuple[tuple[str, ...], bool], list[tuple[int, str]]] = defaultdict(list)
+        for i, op in gets:
+            groups[(tuple(op.namespace), bool(op.refresh_ttl))].append((i, op.key))
+        plan = list(groups.items())
+        calls = [self._read_call(ns, [k for _, k in members], ref) for (ns, ref), members in plan]
+        replies = yield calls
+        tops = []
+        for ((ns, _), members), reply in zip(plan, replies, strict=True):
+            tops.append(reply[0])
+            for (i, key), raw in zip(members, reply[1:], strict=True):
+                results[i] = None if raw is None else self._item(ns, decode_doc(key, raw))
+        updates = self._registry_updates([ns for (ns, _), _ in plan], tops)
+        if updates:
+            yield updates
+
+    @staticmethod
+    def _item(ns: tuple[str, ...], doc: Doc) -> Item:
+        return Item(
+            value=doc.value,
+            key=doc.key,
+            namespace=ns,
+            created_at=from_micros(doc.created_us),
+            updated_at=from_micros(doc.updated_us),
+        )
+
+    @staticmethod
+    def _search_item(ns: tuple[str, ...], doc: Doc, score: float | None) -> SearchItem:
+        return SearchItem(
+            namespace=ns,
+            key=doc.key,
+            value=doc.value,
+            created_at=from_micros(doc.created_us),
+            updated_at=from_micros(doc.updated_us),
+            score=score,
+        )
+
+    def _plan_registry(self, *, prune: bool) -> Plan[list[tuple[str, ...]]]:
+        now_ms = int(time.time() * 1000)
+        calls = [Call(None, (), ("ZRANGEBYSCORE", self.registry_key, now_ms - _PRUNE_GRACE_MS, "+inf"))]
+        if prune:
+            calls.append(
+                Call(None, (), ("ZREMRANGEBYSCORE", self.registry_key, "-inf", f"({now_ms - _PRUNE_GRACE_MS}"))
+            )
+        replies = yield calls
+        return [split_namespace(_text(name)) for name in replies[0]]
+
+    def _plan_list(
+        self, op: ListNamespacesOp, names: list[tuple[str, ...]]
+    ) -> Plan[list[tuple[str, ...]]]:
+        conditions = op.match_conditions or ()
+        candidates = [
+            ns
+            for ns in names
+            if all(namespace_matches(ns, c.match_type, tuple(c.path)) for c in conditions)
+        ]
+        live: list[tuple[str, ...]] = []
+        if candidates:
+            now_ms = int(time.time() * 1000)
+            calls = [
+                Call(None, (), ("ZCOUNT", self.keys_for(ns).idx, f"({now_ms}", "+inf"))
+                for ns in candidates
+            ]
+            counts = yield calls
+            live = [ns for ns, n in zip(candidates, counts, strict=True) if int(n) > 0]
+        if op.max_depth is not None:
+            live = sorted({ns[: op.max_depth] for ns in live})
+        else:
+            live = sorted(live)
+        return live[op.offset : op.offset + op.limit]
+
+    def _plan_docs(self, namespaces: Sequence[tuple[str, ...]]) -> Plan[list[tuple[tuple[str, ...], Doc]]]:
+        if not namespaces:
+            return []
+        calls = [
+            Call("list", (self.keys_for(ns).idx,), (self.keys_for(ns).doc_prefix,))
+            for ns in namespaces
+        ]
+        replies = yield calls
+        out: list[tuple[tuple[str, ...], Doc]] = []
+        for ns, flat in zip(namespaces, replies, strict=True):
+            for j in range(0, len(flat), 2):
+                out.append((ns, decode_doc(_text(flat[j]), flat[j + 1])))
+        return out
+
+    def _plan_refresh(self, chosen: Sequence[tuple[tuple[str, ...], Doc]]) -> Plan[None]:
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for ns, doc in chosen:
+            if doc.ttl_ms > 0:
+                groups[ns].append(doc.key)
+        if not groups:
+            return
+        replies = yield [self._read_call(ns, keys, True) for ns, keys in groups.items()]
+        updates = self._registry_updates(list(groups), [r[0] for r in replies])
+        if updates:
+            yield updates
+
+    @staticmethod
+    def _recent_first(entries: list[tuple[tuple[str, ...], Doc]]) -> None:
+        entries.sort(key=lambda e: (e[0], e[1].key))
+        entries.sort(key=lambda e: e[1].updated_us, reverse=True)
+
+    def _plan_search(self, op: SearchOp, names: list[tuple[str, ...]]) -> Plan[list[SearchItem]]:
+        prefix = tuple(op.namespace_prefix)
+        namespaces = [ns for ns in names if ns[: len(prefix)] == prefix]
+        if op.query is not None:
+            return (yield from self._plan_semantic(op, namespaces))
+        entries = yield from self._plan_docs(namespaces)
+        entries = [e for e in entries if matches_filter(e[1].value, op.filter)]
+        self._recent_first(entries)
+        chosen = entries[op.offset : op.offset + op.limit]
+        if op.refresh_ttl:
+            yield from self._plan_refresh(chosen)
+        return [self._search_item(ns, doc, None) for ns, doc in chosen]
+
+    # ------------------------------------------------------------------ semantic search
+    def _plan_vectors(self, namespaces: Sequence[tuple[str, ...]]) -> Plan[list[NamespaceVectors]]:
+        tags = [self.keys_for(ns) for ns in namespaces]
+        versions = yield [Call(None, (), ("GET", nk.ver)) for nk in tags]
+        stale = []
+        with self._vectors_lock:
+            for nk, version in zip(tags, versions, strict=True):
+                cached = self._vectors.get(nk.tag)
+                if cached is None or version is None or cached.version != _text(version):
+                    stale.append(nk)
+        if stale:
+            replies = yield [Call("vectors", (nk.idx, nk.ver), (nk.vec_prefix,)) for nk in stale]
+            with self._vectors_lock:
+                for nk, flat in zip(stale, replies, strict=True):
+                    version = None if flat[0] is None else _text(flat[0])
+                    pairs = [(_text(flat[j]), flat[j + 1]) for j in range(1, len(flat), 2)]
+                    self._vectors[nk.tag] = NamespaceVectors.build(version, pairs, dims=self.dims)
+        with self._vectors_lock:
+            return [self._vectors[nk.tag] for nk in tags]
+
+    def _ranked(
+        self, namespaces: Sequence[tuple[str, ...]], caches: Sequence[NamespaceVectors], query: list[float]
+    ) -> Iterator[tuple[tuple[str, ...], str, float]]:
+        """(namespace, key, score), best first; ties by namespace then key."""
+        total = sum(len(c.matrix) for c in caches)
+        if total > self.max_exact_vectors:
+            raise StoreInputError(
+                f"this search would score {total} vectors, above max_exact_vectors="
+                f"{self.max_exact_vectors}; narrow namespace_prefix or raise the limit"
+            )
+        owners: list[tuple[int, str]] = []
+        scores: list[float] = []
+        for n, cache in enumerate(caches):
+            owners.extend((n, key) for key in cache.scored_keys)
+            scores.extend(cache.scores(query))
+        if HAVE_NUMPY and scores:
+            order = np.argsort(-np.asarray(scores), kind="stable").tolist()
+        else:
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        for i in order:
+            n, key = owners[i]
+            yield namespaces[n], key, scores[i]
+
+    def _plan_semantic(self, op: SearchOp, namespaces: list[tuple[str, ...]]) -> Plan[list[SearchItem]]:
+        assert op.query is not None
+        embedded = yield Embed([op.query], query=True)
+        query = list(embedded[0])
+        caches = yield from self._plan_vectors(namespaces)
+        ranked = self._ranked(namespaces, caches, query)
+        if op.filter:
+            entries = yield from self._plan_docs(namespaces)
+            docs = {(ns, d.key): d for ns, d in entries if matches_filter(d.value, op.filter)}
+            scored: list[tuple[tuple[str, ...], Doc, float | None]] = []
+            for ns, key, score in ranked:
+                if (doc := docs.pop((ns, key), None)) is not None:
+                    scored.append((ns, doc, score))
+            kept = scored[op.offset : op.offset + op.limit]
+            rest = [(ns, d) for (ns, _), d in docs.items()]
+        else:
+            kept = yield from self._plan_top(ranked, op.offset + op.limit)
+            kept = kept[op.offset :]
+            rest = []
+            if len(kept) < op.limit:
+                rest = yield from self._plan_scoreless(namespaces, caches)
+        if rest and len(kept) < op.limit:
+            self._recent_first(rest)
+            kept += [(ns, d, None) for ns, d in rest[: op.limit - len(kept)]]
+        if op.refresh_ttl:
+            yield from self._plan_refresh([(ns, d) for ns, d, _ in kept])
+        return [self._search_item(ns, d, s) for ns, d, s in kept]
+
+    def _plan_top(
+        self, ranked: Iterator[tuple[tuple[str, ...], str, float]], wanted: int
+    ) -> Plan[list[tuple[tuple[str, ...], Doc, float | None]]]:
+        """The first ``wanted`` ranked items that still exist (expired ones are skipped)."""
+        found: list[tuple[tuple[str, ...], Doc, float | None]] = []
+        while len(found) < wanted:
+            chunk = [r for _, r in zip(range(wanted - len(found) + 8), ranked, strict=False)]
+            if not chunk:
+                break
+            groups: dict[tuple[str, ...], list[tuple[str, float]]] = defaultdict(list)
+            for ns, key, score in chunk:
+                groups[ns].append((key, score))
+            replies = yield [self._read_call(ns, [k for k, _ in m], False) for ns, m in groups.items()]
+            docs: dict[tuple[tuple[str, ...], str], Doc] = {}
+            for (ns, members), reply in zip(groups.items(), replies, strict=True):
+                for (key, _), raw in zip(members, reply[1:], strict=True):
+                    if raw is not None:
+                        docs[(ns, key)] = decode_doc(key, raw)
+            for ns, key, score in chunk:
+                if (doc := docs.get((ns, key))) is not None and len(found) < wanted:
+                    found.append((ns, doc, score))
+        return found
+
+    def _plan_scoreless(
+        self, namespaces: Sequence[tuple[str, ...]], caches: Sequence[NamespaceVectors]
+    ) -> Plan[list[tuple[tuple[str, ...], Doc]]]:
+        pairs = [(ns, c.scoreless_keys) for ns, c in zip(namespaces, caches, strict=True) if c.scoreless_keys]
+        if not pairs:
+            return []
+        replies = yield [self._read_call(ns, keys, False) for ns, keys in pairs]
+        out = []
+        for (ns, keys), reply in zip(pairs, replies, strict=True):
+            out += [(ns, decode_doc(k, raw)) for k, raw in zip(keys, reply[1:], strict=True) if raw is not None]
+        return out
+
+    # ------------------------------------------------------------------ writes
+    def _prepare_puts(self, ops: Sequence[PutOp]) -> list[_Put]:
+        last: dict[tuple[tuple[str, ...], str], PutOp] = {}
+        for op in ops:
+            last[(tuple(op.namespace), op.key)] = op
+        puts = []
+        for (ns, key), op in last.items():
+            body = None if op.value is None else encode_value(op.value)
+            ttl_ms = 0 if op.ttl is None else max(1, round(op.ttl * 60_000))
+            put = _Put(ns, key, body, ttl_ms)
+            if op.value is not None and op.index is not False and self.embeddings:
+                fields = self._fields if op.index is None else [(p, tokenize_path(p)) for p in op.index]
+                for _, path in fields:
+                    put.texts.extend(get_text_at_path(dict(op.value), path))
+            puts.append(put)
+        return puts
+
+    def _plan_puts(self, ops: Sequence[PutOp]) -> Plan[None]:
+        puts = self._prepare_puts(ops)
+        texts = [t for p in puts for t in p.texts]
+        vectors: list[Sequence[float]] = []
+        if texts:
+            vectors = yield Embed(texts)
+            if len(vectors) != len(texts):
+                raise StoreInputError(f"the embedder returned {len(vectors)} vectors for {len(texts)} texts")
+        blobs: list[bytes] = []
+        pos = 0
+        for put in puts:  # every blob is built (and checked) before anything is written
+            blobs.append(pack_vectors(vectors[pos : pos + len(put.texts)], dims=self.dims) if put.texts else b"")
+            pos += len(put.texts)
+        now_us = time.time_ns() // 1000
+        calls = []
+        for put, blob in zip(puts, blobs, strict=True):
+            nk = self.keys_for(put.namespace)
+            keys = (nk.idx, nk.ver, nk.doc(put.key), nk.vec(put.key))
+            if put.body is None:
+                calls.append(Call("delete", keys, (put.key, _token())))
+            else:
+                args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", blob, _token())
+                calls.append(Call("put", keys, args))
+        tops = yield calls
+        with self._vectors_lock:
+            for put in puts:
+                self._vectors.pop(self.keys_for(put.namespace).tag, None)
+        updates = self._registry_updates([p.namespace for p in puts], tops)
+        if updates:
+            yield updates
+
+
+def run_sync(plan: Plan[T], execute: Any, embed: Any) -> T:
+    """Drive ``plan`` with blocking ``execute(calls)`` and ``embed(request)``."""
+    try:
+        request = next(plan)
+        while True:
+            reply = embed(request) if isinstance(request, Embed) else execute(request)
+            request = plan.send(reply)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
+
+
+async def run_async(plan: Plan[T], execute: Any, embed: Any) -> T:
+    """Drive ``plan`` with awaitable ``execute(calls)`` and ``embed(request)``."""
+    try:
+        request = next(plan)
+        while True:
+            reply = await (embed(request) if isinstance(request, Embed) else execute(request))
+            request = plan.send(reply)
+    except StopIteration as stop:
+        return stop.value  # type: ignore[no-any-return]
