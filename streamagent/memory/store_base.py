@@ -152,6 +152,32 @@ class BaseRedisStore(BaseStore):
     def dims(self) -> int:
         return int(self.index_config["dims"]) if self.index_config else 0
 
+    # ------------------------------------------------------------------ convenience methods
+    # BaseStore checks namespaces with its own (untyped) error first; ours comes first here.
+    def get(self, namespace: tuple[str, ...], key: str, **kwargs: Any) -> Item | None:
+        validate_namespace(namespace)
+        return super().get(namespace, key, **kwargs)
+
+    async def aget(self, namespace: tuple[str, ...], key: str, **kwargs: Any) -> Item | None:
+        validate_namespace(namespace)
+        return await super().aget(namespace, key, **kwargs)
+
+    def put(self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        validate_namespace(namespace)
+        super().put(namespace, key, value, *args, **kwargs)
+
+    async def aput(self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        validate_namespace(namespace)
+        await super().aput(namespace, key, value, *args, **kwargs)
+
+    def delete(self, namespace: tuple[str, ...], key: str) -> None:
+        validate_namespace(namespace)
+        super().delete(namespace, key)
+
+    async def adelete(self, namespace: tuple[str, ...], key: str) -> None:
+        validate_namespace(namespace)
+        await super().adelete(namespace, key)
+
     # ------------------------------------------------------------------ validation
     def _validate(self, ops: Sequence[Op]) -> None:
         for op in ops:
