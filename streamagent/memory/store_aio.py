@@ -85,7 +85,7 @@ class AsyncRedisStore(BaseRedisStore):
             for script in self._scripts.values():
                 await self.client.script_load(script.script)
             try:  # FT._LIST: Redis 8's query engine, Redis Stack and valkey-search
-                listed = await self.client.execute_command("FT._LIST")
+                listed = await self.client.execute_command("FT._LIST", **self._any_node())
                 has_index = listed is not None
             except redis.ResponseError:  # unknown command: no vector index on this server
                 has_index = False
@@ -96,6 +96,9 @@ class AsyncRedisStore(BaseRedisStore):
     def setup(self) -> None:
         """Sync :meth:`asetup` (from a thread other than the store's event loop)."""
         self._run_on_loop(self.asetup())
+
+    def _any_node(self) -> dict[str, Any]:
+        return {"target_nodes": self.client.get_random_node()} if self._cluster else {}
 
     # ------------------------------------------------------------------ I/O
     async def _execute(self, calls: Sequence[Call]) -> list[Any]:

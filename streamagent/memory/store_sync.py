@@ -125,7 +125,7 @@ class RedisStore(BaseRedisStore):
             for script in self._scripts.values():
                 self.client.script_load(script.script)
             try:  # FT._LIST: Redis 8's query engine, Redis Stack and valkey-search
-                listed = self.client.execute_command("FT._LIST")
+                listed = self.client.execute_command("FT._LIST", **self._any_node())
                 has_index = listed is not None
             except redis.ResponseError:  # unknown command: no vector index on this server
                 has_index = False
@@ -134,6 +134,9 @@ class RedisStore(BaseRedisStore):
         self.server_vector_index = has_index
         if self.server_vector_index:
             logger.info("server vector index detected at %s; using exact search", self._where)
+
+    def _any_node(self) -> dict[str, Any]:
+        return {"target_nodes": self.client.get_random_node()} if self._cluster else {}
 
     # ------------------------------------------------------------------ I/O
     def _execute(self, calls: Sequence[Call]) -> list[Any]:
