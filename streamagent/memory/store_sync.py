@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
 from langgraph.store.base import Op, Result
 
 from streamagent.errors import ConfigurationError, MemoryUnavailable
@@ -171,14 +173,20 @@ class RedisStore(BaseRedisStore):
         return await asyncio.to_thread(self.batch, list(ops))
 
 
-def default_store(checkpointer: Any = None, **options: Any) -> RedisStore:
-    """The store ``build_agent`` uses by default: on the checkpointer's Redis client when it
-    is a sync redis-py client, else on ``REDIS_URL`` / the embedded server. Set up.
+def default_store(checkpointer: Any = None, **options: Any) -> BaseRedisStore:
+    """The store ``build_agent`` uses by default, on the checkpointer's Redis: a set-up
+    :class:`RedisStore` on a sync redis-py client, an :class:`AsyncRedisStore` on an async
+    one (its scripts load on first use), else a :class:`RedisStore` on ``REDIS_URL`` / the
+    embedded server.
 
     Example:
         >>> store = default_store()  # doctest: +SKIP
     """
     client = getattr(checkpointer, "client", None)
+    if isinstance(client, aioredis.Redis | aiocluster.RedisCluster):
+        from streamagent.memory.store_aio import AsyncRedisStore
+
+        return AsyncRedisStore(client, **options)
     if not isinstance(client, redis.Redis | redis.RedisCluster):
         from streamagent.memory.embedded import default_redis_url
 
