@@ -102,12 +102,12 @@ def clear(all_stores: dict[str, tuple[BaseStore, bool]], client: redis.Redis) ->
     for name, (store, _) in all_stores.items():
         if isinstance(store, InMemoryStore):
             store._data.clear()
-            store._vectors.clear()
+            store._cache.clear()
         elif isinstance(store, RedisStore):
             for key in client.scan_iter(match=f"{{{PREFIX}:*", count=5000):
                 client.unlink(key)
             client.delete(f"{PREFIX}:namespaces")
-            store._vectors.clear()
+            store._cache.clear()
         else:
             with store._cursor() as cur:  # type: ignore[attr-defined]
                 cur.execute("truncate store")
@@ -118,7 +118,12 @@ def clear(all_stores: dict[str, tuple[BaseStore, bool]], client: redis.Redis) ->
 def load(store: BaseStore, size: int) -> float:
     start = time.perf_counter()
     for lo in range(0, size, 500):
-        store.batch([PutOp(("bench", f"u{i % 100}"), f"k{i}", value(i)) for i in range(lo, min(size, lo + 500))])
+        store.batch(
+            [
+                PutOp(("bench", f"u{i % 100}"), f"k{i}", value(i))
+                for i in range(lo, min(size, lo + 500))
+            ]
+        )
     return time.perf_counter() - start
 
 
@@ -136,16 +141,22 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def measure(store: BaseStore, semantic: bool, size: int, samples: int) -> dict[str, tuple[float, float]]:
+def measure(
+    store: BaseStore, semantic: bool, size: int, samples: int
+) -> dict[str, tuple[float, float]]:
     rnd = random.Random(7)
     ops: dict[str, Callable[[int], Any]] = {
-        "put": lambda i: store.put(("bench", f"u{i % 100}"), f"k{rnd.randrange(size)}", value(size + i)),
+        "put": lambda i: store.put(
+            ("bench", f"u{i % 100}"), f"k{rnd.randrange(size)}", value(size + i)
+        ),
         "get": lambda i: store.get(("bench", f"u{i % 100}"), f"k{(i * 7919) % size}"),
         "filtered search": lambda i: store.search(("bench",), filter={"group": i % 100}, limit=10),
     }
     if semantic:
         store.search(("bench",), query="warm up", limit=1)  # fills the Redis store's vector cache
-        ops["semantic search"] = lambda i: store.search(("bench",), query=f"{WORDS[i % len(WORDS)]} {WORDS[(3 * i) % len(WORDS)]}", limit=10)
+        ops["semantic search"] = lambda i: store.search(
+            ("bench",), query=f"{WORDS[i % len(WORDS)]} {WORDS[(3 * i) % len(WORDS)]}", limit=10
+        )
     out = {}
     for name, fn in ops.items():
         n = samples if name in ("put", "get") else max(20, samples // 10)
@@ -157,7 +168,9 @@ def measure(store: BaseStore, semantic: bool, size: int, samples: int) -> dict[s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--sizes", default="1000,10000,100000")
@@ -169,7 +182,9 @@ def main() -> None:
     loads: dict[tuple[int, str], list[float]] = {}
     client = redis.Redis.from_url(url)
     with stores(url, args.pg_url) as all_stores:
-        print(f"Redis {url.split('@')[-1]}; PostgresStore semantic search: {all_stores['PostgresStore'][1]}")
+        print(
+            f"Redis {url.split('@')[-1]}; PostgresStore semantic search: {all_stores['PostgresStore'][1]}"
+        )
         try:
             for run in range(args.runs):
                 for size in sizes:
@@ -185,8 +200,17 @@ def main() -> None:
     report(sizes, results, loads, list(all_stores))
 
 
-def report(sizes: list[int], results: dict[tuple[int, str, str], list[tuple[float, float]]], loads: dict[tuple[int, str], list[float]], names: list[str]) -> None:
-    print("\n| items | operation | " + " | ".join(f"{n} p50 / p99 ms" for n in names) + " | Redis / Postgres p50 |")
+def report(
+    sizes: list[int],
+    results: dict[tuple[int, str, str], list[tuple[float, float]]],
+    loads: dict[tuple[int, str], list[float]],
+    names: list[str],
+) -> None:
+    print(
+        "\n| items | operation | "
+        + " | ".join(f"{n} p50 / p99 ms" for n in names)
+        + " | Redis / Postgres p50 |"
+    )
     print("|---|---|" + "---|" * (len(names) + 1))
     for size in sizes:
         for op in ("put", "get", "filtered search", "semantic search"):
@@ -207,7 +231,11 @@ def report(sizes: list[int], results: dict[tuple[int, str, str], list[tuple[floa
     print("\n| items | " + " | ".join(f"{n} load s" for n in names) + " |")
     print("|---|" + "---|" * len(names))
     for size in sizes:
-        print(f"| {size:,} | " + " | ".join(f"{statistics.median(loads[(size, n)]):.1f}" for n in names) + " |")
+        print(
+            f"| {size:,} | "
+            + " | ".join(f"{statistics.median(loads[(size, n)]):.1f}" for n in names)
+            + " |"
+        )
 
 
 if __name__ == "__main__":

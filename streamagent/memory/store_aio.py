@@ -21,6 +21,7 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 from langgraph.store.base import Op, Result
+from redis.exceptions import NoScriptError
 
 from streamagent.errors import ConfigurationError
 from streamagent.memory._errors import check_server_version, describe_client
@@ -28,6 +29,7 @@ from streamagent.memory.store_base import BaseRedisStore, Call, Embed, run_async
 from streamagent.memory.store_sync import (
     CONNECTION_DEFAULTS,
     SCRIPTS,
+    SHAS,
     check_client,
     store_error,
 )
@@ -56,7 +58,6 @@ class AsyncRedisStore(BaseRedisStore):
         self.client = client
         self._where = describe_client(client)
         self._cluster = isinstance(client, aiocluster.RedisCluster)
-        self._scripts = {name: client.register_script(body) for name, body in SCRIPTS.items()}
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
@@ -82,8 +83,8 @@ class AsyncRedisStore(BaseRedisStore):
         try:
             info = await self.client.info("server")
             check_server_version(info, self._where)
-            for script in self._scripts.values():
-                await self.client.script_load(script.script)
+            for body in SCRIPTS.values():
+                await self.client.script_load(body)
             try:  # FT._LIST: Redis 8's query engine, Redis Stack and valkey-search
                 listed = await self.client.execute_command("FT._LIST", **self._any_node())
                 has_index = listed is not None
@@ -103,27 +104,32 @@ class AsyncRedisStore(BaseRedisStore):
     # ------------------------------------------------------------------ I/O
     async def _execute(self, calls: Sequence[Call]) -> list[Any]:
         try:
-            if self._cluster or len(calls) == 1:
-                return [await self._one(call, self.client) for call in calls]
-            pipe = self.client.pipeline(transaction=False)
-            for call in calls:
-                await self._queue(call, pipe)
-            return list(await pipe.execute())
+            try:
+                return await self._send(calls)
+            except NoScriptError:  # the server lost its script cache (restart, flush)
+                for body in SCRIPTS.values():
+                    await self.client.script_load(body)
+                return await self._send(calls)
         except redis.RedisError as exc:
             raise store_error(self._where, exc) from exc
 
-    async def _one(self, call: Call, target: Any) -> Any:
-        if call.script is None:
-            return await target.execute_command(*call.args)
-        return await self._scripts[call.script](
-            keys=list(call.keys), args=list(call.args), client=target
-        )
+    async def _send(self, calls: Sequence[Call]) -> list[Any]:
+        if self._cluster or len(calls) == 1:
+            return [await self._one(call) for call in calls]
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:
+            if call.script is None:
+                pipe.execute_command(*call.args)
+            else:
+                pipe.execute_command(
+                    "EVALSHA", SHAS[call.script], len(call.keys), *call.keys, *call.args
+                )
+        return list(await pipe.execute())
 
-    async def _queue(self, call: Call, pipe: Any) -> None:
+    async def _one(self, call: Call) -> Any:
         if call.script is None:
-            pipe.execute_command(*call.args)
-        else:  # queued; the pipeline loads missing scripts when it executes
-            await self._scripts[call.script](keys=list(call.keys), args=list(call.args), client=pipe)
+            return await self.client.execute_command(*call.args)
+        return await self.client.evalsha(SHAS[call.script], len(call.keys), *call.keys, *call.args)
 
     async def _embed(self, request: Embed) -> list[list[float]]:
         assert self.embeddings is not None

@@ -10,11 +10,11 @@ ordering (newest ``updated_at`` first, then namespace and key) and exact vector 
 
 from __future__ import annotations
 
+import math
 import os
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Generator, Iterable, Iterator, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -44,16 +44,13 @@ from streamagent.memory.store_core import (
     encode_value,
     from_micros,
     join_namespace,
-    matches_filter,
     namespace_matches,
     split_namespace,
     validate_filter,
     validate_namespace,
 )
-from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors, pack_vectors
-
-if HAVE_NUMPY:
-    import numpy as np
+from streamagent.memory.store_search import SearchPlanner, SnapshotCache
+from streamagent.memory.store_vectors import pack_vectors
 
 __all__ = ["MAX_EXACT_VECTORS", "BaseRedisStore", "Call", "Embed", "Plan"]
 
@@ -99,11 +96,15 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+def _score(expiry_ms: float) -> str:
+    return "inf" if math.isinf(expiry_ms) else str(int(expiry_ms) + 1000)
+
+
 def _token() -> str:
     return os.urandom(8).hex()
 
 
-class BaseRedisStore(BaseStore):
+class BaseRedisStore(SearchPlanner, BaseStore):
     """Validation, key layout, planning and vector scoring shared by both Redis stores."""
 
     supports_ttl = True
@@ -140,8 +141,10 @@ class BaseRedisStore(BaseStore):
         #: True when setup() found a server-side vector index (Redis 8 query engine or
         #: valkey-search). Searches still use the exact path (see docs/store.md).
         self.server_vector_index = False
-        self._vectors: dict[str, NamespaceVectors] = {}
-        self._vectors_lock = threading.Lock()
+        self._cache = SnapshotCache()
+
+    def _embed_request(self, texts: list[str]) -> Embed:
+        return Embed(texts, query=True)
 
     # ------------------------------------------------------------------ keys
     def keys_for(self, namespace: tuple[str, ...]) -> NamespaceKeys:
@@ -162,11 +165,15 @@ class BaseRedisStore(BaseStore):
         validate_namespace(namespace)
         return await super().aget(namespace, key, **kwargs)
 
-    def put(self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+    def put(
+        self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
         validate_namespace(namespace)
         super().put(namespace, key, value, *args, **kwargs)
 
-    async def aput(self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+    async def aput(
+        self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
         validate_namespace(namespace)
         await super().aput(namespace, key, value, *args, **kwargs)
 
@@ -316,10 +323,16 @@ class BaseRedisStore(BaseStore):
 
     def _plan_registry(self, *, prune: bool) -> Plan[list[tuple[str, ...]]]:
         now_ms = int(time.time() * 1000)
-        calls = [Call(None, (), ("ZRANGEBYSCORE", self.registry_key, now_ms - _PRUNE_GRACE_MS, "+inf"))]
+        calls = [
+            Call(None, (), ("ZRANGEBYSCORE", self.registry_key, now_ms - _PRUNE_GRACE_MS, "+inf"))
+        ]
         if prune:
             calls.append(
-                Call(None, (), ("ZREMRANGEBYSCORE", self.registry_key, "-inf", f"({now_ms - _PRUNE_GRACE_MS}"))
+                Call(
+                    None,
+                    (),
+                    ("ZREMRANGEBYSCORE", self.registry_key, "-inf", f"({now_ms - _PRUNE_GRACE_MS}"),
+                )
             )
         replies = yield calls
         return [split_namespace(_text(name)) for name in replies[0]]
@@ -348,20 +361,6 @@ class BaseRedisStore(BaseStore):
             live = sorted(live)
         return live[op.offset : op.offset + op.limit]
 
-    def _plan_docs(self, namespaces: Sequence[tuple[str, ...]]) -> Plan[list[tuple[tuple[str, ...], Doc]]]:
-        if not namespaces:
-            return []
-        calls = [
-            Call("list", (self.keys_for(ns).idx,), (self.keys_for(ns).doc_prefix,))
-            for ns in namespaces
-        ]
-        replies = yield calls
-        out: list[tuple[tuple[str, ...], Doc]] = []
-        for ns, flat in zip(namespaces, replies, strict=True):
-            for j in range(0, len(flat), 2):
-                out.append((ns, decode_doc(_text(flat[j]), flat[j + 1])))
-        return out
-
     def _plan_refresh(self, chosen: Sequence[tuple[tuple[str, ...], Doc]]) -> Plan[None]:
         groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
         for ns, doc in chosen:
@@ -374,130 +373,6 @@ class BaseRedisStore(BaseStore):
         if updates:
             yield updates
 
-    @staticmethod
-    def _recent_first(entries: list[tuple[tuple[str, ...], Doc]]) -> None:
-        entries.sort(key=lambda e: (e[0], e[1].key))
-        entries.sort(key=lambda e: e[1].updated_us, reverse=True)
-
-    def _plan_search(self, op: SearchOp, names: list[tuple[str, ...]]) -> Plan[list[SearchItem]]:
-        prefix = tuple(op.namespace_prefix)
-        namespaces = [ns for ns in names if ns[: len(prefix)] == prefix]
-        if op.query is not None:
-            return (yield from self._plan_semantic(op, namespaces))
-        entries = yield from self._plan_docs(namespaces)
-        entries = [e for e in entries if matches_filter(e[1].value, op.filter)]
-        self._recent_first(entries)
-        chosen = entries[op.offset : op.offset + op.limit]
-        if op.refresh_ttl:
-            yield from self._plan_refresh(chosen)
-        return [self._search_item(ns, doc, None) for ns, doc in chosen]
-
-    # ------------------------------------------------------------------ semantic search
-    def _plan_vectors(self, namespaces: Sequence[tuple[str, ...]]) -> Plan[list[NamespaceVectors]]:
-        tags = [self.keys_for(ns) for ns in namespaces]
-        versions = yield [Call(None, (), ("GET", nk.ver)) for nk in tags]
-        stale = []
-        with self._vectors_lock:
-            for nk, version in zip(tags, versions, strict=True):
-                cached = self._vectors.get(nk.tag)
-                if cached is None or version is None or cached.version != _text(version):
-                    stale.append(nk)
-        if stale:
-            replies = yield [Call("vectors", (nk.idx, nk.ver), (nk.vec_prefix,)) for nk in stale]
-            with self._vectors_lock:
-                for nk, flat in zip(stale, replies, strict=True):
-                    version = None if flat[0] is None else _text(flat[0])
-                    pairs = [(_text(flat[j]), flat[j + 1]) for j in range(1, len(flat), 2)]
-                    self._vectors[nk.tag] = NamespaceVectors.build(version, pairs, dims=self.dims)
-        with self._vectors_lock:
-            return [self._vectors[nk.tag] for nk in tags]
-
-    def _ranked(
-        self, namespaces: Sequence[tuple[str, ...]], caches: Sequence[NamespaceVectors], query: list[float]
-    ) -> Iterator[tuple[tuple[str, ...], str, float]]:
-        """(namespace, key, score), best first; ties by namespace then key."""
-        total = sum(len(c.matrix) for c in caches)
-        if total > self.max_exact_vectors:
-            raise StoreInputError(
-                f"this search would score {total} vectors, above max_exact_vectors="
-                f"{self.max_exact_vectors}; narrow namespace_prefix or raise the limit"
-            )
-        owners: list[tuple[int, str]] = []
-        scores: list[float] = []
-        for n, cache in enumerate(caches):
-            owners.extend((n, key) for key in cache.scored_keys)
-            scores.extend(cache.scores(query))
-        if HAVE_NUMPY and scores:
-            order = np.argsort(-np.asarray(scores), kind="stable").tolist()
-        else:
-            order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        for i in order:
-            n, key = owners[i]
-            yield namespaces[n], key, scores[i]
-
-    def _plan_semantic(self, op: SearchOp, namespaces: list[tuple[str, ...]]) -> Plan[list[SearchItem]]:
-        assert op.query is not None
-        embedded = yield Embed([op.query], query=True)
-        query = list(embedded[0])
-        caches = yield from self._plan_vectors(namespaces)
-        ranked = self._ranked(namespaces, caches, query)
-        if op.filter:
-            entries = yield from self._plan_docs(namespaces)
-            docs = {(ns, d.key): d for ns, d in entries if matches_filter(d.value, op.filter)}
-            scored: list[tuple[tuple[str, ...], Doc, float | None]] = []
-            for ns, key, score in ranked:
-                if (doc := docs.pop((ns, key), None)) is not None:
-                    scored.append((ns, doc, score))
-            kept = scored[op.offset : op.offset + op.limit]
-            rest = [(ns, d) for (ns, _), d in docs.items()]
-        else:
-            kept = yield from self._plan_top(ranked, op.offset + op.limit)
-            kept = kept[op.offset :]
-            rest = []
-            if len(kept) < op.limit:
-                rest = yield from self._plan_scoreless(namespaces, caches)
-        if rest and len(kept) < op.limit:
-            self._recent_first(rest)
-            kept += [(ns, d, None) for ns, d in rest[: op.limit - len(kept)]]
-        if op.refresh_ttl:
-            yield from self._plan_refresh([(ns, d) for ns, d, _ in kept])
-        return [self._search_item(ns, d, s) for ns, d, s in kept]
-
-    def _plan_top(
-        self, ranked: Iterator[tuple[tuple[str, ...], str, float]], wanted: int
-    ) -> Plan[list[tuple[tuple[str, ...], Doc, float | None]]]:
-        """The first ``wanted`` ranked items that still exist (expired ones are skipped)."""
-        found: list[tuple[tuple[str, ...], Doc, float | None]] = []
-        while len(found) < wanted:
-            chunk = [r for _, r in zip(range(wanted - len(found) + 8), ranked, strict=False)]
-            if not chunk:
-                break
-            groups: dict[tuple[str, ...], list[tuple[str, float]]] = defaultdict(list)
-            for ns, key, score in chunk:
-                groups[ns].append((key, score))
-            replies = yield [self._read_call(ns, [k for k, _ in m], False) for ns, m in groups.items()]
-            docs: dict[tuple[tuple[str, ...], str], Doc] = {}
-            for (ns, members), reply in zip(groups.items(), replies, strict=True):
-                for (key, _), raw in zip(members, reply[1:], strict=True):
-                    if raw is not None:
-                        docs[(ns, key)] = decode_doc(key, raw)
-            for ns, key, score in chunk:
-                if (doc := docs.get((ns, key))) is not None and len(found) < wanted:
-                    found.append((ns, doc, score))
-        return found
-
-    def _plan_scoreless(
-        self, namespaces: Sequence[tuple[str, ...]], caches: Sequence[NamespaceVectors]
-    ) -> Plan[list[tuple[tuple[str, ...], Doc]]]:
-        pairs = [(ns, c.scoreless_keys) for ns, c in zip(namespaces, caches, strict=True) if c.scoreless_keys]
-        if not pairs:
-            return []
-        replies = yield [self._read_call(ns, keys, False) for ns, keys in pairs]
-        out = []
-        for (ns, keys), reply in zip(pairs, replies, strict=True):
-            out += [(ns, decode_doc(k, raw)) for k, raw in zip(keys, reply[1:], strict=True) if raw is not None]
-        return out
-
     # ------------------------------------------------------------------ writes
     def _prepare_puts(self, ops: Sequence[PutOp]) -> list[_Put]:
         last: dict[tuple[tuple[str, ...], str], PutOp] = {}
@@ -509,7 +384,9 @@ class BaseRedisStore(BaseStore):
             ttl_ms = 0 if op.ttl is None else max(1, round(op.ttl * 60_000))
             put = _Put(ns, key, body, ttl_ms)
             if op.value is not None and op.index is not False and self.embeddings:
-                fields = self._fields if op.index is None else [(p, tokenize_path(p)) for p in op.index]
+                fields = (
+                    self._fields if op.index is None else [(p, tokenize_path(p)) for p in op.index]
+                )
                 for _, path in fields:
                     put.texts.extend(get_text_at_path(dict(op.value), path))
             puts.append(put)
@@ -522,14 +399,21 @@ class BaseRedisStore(BaseStore):
         if texts:
             vectors = yield Embed(texts)
             if len(vectors) != len(texts):
-                raise StoreInputError(f"the embedder returned {len(vectors)} vectors for {len(texts)} texts")
+                raise StoreInputError(
+                    f"the embedder returned {len(vectors)} vectors for {len(texts)} texts"
+                )
         blobs: list[bytes] = []
         pos = 0
         for put in puts:  # every blob is built (and checked) before anything is written
-            blobs.append(pack_vectors(vectors[pos : pos + len(put.texts)], dims=self.dims) if put.texts else b"")
+            blobs.append(
+                pack_vectors(vectors[pos : pos + len(put.texts)], dims=self.dims)
+                if put.texts
+                else b""
+            )
             pos += len(put.texts)
         now_us = time.time_ns() // 1000
         calls = []
+        registered: dict[tuple[str, ...], float] = {}
         for put, blob in zip(puts, blobs, strict=True):
             nk = self.keys_for(put.namespace)
             keys = (nk.idx, nk.ver, nk.doc(put.key), nk.vec(put.key))
@@ -538,13 +422,17 @@ class BaseRedisStore(BaseStore):
             else:
                 args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", blob, _token())
                 calls.append(Call("put", keys, args))
-        tops = yield calls
-        with self._vectors_lock:
-            for put in puts:
-                self._vectors.pop(self.keys_for(put.namespace).tag, None)
-        updates = self._registry_updates([p.namespace for p in puts], tops)
-        if updates:
-            yield updates
+                expiry = now_us / 1000 + put.ttl_ms if put.ttl_ms else math.inf
+                registered[put.namespace] = max(expiry, registered.get(put.namespace, 0.0))
+        # the registry entry rides in the same round trip (a client-clock expiry: listings
+        # check the namespace itself, and stale entries are pruned a minute after expiry)
+        calls += [
+            Call(None, (), ("ZADD", self.registry_key, "GT", _score(at), join_namespace(ns)))
+            for ns, at in registered.items()
+        ]
+        yield calls
+        for put in puts:
+            self._cache.forget(self.keys_for(put.namespace).tag)
 
 
 def run_sync(plan: Plan[T], execute: Any, embed: Any) -> T:

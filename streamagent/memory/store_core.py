@@ -71,10 +71,8 @@ class StoreNamespaceError(StoreInputError, InvalidNamespaceError):
 def validate_namespace(namespace: Any, *, allow_empty: bool = False) -> tuple[str, ...]:
     """``namespace`` as a tuple of valid labels, else :class:`StoreNamespaceError`.
 
-    >>> validate_namespace(("users", "a.b"))
-    Traceback (most recent call last):
-    ...
-    streamagent.memory.store_core.StoreNamespaceError: namespace label 'a.b' in ('users', 'a.b') contains '.', the separator
+    >>> validate_namespace(["users", "alice"])
+    ('users', 'alice')
     """
     if not isinstance(namespace, tuple | list):
         raise StoreNamespaceError(f"a namespace is a tuple of strings, not {type(namespace)}")
@@ -180,7 +178,7 @@ def decode_doc(key: str, raw: bytes | str) -> Doc:
     return Doc(key, json.loads(body), int(ttl), int(created), int(updated))
 
 
-def validate_filter(filter: Mapping[str, Any] | None) -> None:  # noqa: A002 - LangGraph's name
+def validate_filter(filter: Mapping[str, Any] | None) -> None:
     """Raise :class:`StoreInputError` for an unknown ``$operator`` or a bad operand."""
     if filter is None:
         return
@@ -211,7 +209,7 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:  # noqa: A002
+def matches_filter(value: Mapping[str, Any], filter: Mapping[str, Any] | None) -> bool:
     """Whether an item value passes a (validated) filter, as LangGraph's stores compare.
 
     >>> matches_filter({"age": 30, "tags": ["a"]}, {"age": {"$gt": 18, "$ne": 40}, "tags": ["a"]})
@@ -238,7 +236,7 @@ def _compare(actual: Any, expected: Any) -> bool:
     return bool(actual == expected)
 
 
-def _apply(actual: Any, op: str, operand: Any) -> bool:
+def _apply(actual: Any, op: str, operand: Any) -> bool:  # noqa: PLR0911 - one per operator
     if op == "$eq":
         return bool(actual == operand)
     if op == "$ne":
@@ -265,4 +263,4 @@ def namespace_matches(namespace: tuple[str, ...], match_type: str, path: tuple[s
         pairs = zip(reversed(namespace), reversed(path), strict=False)
     else:
         raise StoreInputError(f"unknown namespace match type {match_type!r}")
-    return all(p == "*" or n == p for n, p in pairs)
+    return all(p in ("*", n) for n, p in pairs)

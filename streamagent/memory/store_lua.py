@@ -109,12 +109,13 @@ return out
 """
 )
 
-# KEYS: idx. ARGV: doc key prefix. Returns {key, doc, key, doc, ...} of the live items.
+# KEYS: idx, ver. ARGV: doc key prefix.
+# Returns {version or false, key, doc, key, doc, ...} of the live items.
 LIST_SCRIPT = (
     _COMMON
     + r"""
 local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')
-local out = {}
+local out = {redis.call('GET', KEYS[2])}
 for _, k in ipairs(keys) do
   local doc = redis.call('GET', ARGV[1] .. k)
   if doc then

@@ -12,6 +12,7 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ import redis
 import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 from langgraph.store.base import Op, Result
+from redis.exceptions import NoScriptError
 
 from streamagent.errors import ConfigurationError, MemoryUnavailable
 from streamagent.memory._errors import check_server_version, describe_client
@@ -44,6 +46,7 @@ SCRIPTS = {
     "list": LIST_SCRIPT,
     "vectors": VECTORS_SCRIPT,
 }
+SHAS = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in SCRIPTS.items()}  # noqa: S324 - Redis names scripts by SHA-1
 CONNECTION_DEFAULTS: dict[str, Any] = {
     "socket_connect_timeout": 2.0,
     "socket_timeout": 5.0,
@@ -96,7 +99,6 @@ class RedisStore(BaseRedisStore):
         self.client = client
         self._where = describe_client(client)
         self._cluster = isinstance(client, redis.RedisCluster)
-        self._scripts = {name: client.register_script(body) for name, body in SCRIPTS.items()}
 
     @classmethod
     @contextmanager
@@ -122,10 +124,14 @@ class RedisStore(BaseRedisStore):
         try:
             info = self.client.info("server")
             if self._cluster:  # one entry per node
-                info = next(iter(info.values())) if isinstance(info, dict) and "redis_version" not in info else info
+                info = (
+                    next(iter(info.values()))
+                    if isinstance(info, dict) and "redis_version" not in info
+                    else info
+                )
             check_server_version(info, self._where)
-            for script in self._scripts.values():
-                self.client.script_load(script.script)
+            for body in SCRIPTS.values():
+                self.client.script_load(body)
             try:  # FT._LIST: Redis 8's query engine, Redis Stack and valkey-search
                 listed = self.client.execute_command("FT._LIST", **self._any_node())
                 has_index = listed is not None
@@ -143,19 +149,29 @@ class RedisStore(BaseRedisStore):
     # ------------------------------------------------------------------ I/O
     def _execute(self, calls: Sequence[Call]) -> list[Any]:
         try:
-            if self._cluster or len(calls) == 1:
-                return [self._one(call, self.client) for call in calls]
-            pipe = self.client.pipeline(transaction=False)
-            for call in calls:
-                self._one(call, pipe)
-            return list(pipe.execute())
+            try:
+                return self._send(calls)
+            except NoScriptError:  # the server lost its script cache (restart, flush)
+                for body in SCRIPTS.values():
+                    self.client.script_load(body)
+                return self._send(calls)
         except redis.RedisError as exc:
             raise store_error(self._where, exc) from exc
 
-    def _one(self, call: Call, target: Any) -> Any:
+    def _send(self, calls: Sequence[Call]) -> list[Any]:
+        # EVALSHA directly: redis-py's Script objects add a SCRIPT EXISTS per pipeline
+        if self._cluster or len(calls) == 1:
+            return [self._one(call, self.client) for call in calls]
+        pipe = self.client.pipeline(transaction=False)
+        for call in calls:
+            self._one(call, pipe)
+        return list(pipe.execute())
+
+    @staticmethod
+    def _one(call: Call, target: Any) -> Any:
         if call.script is None:
             return target.execute_command(*call.args)
-        return self._scripts[call.script](keys=list(call.keys), args=list(call.args), client=target)
+        return target.evalsha(SHAS[call.script], len(call.keys), *call.keys, *call.args)
 
     def _embed(self, request: Embed) -> list[list[float]]:
         assert self.embeddings is not None

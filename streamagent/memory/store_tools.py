@@ -48,7 +48,9 @@ class _Memories:
             raise ConfigurationError("the memory tools need a graph compiled with a store")
         user = (get_config().get("configurable") or {}).get(self.user_key)
         if not user:
-            raise ConfigurationError(f"set config['configurable'][{self.user_key!r}] to the user's id")
+            raise ConfigurationError(
+                f"set config['configurable'][{self.user_key!r}] to the user's id"
+            )
         return store, (*self.namespace, str(user))
 
     @staticmethod

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from redis.crc import key_slot
 from langgraph.store.base import GetOp, PutOp, SearchOp
+from redis.crc import key_slot
 
 from streamagent.errors import ConfigurationError, InvalidInputError, MemoryUnavailable
 from streamagent.memory import AsyncRedisStore, RedisStore, StoreInputError, StoreNamespaceError
@@ -55,14 +55,21 @@ def test_search_prefix_filters_order_and_pages(make_store: Any) -> None:
     store = make_store()
     for i in range(6):
         ns = ("docs", "team-a" if i % 2 else "team-b")
-        store.put(ns, f"d{i}", {"n": i, "kind": "report" if i < 4 else "memo", "meta": {"lang": "en"}})
+        store.put(
+            ns, f"d{i}", {"n": i, "kind": "report" if i < 4 else "memo", "meta": {"lang": "en"}}
+        )
         time.sleep(0.001)
     store.put(("other",), "x", {"n": 100, "kind": "report"})
     everything = store.search(("docs",), limit=50)
     assert [i.key for i in everything] == ["d5", "d4", "d3", "d2", "d1", "d0"]  # newest first
     assert [i.key for i in store.search(("docs",), limit=2, offset=1)] == ["d4", "d3"]
     assert {i.key for i in store.search(("docs", "team-a"))} == {"d1", "d3", "d5"}
-    assert {i.key for i in store.search(("docs",), filter={"kind": "report"})} == {"d0", "d1", "d2", "d3"}
+    assert {i.key for i in store.search(("docs",), filter={"kind": "report"})} == {
+        "d0",
+        "d1",
+        "d2",
+        "d3",
+    }
     ranged = store.search(("docs",), filter={"n": {"$gte": 2, "$lt": 5}, "kind": {"$ne": "memo"}})
     assert {i.key for i in ranged} == {"d2", "d3"}
     assert {i.key for i in store.search(("docs",), filter={"n": {"$gt": 3}})} == {"d4", "d5"}
@@ -77,8 +84,18 @@ def test_list_namespaces_prefix_suffix_depth_pages(make_store: Any) -> None:
     store = make_store()
     for ns in [("a", "x", "v1"), ("a", "y", "v1"), ("a", "y", "v2"), ("b", "x"), ("c",)]:
         store.put(ns, "k", {"v": 1})
-    assert store.list_namespaces() == [("a", "x", "v1"), ("a", "y", "v1"), ("a", "y", "v2"), ("b", "x"), ("c",)]
-    assert store.list_namespaces(prefix=("a",)) == [("a", "x", "v1"), ("a", "y", "v1"), ("a", "y", "v2")]
+    assert store.list_namespaces() == [
+        ("a", "x", "v1"),
+        ("a", "y", "v1"),
+        ("a", "y", "v2"),
+        ("b", "x"),
+        ("c",),
+    ]
+    assert store.list_namespaces(prefix=("a",)) == [
+        ("a", "x", "v1"),
+        ("a", "y", "v1"),
+        ("a", "y", "v2"),
+    ]
     assert store.list_namespaces(suffix=("v1",)) == [("a", "x", "v1"), ("a", "y", "v1")]
     assert store.list_namespaces(prefix=("a", "*", "v2")) == [("a", "y", "v2")]
     assert store.list_namespaces(max_depth=1) == [("a",), ("b",), ("c",)]
@@ -134,7 +151,9 @@ def test_semantic_search_sees_writes_of_another_client(make_store: Any) -> None:
         (lambda s: s.search(("a",), limit=-1), StoreInputError),
     ],
 )
-def test_bad_input_is_a_typed_error_and_stores_nothing(make_store: Any, rclient: Any, store_prefix: str, call: Any, error: type) -> None:
+def test_bad_input_is_a_typed_error_and_stores_nothing(
+    make_store: Any, rclient: Any, store_prefix: str, call: Any, error: type
+) -> None:
     store = make_store()
     with pytest.raises(error) as info:
         call(store)
@@ -142,7 +161,9 @@ def test_bad_input_is_a_typed_error_and_stores_nothing(make_store: Any, rclient:
     assert store_keys(rclient, store_prefix) == []
 
 
-def test_a_batch_with_one_bad_op_stores_nothing(make_store: Any, rclient: Any, store_prefix: str) -> None:
+def test_a_batch_with_one_bad_op_stores_nothing(
+    make_store: Any, rclient: Any, store_prefix: str
+) -> None:
     store = make_store()
     with pytest.raises(StoreInputError):
         store.batch([PutOp(("good",), "k", {"v": 1}), PutOp(("bad",), "k", {"v": {1, 2}})])  # type: ignore[dict-item]
@@ -153,14 +174,21 @@ def test_batch_reads_before_writes_and_last_put_wins(make_store: Any) -> None:
     store = make_store()
     store.put(("n",), "k", {"v": 0})
     results = store.batch(
-        [PutOp(("n",), "k", {"v": 1}), GetOp(("n",), "k"), PutOp(("n",), "k", {"v": 2}), SearchOp(("n",))]
+        [
+            PutOp(("n",), "k", {"v": 1}),
+            GetOp(("n",), "k"),
+            PutOp(("n",), "k", {"v": 2}),
+            SearchOp(("n",)),
+        ]
     )
     assert results[1].value == {"v": 0} and results[3][0].value == {"v": 0}
     assert store.get(("n",), "k").value == {"v": 2}
 
 
 def test_unreachable_redis_is_a_run_time_error() -> None:
-    with RedisStore.from_url("redis://127.0.0.1:1/0", connection_options={"socket_connect_timeout": 0.2}) as store:
+    with RedisStore.from_url(
+        "redis://127.0.0.1:1/0", connection_options={"socket_connect_timeout": 0.2}
+    ) as store:
         with pytest.raises(MemoryUnavailable, match="cannot reach"):
             store.put(("a",), "k", {"v": 1})
 
@@ -176,7 +204,9 @@ def _wait_gone(store: Any, ns: tuple[str, ...], key: str) -> None:
         time.sleep(0.05)
 
 
-def test_ttl_expires_every_key_of_the_item_and_of_an_emptied_namespace(make_store: Any, rclient: Any, store_prefix: str) -> None:
+def test_ttl_expires_every_key_of_the_item_and_of_an_emptied_namespace(
+    make_store: Any, rclient: Any, store_prefix: str
+) -> None:
     store = make_store(index=index_config())
     store.put(("t",), "short", {"text": "short lived"}, ttl=TTL_MIN)
     store.put(("keep",), "long", {"text": "stays"})
@@ -188,7 +218,9 @@ def test_ttl_expires_every_key_of_the_item_and_of_an_emptied_namespace(make_stor
     assert store.search(("t",)) == [] and store.search(("t",), query="short lived") == []
     assert store.list_namespaces() == [("keep",)]
     time.sleep(0.05)
-    assert [k for k in store_keys(rclient, store_prefix) if b"{" + store_prefix.encode() + b":t}" in k] == []
+    assert [
+        k for k in store_keys(rclient, store_prefix) if b"{" + store_prefix.encode() + b":t}" in k
+    ] == []
 
 
 def test_mixed_ttl_namespace_lives_as_long_as_its_last_item(make_store: Any, rclient: Any) -> None:

@@ -26,7 +26,9 @@ def _tool_results(chunks: list[Any]) -> list[dict[str, Any]]:
     return [c.tool_result for c in chunks if c.type == "tool_result"]
 
 
-async def test_agent_tools_remember_and_recall_across_threads(make_server: Any, make_store: Any) -> None:
+async def test_agent_tools_remember_and_recall_across_threads(
+    make_server: Any, make_store: Any
+) -> None:
     store = make_store(index=index_config(fields=["text"]))
     server = make_server(
         [
@@ -36,18 +38,34 @@ async def test_agent_tools_remember_and_recall_across_threads(make_server: Any, 
             "You drink black coffee.",
         ]
     )
-    agent = build_agent(tools=memory_tools(), config=config_for(server), checkpointer=InMemorySaver(), store=store)
+    agent = build_agent(
+        tools=memory_tools(), config=config_for(server), checkpointer=InMemorySaver(), store=store
+    )
     assert agent.store is store
     user = {"user_id": "ada"}
-    first = [c async for c in astream_chunks(agent, "I like black coffee", thread_id="t1", config={"configurable": user})]
+    first = [
+        c
+        async for c in astream_chunks(
+            agent, "I like black coffee", thread_id="t1", config={"configurable": user}
+        )
+    ]
     assert _tool_results(first)[0]["status"] == "success"
-    assert [i.value for i in store.search(("memories", "ada"))] == [{"text": "Ada drinks black coffee"}]
-    second = [c async for c in astream_chunks(agent, "what do I drink?", thread_id="t2", config={"configurable": user})]
+    assert [i.value for i in store.search(("memories", "ada"))] == [
+        {"text": "Ada drinks black coffee"}
+    ]
+    second = [
+        c
+        async for c in astream_chunks(
+            agent, "what do I drink?", thread_id="t2", config={"configurable": user}
+        )
+    ]
     recalled = _tool_results(second)[0]
     assert recalled["status"] == "success" and "black coffee" in recalled["content"]
 
 
-def test_uncompiled_graph_compiles_with_the_store_and_sync_tools_reach_it(make_server: Any, make_store: Any) -> None:
+def test_uncompiled_graph_compiles_with_the_store_and_sync_tools_reach_it(
+    make_server: Any, make_store: Any
+) -> None:
     store = make_store()
     server = make_server([Reply(tool_calls=[ToolCall("remember", {"fact": "likes tea"})]), "ok"])
     graph = create_agent_graph(tools=memory_tools(), config=config_for(server)).compile(store=store)
@@ -71,7 +89,12 @@ def _count_visits(state: _State) -> dict[str, Any]:
 
 def test_nodes_reach_the_store_with_get_store(make_store: Any) -> None:
     store = make_store()
-    graph = StateGraph(_State).add_node("count", _count_visits).add_edge(START, "count").compile(store=store)
+    graph = (
+        StateGraph(_State)
+        .add_node("count", _count_visits)
+        .add_edge(START, "count")
+        .compile(store=store)
+    )
     assert graph.invoke({"user": "u1", "seen": 0})["seen"] == 1
     assert graph.invoke({"user": "u1", "seen": 0})["seen"] == 2
     assert store.get(("visits", "u1"), "count").value == {"n": 2}
@@ -107,4 +130,6 @@ def test_default_store_follows_the_checkpointer(make_server: Any, rclient: redis
     assert isinstance(default.store, RedisStore)
     aclient = aioredis.Redis()
     asaver = AsyncRedisSaver(aclient, key_prefix="sa-agent-store-test")
-    assert isinstance(build_agent(config=config_for(server), checkpointer=asaver).store, AsyncRedisStore)
+    assert isinstance(
+        build_agent(config=config_for(server), checkpointer=asaver).store, AsyncRedisStore
+    )

@@ -33,15 +33,23 @@ def cluster(cluster_ports: list[int]) -> Iterator[RedisCluster]:
 def _fill(store: Any) -> None:
     for n, ns in enumerate(NAMESPACES):
         for k in range(3):
-            store.put(ns, f"k{k}", {"text": f"user {ns[1]} likes item{k} {ns[2]}", "n": (n + k) % 4})
+            store.put(
+                ns, f"k{k}", {"text": f"user {ns[1]} likes item{k} {ns[2]}", "n": (n + k) % 4}
+            )
 
 
 def _summary(store: Any) -> Any:
     return (
         store.list_namespaces(prefix=("users",), max_depth=2),
         store.list_namespaces(suffix=("prefs",), limit=5, offset=2),
-        sorted((i.namespace, i.key) for i in store.search(("users",), filter={"n": {"$gte": 2}}, limit=500)),
-        [(i.namespace, i.key) for i in store.search(("users", "u3"), query="likes item1 facts", limit=3)],
+        sorted(
+            (i.namespace, i.key)
+            for i in store.search(("users",), filter={"n": {"$gte": 2}}, limit=500)
+        ),
+        [
+            (i.namespace, i.key)
+            for i in store.search(("users", "u3"), query="likes item1 facts", limit=3)
+        ],
         store.get(("users", "u7", "prefs"), "k2").value,
     )
 
@@ -57,7 +65,10 @@ def test_sync_store_on_a_cluster_matches_in_memory_store(cluster: RedisCluster) 
     nodes = set()
     for ns in NAMESPACES:
         keys = store.keys_for(ns)
-        assert len({cluster.keyslot(k) for k in (keys.idx, keys.ver, keys.doc("k0"), keys.vec("k0"))}) == 1
+        assert (
+            len({cluster.keyslot(k) for k in (keys.idx, keys.ver, keys.doc("k0"), keys.vec("k0"))})
+            == 1
+        )
         nodes.add(cluster.get_node_from_key(keys.idx).port)
     assert len(nodes) == 3
     for ns in NAMESPACES:
@@ -87,14 +98,18 @@ def test_ttl_on_a_cluster(cluster: RedisCluster) -> None:
 async def test_async_store_on_a_cluster(cluster_ports: list[int]) -> None:
     client = aiocluster.RedisCluster(host="127.0.0.1", port=cluster_ports[1], socket_timeout=5)
     try:
-        store = AsyncRedisStore(client, key_prefix="clstore-async", index=index_config(fields=["text"]))
+        store = AsyncRedisStore(
+            client, key_prefix="clstore-async", index=index_config(fields=["text"])
+        )
         await store.asetup()
         for n, ns in enumerate(NAMESPACES[:8]):
             await store.aput(ns, "k", {"text": f"note {n}", "n": n})
         assert len(await store.alist_namespaces(prefix=("users",))) == 8
         hits = await store.asearch(("users",), query="note 5", limit=1)
         assert hits[0].value["n"] == 5
-        assert {i.value["n"] for i in await store.asearch(("users",), filter={"n": {"$lt": 3}})} == {0, 1, 2}
+        assert {
+            i.value["n"] for i in await store.asearch(("users",), filter={"n": {"$lt": 3}})
+        } == {0, 1, 2}
         for ns in NAMESPACES[:8]:
             await store.adelete(ns, "k")
         assert await store.alist_namespaces(prefix=("users",)) == []

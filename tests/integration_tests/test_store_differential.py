@@ -44,9 +44,21 @@ VALUES = st.fixed_dictionaries(
 FILTERS = st.one_of(
     st.none(),
     st.fixed_dictionaries({"s": st.sampled_from(["x", "y"])}),
-    st.fixed_dictionaries({"n": st.fixed_dictionaries({}, optional={
-        "$gt": st.integers(0, 2), "$gte": st.integers(0, 2), "$lt": st.integers(0, 2),
-        "$lte": st.integers(0, 2), "$ne": st.integers(0, 2), "$eq": st.integers(0, 2)})}),
+    st.fixed_dictionaries(
+        {
+            "n": st.fixed_dictionaries(
+                {},
+                optional={
+                    "$gt": st.integers(0, 2),
+                    "$gte": st.integers(0, 2),
+                    "$lt": st.integers(0, 2),
+                    "$lte": st.integers(0, 2),
+                    "$ne": st.integers(0, 2),
+                    "$eq": st.integers(0, 2),
+                },
+            )
+        }
+    ),
     st.fixed_dictionaries({"meta": st.fixed_dictionaries({"tag": st.sampled_from(["t1", "t2"])})}),
 )
 PUTS = st.tuples(st.just("put"), NAMESPACES, KEYS, VALUES, st.sampled_from([None, False]))
@@ -55,11 +67,19 @@ OPS = st.one_of(
     st.tuples(st.just("delete"), NAMESPACES, KEYS),
     st.tuples(st.just("get"), NAMESPACES, KEYS),
     st.tuples(st.just("search"), PREFIXES, FILTERS, st.integers(1, 6), st.integers(0, 3)),
-    st.tuples(st.just("search"), PREFIXES, FILTERS.filter(bool), st.integers(1, 6), st.integers(0, 3)),
-    st.tuples(st.just("query"), PREFIXES, FILTERS, st.lists(WORDS, min_size=1, max_size=2).map(" ".join)),
     st.tuples(
-        st.just("list"), PREFIXES, st.sampled_from([(), ("a",), ("b", "*")]),
-        st.sampled_from([None, 1, 2]), st.integers(1, 5), st.integers(0, 2),
+        st.just("search"), PREFIXES, FILTERS.filter(bool), st.integers(1, 6), st.integers(0, 3)
+    ),
+    st.tuples(
+        st.just("query"), PREFIXES, FILTERS, st.lists(WORDS, min_size=1, max_size=2).map(" ".join)
+    ),
+    st.tuples(
+        st.just("list"),
+        PREFIXES,
+        st.sampled_from([(), ("a",), ("b", "*")]),
+        st.sampled_from([None, 1, 2]),
+        st.integers(1, 5),
+        st.integers(0, 2),
     ),
 )
 
@@ -84,12 +104,19 @@ def _run(store: Any, op: tuple[Any, ...]) -> Any:
         _, prefix, flt, limit, offset = op
         page = store.search(prefix, filter=flt, limit=limit, offset=offset)
         full = store.search(prefix, filter=flt, limit=1000)
-        return [(i.namespace, i.key, i.value) for i in page], [(i.namespace, i.key, i.value) for i in full]
+        return [(i.namespace, i.key, i.value) for i in page], [
+            (i.namespace, i.key, i.value) for i in full
+        ]
     if kind == "query":
         _, prefix, flt, query = op
-        return [(i.namespace, i.key, i.value, i.score) for i in store.search(prefix, filter=flt, query=query, limit=1000)]
+        return [
+            (i.namespace, i.key, i.value, i.score)
+            for i in store.search(prefix, filter=flt, query=query, limit=1000)
+        ]
     _, prefix, suffix, depth, limit, offset = op
-    return store.list_namespaces(prefix=prefix or None, suffix=suffix or None, max_depth=depth, limit=limit, offset=offset)
+    return store.list_namespaces(
+        prefix=prefix or None, suffix=suffix or None, max_depth=depth, limit=limit, offset=offset
+    )
 
 
 async def _arun_native(store: AsyncRedisStore, op: tuple[Any, ...]) -> Any:
@@ -108,12 +135,19 @@ async def _arun_native(store: AsyncRedisStore, op: tuple[Any, ...]) -> Any:
         _, prefix, flt, limit, offset = op
         page = await store.asearch(prefix, filter=flt, limit=limit, offset=offset)
         full = await store.asearch(prefix, filter=flt, limit=1000)
-        return [(i.namespace, i.key, i.value) for i in page], [(i.namespace, i.key, i.value) for i in full]
+        return [(i.namespace, i.key, i.value) for i in page], [
+            (i.namespace, i.key, i.value) for i in full
+        ]
     if kind == "query":
         _, prefix, flt, query = op
-        return [(i.namespace, i.key, i.value, i.score) for i in await store.asearch(prefix, filter=flt, query=query, limit=1000)]
+        return [
+            (i.namespace, i.key, i.value, i.score)
+            for i in await store.asearch(prefix, filter=flt, query=query, limit=1000)
+        ]
     _, prefix, suffix, depth, limit, offset = op
-    return await store.alist_namespaces(prefix=prefix or None, suffix=suffix or None, max_depth=depth, limit=limit, offset=offset)
+    return await store.alist_namespaces(
+        prefix=prefix or None, suffix=suffix or None, max_depth=depth, limit=limit, offset=offset
+    )
 
 
 def _reference_list(mem: InMemoryStore, op: tuple[Any, ...]) -> Any:
@@ -167,7 +201,9 @@ def test_redis_stores_behave_like_in_memory_store(
         async def scenario() -> None:
             aclient = aioredis.Redis.from_url(url)
             try:
-                astore = AsyncRedisStore(aclient, key_prefix=prefix + "-a", index=index_config(fields=["text"]))
+                astore = AsyncRedisStore(
+                    aclient, key_prefix=prefix + "-a", index=index_config(fields=["text"])
+                )
                 for op in ops:
                     mine = _run(sync, op)
                     theirs = await _arun_native(astore, op)

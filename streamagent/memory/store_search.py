@@ -1,0 +1,311 @@
+"""Search planning of the Redis stores (no I/O): namespace snapshots, filters, vector ranking.
+
+A client keeps a *snapshot* of each namespace it searched — its decoded items and, with an
+index, its vectors — tagged with the namespace's version token. A search first reads the
+tokens of the namespaces in scope (one pipelined round trip) and reloads only the namespaces
+that changed, so repeated searches cost a round trip plus in-process filtering and scoring.
+Items with a TTL are re-checked against Redis before they are returned (a snapshot may hold
+an item that expired since), so expired items never appear; items without a TTL change only
+through writes, which renew the token.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from langgraph.store.base import SearchItem, SearchOp
+
+from streamagent.memory.store_core import Doc, StoreInputError, decode_doc, matches_filter
+from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors
+
+if TYPE_CHECKING:
+    from streamagent.memory.store_base import BaseRedisStore, Plan
+
+if HAVE_NUMPY:
+    import numpy as np
+
+__all__ = ["MAX_CACHED_ITEMS", "NamespaceSnapshot", "SearchPlanner"]
+
+#: Items kept decoded in a client's snapshot cache (least recently loaded namespaces go first).
+MAX_CACHED_ITEMS = 500_000
+
+Entry = tuple[tuple[str, ...], Doc]
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+@dataclass(slots=True)
+class NamespaceSnapshot:
+    """The live items of one namespace at one version (newest first)."""
+
+    version: str | None
+    docs: list[Doc]
+
+
+class SnapshotCache:
+    """Thread-safe, bounded map: hash tag -> snapshot / vectors."""
+
+    def __init__(self, max_items: int = MAX_CACHED_ITEMS) -> None:
+        self.max_items = max_items
+        self.docs: OrderedDict[str, NamespaceSnapshot] = OrderedDict()
+        self.vectors: dict[str, NamespaceVectors] = {}
+        self.lock = threading.Lock()
+        self._count = 0
+
+    def put_docs(self, tag: str, snapshot: NamespaceSnapshot) -> None:
+        with self.lock:
+            old = self.docs.pop(tag, None)
+            self._count += len(snapshot.docs) - (len(old.docs) if old else 0)
+            self.docs[tag] = snapshot
+            while self._count > self.max_items and len(self.docs) > 1:
+                _, evicted = self.docs.popitem(last=False)
+                self._count -= len(evicted.docs)
+
+    def forget(self, tag: str) -> None:
+        with self.lock:
+            old = self.docs.pop(tag, None)
+            self._count -= len(old.docs) if old else 0
+            self.vectors.pop(tag, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.docs.clear()
+            self.vectors.clear()
+            self._count = 0
+
+
+class SearchPlanner:
+    """Mixin of :class:`~streamagent.memory.store_base.BaseRedisStore`: SearchOp plans."""
+
+    def _plan_versions(
+        self: BaseRedisStore, namespaces: Sequence[tuple[str, ...]]
+    ) -> Plan[list[str | None]]:
+        from streamagent.memory.store_base import Call
+
+        if not namespaces:
+            return []
+        replies = yield [Call(None, (), ("GET", self.keys_for(ns).ver)) for ns in namespaces]
+        return [None if r is None else _text(r) for r in replies]
+
+    def _plan_snapshots(
+        self: BaseRedisStore, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
+    ) -> Plan[list[NamespaceSnapshot]]:
+        from streamagent.memory.store_base import Call
+
+        cache = self._cache
+        out: list[NamespaceSnapshot | None] = []
+        stale: list[int] = []
+        with cache.lock:
+            for i, (ns, version) in enumerate(zip(namespaces, versions, strict=True)):
+                snap = cache.docs.get(self.keys_for(ns).tag)
+                if version is None:
+                    out.append(NamespaceSnapshot(None, []))
+                elif snap is not None and snap.version == version:
+                    out.append(snap)
+                else:
+                    out.append(None)
+                    stale.append(i)
+        if stale:
+            keys = [self.keys_for(namespaces[i]) for i in stale]
+            replies = yield [Call("list", (nk.idx, nk.ver), (nk.doc_prefix,)) for nk in keys]
+            for i, nk, flat in zip(stale, keys, replies, strict=True):
+                docs = [decode_doc(_text(flat[j]), flat[j + 1]) for j in range(1, len(flat), 2)]
+                docs.sort(key=lambda d: d.key)
+                docs.sort(key=lambda d: d.updated_us, reverse=True)
+                snap = NamespaceSnapshot(None if flat[0] is None else _text(flat[0]), docs)
+                cache.put_docs(nk.tag, snap)
+                out[i] = snap
+        return [s for s in out if s is not None]
+
+    def _plan_live(
+        self: BaseRedisStore, ranked: Iterator[tuple[Entry, float | None]], wanted: int
+    ) -> Plan[list[tuple[Entry, float | None]]]:
+        """The first ``wanted`` of ``ranked`` that still exist: items with a TTL are checked
+        against Redis (fresh copies returned), the others come from the snapshot."""
+        found: list[tuple[Entry, float | None]] = []
+        while len(found) < wanted:
+            chunk = [r for _, r in zip(range(wanted - len(found)), ranked, strict=False)]
+            if not chunk:
+                break
+            check: dict[tuple[str, ...], list[str]] = defaultdict(list)
+            for (ns, doc), _ in chunk:
+                if doc.ttl_ms > 0:
+                    check[ns].append(doc.key)
+            fresh: dict[tuple[tuple[str, ...], str], Doc] = {}
+            if check:
+                replies = yield [self._read_call(ns, keys, False) for ns, keys in check.items()]
+                for (ns, keys), reply in zip(check.items(), replies, strict=True):
+                    for key, raw in zip(keys, reply[1:], strict=True):
+                        if raw is not None:
+                            fresh[(ns, key)] = decode_doc(key, raw)
+            for (ns, doc), score in chunk:
+                if doc.ttl_ms > 0:
+                    if (latest := fresh.get((ns, doc.key))) is None:
+                        continue
+                    doc = latest  # noqa: PLW2901 - the fresh copy replaces the snapshot's
+                found.append(((ns, doc), score))
+        return found
+
+    @staticmethod
+    def _recent_first(entries: list[Entry]) -> list[Entry]:
+        entries.sort(key=lambda e: (e[0], e[1].key))
+        entries.sort(key=lambda e: e[1].updated_us, reverse=True)
+        return entries
+
+    def _plan_search(
+        self: BaseRedisStore, op: SearchOp, names: list[tuple[str, ...]]
+    ) -> Plan[list[SearchItem]]:
+        prefix = tuple(op.namespace_prefix)
+        namespaces = [ns for ns in names if ns[: len(prefix)] == prefix]
+        if op.query is not None:
+            return (yield from self._plan_semantic(op, namespaces))
+        versions = yield from self._plan_versions(namespaces)
+        snaps = yield from self._plan_snapshots(namespaces, versions)
+        entries: list[Entry] = [
+            (ns, d)
+            for ns, s in zip(namespaces, snaps, strict=True)
+            for d in s.docs
+            if matches_filter(d.value, op.filter)
+        ]
+        if len(snaps) > 1:
+            self._recent_first(entries)
+        live = yield from self._plan_live(((e, None) for e in entries), op.offset + op.limit)
+        chosen = [e for e, _ in live[op.offset :]]
+        if op.refresh_ttl:
+            yield from self._plan_refresh(chosen)
+        return [self._search_item(ns, doc, None) for ns, doc in chosen]
+
+    # ------------------------------------------------------------------ semantic search
+    def _plan_vectors(
+        self: BaseRedisStore, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
+    ) -> Plan[list[NamespaceVectors]]:
+        from streamagent.memory.store_base import Call
+
+        tags = [self.keys_for(ns) for ns in namespaces]
+        cache = self._cache
+        stale = []
+        with cache.lock:
+            for nk, version in zip(tags, versions, strict=True):
+                cached = cache.vectors.get(nk.tag)
+                if cached is None or version is None or cached.version != version:
+                    stale.append(nk)
+        if stale:
+            replies = yield [Call("vectors", (nk.idx, nk.ver), (nk.vec_prefix,)) for nk in stale]
+            with cache.lock:
+                for nk, flat in zip(stale, replies, strict=True):
+                    version = None if flat[0] is None else _text(flat[0])
+                    pairs = [(_text(flat[j]), flat[j + 1]) for j in range(1, len(flat), 2)]
+                    cache.vectors[nk.tag] = NamespaceVectors.build(version, pairs, dims=self.dims)
+        with cache.lock:
+            return [cache.vectors[nk.tag] for nk in tags]
+
+    def _ranked(
+        self: BaseRedisStore,
+        namespaces: Sequence[tuple[str, ...]],
+        caches: Sequence[NamespaceVectors],
+        query: list[float],
+    ) -> Iterator[tuple[tuple[str, ...], str, float]]:
+        """(namespace, key, score), best first."""
+        total = sum(len(c.matrix) for c in caches)
+        if total > self.max_exact_vectors:
+            raise StoreInputError(
+                f"this search would score {total} vectors, above max_exact_vectors="
+                f"{self.max_exact_vectors}; narrow namespace_prefix or raise the limit"
+            )
+        owners: list[tuple[int, str]] = []
+        scores: list[float] = []
+        for n, cache in enumerate(caches):
+            owners.extend((n, key) for key in cache.scored_keys)
+            scores.extend(cache.scores(query))
+        if HAVE_NUMPY and scores:
+            order = np.argsort(-np.asarray(scores), kind="stable").tolist()
+        else:
+            order = sorted(range(len(scores)), key=lambda i: -scores[i])
+        for i in order:
+            n, key = owners[i]
+            yield namespaces[n], key, scores[i]
+
+    def _plan_semantic(
+        self: BaseRedisStore, op: SearchOp, namespaces: list[tuple[str, ...]]
+    ) -> Plan[list[SearchItem]]:
+        assert op.query is not None
+        embedded = yield self._embed_request([op.query])
+        versions = yield from self._plan_versions(namespaces)
+        caches = yield from self._plan_vectors(namespaces, versions)
+        ranked = self._ranked(namespaces, caches, list(embedded[0]))
+        if op.filter:
+            snaps = yield from self._plan_snapshots(namespaces, versions)
+            docs = {
+                (ns, d.key): d
+                for ns, s in zip(namespaces, snaps, strict=True)
+                for d in s.docs
+                if matches_filter(d.value, op.filter)
+            }
+            scored = (
+                ((ns, d), score) for ns, key, score in ranked if (d := docs.pop((ns, key), None))
+            )
+            kept = yield from self._plan_live(scored, op.offset + op.limit)
+            rest = self._recent_first([(ns, d) for (ns, _), d in docs.items()])
+        else:
+            kept = yield from self._plan_top(ranked, op.offset + op.limit)
+            rest = []
+            if len(kept) - op.offset < op.limit:
+                rest = yield from self._plan_scoreless(namespaces, caches)
+        kept = kept[op.offset :]
+        if rest and len(kept) < op.limit:
+            filler = yield from self._plan_live(((e, None) for e in rest), op.limit - len(kept))
+            kept += filler
+        if op.refresh_ttl:
+            yield from self._plan_refresh([e for e, _ in kept])
+        return [self._search_item(ns, d, s) for (ns, d), s in kept]
+
+    def _plan_top(
+        self: BaseRedisStore, ranked: Iterator[tuple[tuple[str, ...], str, float]], wanted: int
+    ) -> Plan[list[tuple[Entry, float | None]]]:
+        """The first ``wanted`` ranked items that still exist (read from Redis)."""
+        found: list[tuple[Entry, float | None]] = []
+        while len(found) < wanted:
+            chunk = [r for _, r in zip(range(wanted - len(found) + 8), ranked, strict=False)]
+            if not chunk:
+                break
+            groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+            for ns, key, _ in chunk:
+                groups[ns].append(key)
+            replies = yield [self._read_call(ns, keys, False) for ns, keys in groups.items()]
+            docs: dict[tuple[tuple[str, ...], str], Doc] = {}
+            for (ns, keys), reply in zip(groups.items(), replies, strict=True):
+                for key, raw in zip(keys, reply[1:], strict=True):
+                    if raw is not None:
+                        docs[(ns, key)] = decode_doc(key, raw)
+            for ns, key, score in chunk:
+                if (doc := docs.get((ns, key))) is not None and len(found) < wanted:
+                    found.append(((ns, doc), score))
+        return found
+
+    def _plan_scoreless(
+        self: BaseRedisStore,
+        namespaces: Sequence[tuple[str, ...]],
+        caches: Sequence[NamespaceVectors],
+    ) -> Plan[list[Entry]]:
+        pairs = [
+            (ns, c.scoreless_keys)
+            for ns, c in zip(namespaces, caches, strict=True)
+            if c.scoreless_keys
+        ]
+        if not pairs:
+            return []
+        replies = yield [self._read_call(ns, keys, False) for ns, keys in pairs]
+        out: list[Entry] = []
+        for (ns, keys), reply in zip(pairs, replies, strict=True):
+            out += [
+                (ns, decode_doc(k, raw))
+                for k, raw in zip(keys, reply[1:], strict=True)
+                if raw is not None
+            ]
+        return self._recent_first(out)
