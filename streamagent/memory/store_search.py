@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from langgraph.store.base import SearchItem, SearchOp
 
-from streamagent.memory.store_core import Doc, StoreInputError, decode_doc, matches_filter
+from streamagent.memory.store_core import CompiledFilter, Doc, StoreInputError, decode_doc
 from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors
 
 if TYPE_CHECKING:
@@ -167,11 +167,12 @@ class SearchPlanner:
             return (yield from self._plan_semantic(op, namespaces))
         versions = yield from self._plan_versions(namespaces)
         snaps = yield from self._plan_snapshots(namespaces, versions)
+        check = CompiledFilter(op.filter or {})
         entries: list[Entry] = [
             (ns, d)
             for ns, s in zip(namespaces, snaps, strict=True)
             for d in s.docs
-            if matches_filter(d.value, op.filter)
+            if check(d.value)
         ]
         if len(snaps) > 1:
             self._recent_first(entries)
@@ -241,11 +242,12 @@ class SearchPlanner:
         ranked = self._ranked(namespaces, caches, list(embedded[0]))
         if op.filter:
             snaps = yield from self._plan_snapshots(namespaces, versions)
+            check = CompiledFilter(op.filter)
             docs = {
                 (ns, d.key): d
                 for ns, s in zip(namespaces, snaps, strict=True)
                 for d in s.docs
-                if matches_filter(d.value, op.filter)
+                if check(d.value)
             }
             scored = (
                 ((ns, d), score) for ns, key, score in ranked if (d := docs.pop((ns, key), None))
