@@ -1,4 +1,4 @@
-"""The ``streamagent`` command line: ``demo``, ``run`` and ``chat``.
+"""The ``streamagent`` command line: ``demo``, ``run``, ``chat`` and ``import-chat-history``.
 
 ``--json`` prints one JSON object per chunk (no colour codes). A missing API key and base URL
 gives a one-line explanation and exit code 2, not a traceback.
@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from streamagent.cli_migrate import import_chat_history
 from streamagent.config import AgentConfig, ModelConfig
 from streamagent.errors import StreamAgentError
 from streamagent.streaming import StreamChunk
@@ -273,6 +274,9 @@ def demo(
 
     code = run_demo(json_lines=json_lines, token_delay_seconds=token_delay_ms / 1000.0)
     raise typer.Exit(code=code)
+
+
+app.command("import-chat-history")(import_chat_history)
 
 
 def main() -> None:
