@@ -102,7 +102,7 @@ def clear(all_stores: dict[str, tuple[BaseStore, bool]], client: redis.Redis) ->
     for name, (store, _) in all_stores.items():
         if isinstance(store, InMemoryStore):
             store._data.clear()
-            store._cache.clear()
+            store._vectors.clear()
         elif isinstance(store, RedisStore):
             for key in client.scan_iter(match=f"{{{PREFIX}:*", count=5000):
                 client.unlink(key)

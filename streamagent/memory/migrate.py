@@ -28,6 +28,7 @@ from typing import Any
 
 import redis
 from langchain_core.messages import BaseMessage, message_to_dict
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from streamagent.errors import InvalidInputError, MemoryUnavailable, redact
@@ -145,7 +146,7 @@ def import_chat_histories(
     results = []
     for session_id, messages in histories.items():
         thread_id = thread_prefix + session_id
-        config = {"configurable": {"thread_id": thread_id}}
+        config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
         present = {m.id for m in graph.get_state(config).values.get("messages", [])}
         new = [m for m in messages if m.id not in present]
         if new and not dry_run:

@@ -99,7 +99,9 @@ class AsyncRedisStore(BaseRedisStore):
         self._run_on_loop(self.asetup())
 
     def _any_node(self) -> dict[str, Any]:
-        return {"target_nodes": self.client.get_random_node()} if self._cluster else {}
+        if isinstance(self.client, redis.RedisCluster | aiocluster.RedisCluster):
+            return {"target_nodes": self.client.get_random_node()}
+        return {}
 
     # ------------------------------------------------------------------ I/O
     async def _execute(self, calls: Sequence[Call]) -> list[Any]:
@@ -146,7 +148,8 @@ class AsyncRedisStore(BaseRedisStore):
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Sync :meth:`abatch`, from a thread other than the store's running event loop."""
-        return self._run_on_loop(self.abatch(list(ops)))
+        results: list[Result] = self._run_on_loop(self.abatch(list(ops)))
+        return results
 
     def _run_on_loop(self, coro: Any) -> Any:
         try:

@@ -14,7 +14,7 @@ import math
 import os
 import time
 from collections import defaultdict
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -27,7 +27,6 @@ from langgraph.store.base import (
     Op,
     PutOp,
     Result,
-    SearchItem,
     SearchOp,
     TTLConfig,
     ensure_embeddings,
@@ -37,12 +36,12 @@ from langgraph.store.base import (
 
 from streamagent.errors import ConfigurationError
 from streamagent.memory.store_core import (
-    Doc,
-    NamespaceKeys,
+    Call,
+    Embed,
+    Plan,
     StoreInputError,
     decode_doc,
     encode_value,
-    from_micros,
     join_namespace,
     namespace_matches,
     split_namespace,
@@ -52,6 +51,8 @@ from streamagent.memory.store_core import (
 from streamagent.memory.store_search import SearchPlanner, SnapshotCache
 from streamagent.memory.store_vectors import pack_vectors
 
+T = TypeVar("T")
+
 __all__ = ["MAX_EXACT_VECTORS", "BaseRedisStore", "Call", "Embed", "Plan"]
 
 #: Default ceiling of vectors one semantic search scores exactly (about 0.4 GB of float32
@@ -59,28 +60,6 @@ __all__ = ["MAX_EXACT_VECTORS", "BaseRedisStore", "Call", "Embed", "Plan"]
 MAX_EXACT_VECTORS = 200_000
 #: Registry entries whose namespace expired this long ago are pruned when listing.
 _PRUNE_GRACE_MS = 60_000
-
-T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Call:
-    """One Redis call: a script by name (keys, args) or, with ``script=None``, a command."""
-
-    script: str | None
-    keys: tuple[str, ...] = ()
-    args: tuple[Any, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Embed:
-    """Embed ``texts`` (as documents, or as one query)."""
-
-    texts: list[str]
-    query: bool = False
-
-
-Plan = Generator[list[Call] | Embed, Any, T]
 
 
 @dataclass(slots=True)
@@ -143,18 +122,6 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         self.server_vector_index = False
         self._cache = SnapshotCache()
 
-    def _embed_request(self, texts: list[str]) -> Embed:
-        return Embed(texts, query=True)
-
-    # ------------------------------------------------------------------ keys
-    def keys_for(self, namespace: tuple[str, ...]) -> NamespaceKeys:
-        """The Redis key names of ``namespace`` (all share one hash tag)."""
-        return NamespaceKeys.of(self.key_prefix, namespace)
-
-    @property
-    def dims(self) -> int:
-        return int(self.index_config["dims"]) if self.index_config else 0
-
     # ------------------------------------------------------------------ convenience methods
     # BaseStore checks namespaces with its own (untyped) error first; ours comes first here.
     def get(self, namespace: tuple[str, ...], key: str, **kwargs: Any) -> Item | None:
@@ -166,13 +133,23 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         return await super().aget(namespace, key, **kwargs)
 
     def put(
-        self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
         validate_namespace(namespace)
         super().put(namespace, key, value, *args, **kwargs)
 
     async def aput(
-        self, namespace: tuple[str, ...], key: str, value: dict[str, Any], *args: Any, **kwargs: Any
+        self,
+        namespace: tuple[str, ...],
+        key: str,
+        value: Mapping[str, Any],
+        *args: Any,
+        **kwargs: Any,
     ) -> None:
         validate_namespace(namespace)
         await super().aput(namespace, key, value, *args, **kwargs)
@@ -265,25 +242,6 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         return results
 
     # ------------------------------------------------------------------ reads
-    def _read_call(self, ns: tuple[str, ...], keys: Sequence[str], refresh: bool) -> Call:
-        nk = self.keys_for(ns)
-        redis_keys = [nk.idx, nk.ver]
-        for key in keys:
-            redis_keys += [nk.doc(key), nk.vec(key)]
-        return Call("read", tuple(redis_keys), ("1" if refresh else "0", *keys))
-
-    def _registry_updates(
-        self, namespaces: Sequence[tuple[str, ...]], tops: Sequence[Any]
-    ) -> list[Call]:
-        calls = []
-        for ns, top in zip(namespaces, tops, strict=True):
-            if top is not None and top is not False:
-                score = _text(top)
-                calls.append(
-                    Call(None, (), ("ZADD", self.registry_key, "GT", score, join_namespace(ns)))
-                )
-        return calls
-
     def _plan_gets(self, gets: list[tuple[int, GetOp]], results: list[Result]) -> Plan[None]:
         groups: dict[tuple[tuple[str, ...], bool], list[tuple[int, str]]] = defaultdict(list)
         for i, op in gets:
@@ -299,27 +257,6 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         updates = self._registry_updates([ns for (ns, _), _ in plan], tops)
         if updates:
             yield updates
-
-    @staticmethod
-    def _item(ns: tuple[str, ...], doc: Doc) -> Item:
-        return Item(
-            value=doc.value,
-            key=doc.key,
-            namespace=ns,
-            created_at=from_micros(doc.created_us),
-            updated_at=from_micros(doc.updated_us),
-        )
-
-    @staticmethod
-    def _search_item(ns: tuple[str, ...], doc: Doc, score: float | None) -> SearchItem:
-        return SearchItem(
-            namespace=ns,
-            key=doc.key,
-            value=doc.value,
-            created_at=from_micros(doc.created_us),
-            updated_at=from_micros(doc.updated_us),
-            score=score,
-        )
 
     def _plan_registry(self, *, prune: bool) -> Plan[list[tuple[str, ...]]]:
         now_ms = int(time.time() * 1000)
@@ -360,18 +297,6 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         else:
             live = sorted(live)
         return live[op.offset : op.offset + op.limit]
-
-    def _plan_refresh(self, chosen: Sequence[tuple[tuple[str, ...], Doc]]) -> Plan[None]:
-        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for ns, doc in chosen:
-            if doc.ttl_ms > 0:
-                groups[ns].append(doc.key)
-        if not groups:
-            return
-        replies = yield [self._read_call(ns, keys, True) for ns, keys in groups.items()]
-        updates = self._registry_updates(list(groups), [r[0] for r in replies])
-        if updates:
-            yield updates
 
     # ------------------------------------------------------------------ writes
     def _prepare_puts(self, ops: Sequence[PutOp]) -> list[_Put]:

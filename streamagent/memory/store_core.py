@@ -25,16 +25,19 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from langgraph.store.base import InvalidNamespaceError
 
 from streamagent.errors import InvalidInputError
 
 __all__ = [
+    "Call",
+    "Embed",
+    "Plan",
     "FILTER_OPERATORS",
     "NAMESPACE_SEPARATOR",
     "CompiledFilter",
@@ -59,6 +62,29 @@ NAMESPACE_SEPARATOR = "."
 #: ``PostgresStore`` implement them).
 FILTER_OPERATORS = frozenset({"$eq", "$ne", "$gt", "$gte", "$lt", "$lte"})
 _ORDERING = frozenset({"$gt", "$gte", "$lt", "$lte"})
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One Redis call: a script by name (keys, args) or, with ``script=None``, a command."""
+
+    script: str | None
+    keys: tuple[str, ...] = ()
+    args: tuple[Any, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Embed:
+    """Embed ``texts`` (as documents, or as one query)."""
+
+    texts: list[str]
+    query: bool = False
+
+
+Plan = Generator[list[Call] | Embed, Any, T]
 
 
 class StoreInputError(InvalidInputError, ValueError):

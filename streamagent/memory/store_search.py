@@ -15,15 +15,23 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from langgraph.store.base import SearchItem, SearchOp
+from langgraph.store.base import IndexConfig, Item, SearchItem, SearchOp
 
-from streamagent.memory.store_core import CompiledFilter, Doc, StoreInputError, decode_doc
+from streamagent.memory.store_core import (
+    Call,
+    CompiledFilter,
+    Doc,
+    Embed,
+    NamespaceKeys,
+    Plan,
+    StoreInputError,
+    decode_doc,
+    from_micros,
+    join_namespace,
+)
 from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors
-
-if TYPE_CHECKING:
-    from streamagent.memory.store_base import BaseRedisStore, Plan
 
 if HAVE_NUMPY:
     import numpy as np
@@ -81,23 +89,87 @@ class SnapshotCache:
 
 
 class SearchPlanner:
-    """Mixin of :class:`~streamagent.memory.store_base.BaseRedisStore`: SearchOp plans."""
+    """Base of :class:`~streamagent.memory.store_base.BaseRedisStore`: keys, reads, searches."""
 
-    def _plan_versions(
-        self: BaseRedisStore, namespaces: Sequence[tuple[str, ...]]
-    ) -> Plan[list[str | None]]:
-        from streamagent.memory.store_base import Call
+    key_prefix: str
+    registry_key: str
+    index_config: IndexConfig | None
+    max_exact_vectors: int
+    _cache: SnapshotCache
 
+    # ------------------------------------------------------------------ keys
+    def keys_for(self, namespace: tuple[str, ...]) -> NamespaceKeys:
+        """The Redis key names of ``namespace`` (all share one hash tag)."""
+        return NamespaceKeys.of(self.key_prefix, namespace)
+
+    @property
+    def dims(self) -> int:
+        return int(self.index_config["dims"]) if self.index_config else 0
+
+    def _embed_request(self, texts: list[str]) -> Embed:
+        return Embed(texts, query=True)
+
+    def _read_call(self, ns: tuple[str, ...], keys: Sequence[str], refresh: bool) -> Call:
+        nk = self.keys_for(ns)
+        redis_keys = [nk.idx, nk.ver]
+        for key in keys:
+            redis_keys += [nk.doc(key), nk.vec(key)]
+        return Call("read", tuple(redis_keys), ("1" if refresh else "0", *keys))
+
+    def _registry_updates(
+        self, namespaces: Sequence[tuple[str, ...]], tops: Sequence[Any]
+    ) -> list[Call]:
+        calls = []
+        for ns, top in zip(namespaces, tops, strict=True):
+            if top is not None and top is not False:
+                score = _text(top)
+                calls.append(
+                    Call(None, (), ("ZADD", self.registry_key, "GT", score, join_namespace(ns)))
+                )
+        return calls
+
+    @staticmethod
+    def _item(ns: tuple[str, ...], doc: Doc) -> Item:
+        return Item(
+            value=doc.value,
+            key=doc.key,
+            namespace=ns,
+            created_at=from_micros(doc.created_us),
+            updated_at=from_micros(doc.updated_us),
+        )
+
+    @staticmethod
+    def _search_item(ns: tuple[str, ...], doc: Doc, score: float | None) -> SearchItem:
+        return SearchItem(
+            namespace=ns,
+            key=doc.key,
+            value=doc.value,
+            created_at=from_micros(doc.created_us),
+            updated_at=from_micros(doc.updated_us),
+            score=score,
+        )
+
+    def _plan_refresh(self, chosen: Sequence[tuple[tuple[str, ...], Doc]]) -> Plan[None]:
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for ns, doc in chosen:
+            if doc.ttl_ms > 0:
+                groups[ns].append(doc.key)
+        if not groups:
+            return
+        replies = yield [self._read_call(ns, keys, True) for ns, keys in groups.items()]
+        updates = self._registry_updates(list(groups), [r[0] for r in replies])
+        if updates:
+            yield updates
+
+    def _plan_versions(self, namespaces: Sequence[tuple[str, ...]]) -> Plan[list[str | None]]:
         if not namespaces:
             return []
         replies = yield [Call(None, (), ("GET", self.keys_for(ns).ver)) for ns in namespaces]
         return [None if r is None else _text(r) for r in replies]
 
     def _plan_snapshots(
-        self: BaseRedisStore, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
+        self, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
     ) -> Plan[list[NamespaceSnapshot]]:
-        from streamagent.memory.store_base import Call
-
         cache = self._cache
         out: list[NamespaceSnapshot | None] = []
         stale: list[int] = []
@@ -124,7 +196,7 @@ class SearchPlanner:
         return [s for s in out if s is not None]
 
     def _plan_live(
-        self: BaseRedisStore, ranked: Iterator[tuple[Entry, float | None]], wanted: int
+        self, ranked: Iterator[tuple[Entry, float | None]], wanted: int
     ) -> Plan[list[tuple[Entry, float | None]]]:
         """The first ``wanted`` of ``ranked`` that still exist: items with a TTL are checked
         against Redis (fresh copies returned), the others come from the snapshot."""
@@ -158,9 +230,7 @@ class SearchPlanner:
         entries.sort(key=lambda e: e[1].updated_us, reverse=True)
         return entries
 
-    def _plan_search(
-        self: BaseRedisStore, op: SearchOp, names: list[tuple[str, ...]]
-    ) -> Plan[list[SearchItem]]:
+    def _plan_search(self, op: SearchOp, names: list[tuple[str, ...]]) -> Plan[list[SearchItem]]:
         prefix = tuple(op.namespace_prefix)
         namespaces = [ns for ns in names if ns[: len(prefix)] == prefix]
         if op.query is not None:
@@ -184,10 +254,8 @@ class SearchPlanner:
 
     # ------------------------------------------------------------------ semantic search
     def _plan_vectors(
-        self: BaseRedisStore, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
+        self, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
     ) -> Plan[list[NamespaceVectors]]:
-        from streamagent.memory.store_base import Call
-
         tags = [self.keys_for(ns) for ns in namespaces]
         cache = self._cache
         stale = []
@@ -207,7 +275,7 @@ class SearchPlanner:
             return [cache.vectors[nk.tag] for nk in tags]
 
     def _ranked(
-        self: BaseRedisStore,
+        self,
         namespaces: Sequence[tuple[str, ...]],
         caches: Sequence[NamespaceVectors],
         query: list[float],
@@ -233,7 +301,7 @@ class SearchPlanner:
             yield namespaces[n], key, scores[i]
 
     def _plan_semantic(
-        self: BaseRedisStore, op: SearchOp, namespaces: list[tuple[str, ...]]
+        self, op: SearchOp, namespaces: list[tuple[str, ...]]
     ) -> Plan[list[SearchItem]]:
         assert op.query is not None
         embedded = yield self._embed_request([op.query])
@@ -268,7 +336,7 @@ class SearchPlanner:
         return [self._search_item(ns, d, s) for (ns, d), s in kept]
 
     def _plan_top(
-        self: BaseRedisStore, ranked: Iterator[tuple[tuple[str, ...], str, float]], wanted: int
+        self, ranked: Iterator[tuple[tuple[str, ...], str, float]], wanted: int
     ) -> Plan[list[tuple[Entry, float | None]]]:
         """The first ``wanted`` ranked items that still exist (read from Redis)."""
         found: list[tuple[Entry, float | None]] = []
@@ -291,7 +359,7 @@ class SearchPlanner:
         return found
 
     def _plan_scoreless(
-        self: BaseRedisStore,
+        self,
         namespaces: Sequence[tuple[str, ...]],
         caches: Sequence[NamespaceVectors],
     ) -> Plan[list[Entry]]:

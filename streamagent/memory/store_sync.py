@@ -133,7 +133,9 @@ class RedisStore(BaseRedisStore):
             for body in SCRIPTS.values():
                 self.client.script_load(body)
             try:  # FT._LIST: Redis 8's query engine, Redis Stack and valkey-search
-                listed = self.client.execute_command("FT._LIST", **self._any_node())
+                listed = self.client.execute_command(  # type: ignore[no-untyped-call]
+                    "FT._LIST", **self._any_node()
+                )
                 has_index = listed is not None
             except redis.ResponseError:  # unknown command: no vector index on this server
                 has_index = False
@@ -144,7 +146,9 @@ class RedisStore(BaseRedisStore):
             logger.info("server vector index detected at %s; using exact search", self._where)
 
     def _any_node(self) -> dict[str, Any]:
-        return {"target_nodes": self.client.get_random_node()} if self._cluster else {}
+        if isinstance(self.client, redis.RedisCluster | aiocluster.RedisCluster):
+            return {"target_nodes": self.client.get_random_node()}  # type: ignore[no-untyped-call]
+        return {}
 
     # ------------------------------------------------------------------ I/O
     def _execute(self, calls: Sequence[Call]) -> list[Any]:
