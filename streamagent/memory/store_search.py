@@ -38,6 +38,8 @@ if HAVE_NUMPY:
 
 __all__ = ["MAX_CACHED_ITEMS", "NamespaceSnapshot", "SearchPlanner"]
 
+#: Ranked results produced by a partial sort before a full sort is needed.
+TOP_FIRST = 64
 #: Items kept decoded in a client's snapshot cache (least recently loaded namespaces go first).
 MAX_CACHED_ITEMS = 500_000
 
@@ -287,18 +289,47 @@ class SearchPlanner:
                 f"this search would score {total} vectors, above max_exact_vectors="
                 f"{self.max_exact_vectors}; narrow namespace_prefix or raise the limit"
             )
+        if HAVE_NUMPY:
+            yield from self._ranked_numpy(namespaces, caches, query)
+            return
         owners: list[tuple[int, str]] = []
         scores: list[float] = []
         for n, cache in enumerate(caches):
             owners.extend((n, key) for key in cache.scored_keys)
             scores.extend(cache.scores(query))
-        if HAVE_NUMPY and scores:
-            order = np.argsort(-np.asarray(scores), kind="stable").tolist()
-        else:
-            order = sorted(range(len(scores)), key=lambda i: -scores[i])
-        for i in order:
+        for i in sorted(range(len(scores)), key=lambda i: -scores[i]):
             n, key = owners[i]
             yield namespaces[n], key, scores[i]
+
+    @staticmethod
+    def _ranked_numpy(
+        namespaces: Sequence[tuple[str, ...]],
+        caches: Sequence[NamespaceVectors],
+        query: list[float],
+    ) -> Iterator[tuple[tuple[str, ...], str, float]]:
+        """The best ``TOP_FIRST`` by partial sort; the rest, if asked for, by a full sort."""
+        parts = [c.scores(query) for c in caches]
+        if not parts:
+            return
+        scores = np.concatenate(parts)
+        ends = np.cumsum([len(p) for p in parts])
+        first = min(TOP_FIRST, len(scores))
+        if first == 0:
+            return
+        head = np.argpartition(-scores, first - 1)[:first]
+        head = head[np.argsort(-scores[head], kind="stable")]
+        done = set()
+        for index in head.tolist():
+            done.add(index)
+            n = int(np.searchsorted(ends, index, side="right"))
+            start = int(ends[n - 1]) if n else 0
+            yield namespaces[n], caches[n].scored_keys[index - start], float(scores[index])
+        for index in np.argsort(-scores, kind="stable").tolist():
+            if index in done:
+                continue
+            n = int(np.searchsorted(ends, index, side="right"))
+            start = int(ends[n - 1]) if n else 0
+            yield namespaces[n], caches[n].scored_keys[index - start], float(scores[index])
 
     def _plan_semantic(
         self, op: SearchOp, namespaces: list[tuple[str, ...]]

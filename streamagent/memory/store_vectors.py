@@ -11,7 +11,7 @@ Example:
     >>> entry = NamespaceVectors.build("v1", [("a", blob), ("b", None)], dims=2)
     >>> entry.scored_keys, entry.scoreless_keys
     (['a'], ['b'])
-    >>> [round(s, 3) for s in entry.scores([4.0, 3.0])]
+    >>> [round(float(s), 3) for s in entry.scores([4.0, 3.0])]
     [0.96]
 """
 
@@ -90,10 +90,11 @@ class NamespaceVectors:
         plain = [_normalise(flat[i * dims : (i + 1) * dims]) for i in range(rows)]
         return cls(version, scored, scoreless, plain, starts, dims)
 
-    def scores(self, query: Sequence[float]) -> list[float]:
-        """Cosine similarity of each scored key (max over its vectors), in key order."""
+    def scores(self, query: Sequence[float]) -> Any:
+        """Cosine similarity of each scored key (max over its vectors), in key order
+        (a numpy array when numpy is installed, else a list)."""
         if not self.scored_keys:
-            return []
+            return np.zeros(0, np.float32) if HAVE_NUMPY else []
         if len(query) != self.dims:
             raise StoreInputError(
                 f"the query embedding has {len(query)} dimensions, the index {self.dims}"
@@ -102,8 +103,7 @@ class NamespaceVectors:
             q = np.asarray(query, dtype=np.float32)
             norm = float(np.linalg.norm(q))
             sims = self.matrix @ (q / norm if norm else q)
-            pooled = np.maximum.reduceat(sims, self.starts)
-            return [float(x) for x in pooled.tolist()]
+            return np.maximum.reduceat(sims, self.starts)
         q_unit = _normalise(query)
         sims_py = [sum(a * b for a, b in zip(row, q_unit, strict=True)) for row in self.matrix]
         bounds = [*self.starts, len(sims_py)]
