@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from langgraph.store.base import IndexConfig, Item, SearchItem, SearchOp
@@ -52,10 +52,29 @@ def _text(raw: Any) -> str:
 
 @dataclass(slots=True)
 class NamespaceSnapshot:
-    """The live items of one namespace at one version (newest first)."""
+    """The live items of one namespace at one version (newest first), with equality indexes
+    built on first use (field -> value -> items, in order)."""
 
     version: str | None
     docs: list[Doc]
+    postings: dict[str, dict[Any, list[Doc]]] = field(default_factory=dict)
+
+    def matching(self, check: CompiledFilter) -> list[Doc]:
+        """The items passing ``check``; an equality on a scalar is answered by an index."""
+        if not check.equal:
+            return [d for d in self.docs if check(d.value)]
+        name, expected = check.equal[0]
+        index = self.postings.get(name)
+        if index is None:
+            index = {}
+            for doc in self.docs:
+                actual = doc.value.get(name)
+                if isinstance(actual, Hashable):
+                    index.setdefault(actual, []).append(doc)
+            self.postings[name] = index
+        if not isinstance(expected, Hashable):
+            return [d for d in self.docs if check(d.value)]
+        return [d for d in index.get(expected, ()) if check(d.value)]
 
 
 class SnapshotCache:
@@ -241,10 +260,7 @@ class SearchPlanner:
         snaps = yield from self._plan_snapshots(namespaces, versions)
         check = CompiledFilter(op.filter or {})
         entries: list[Entry] = [
-            (ns, d)
-            for ns, s in zip(namespaces, snaps, strict=True)
-            for d in s.docs
-            if check(d.value)
+            (ns, d) for ns, s in zip(namespaces, snaps, strict=True) for d in s.matching(check)
         ]
         if len(snaps) > 1:
             self._recent_first(entries)
@@ -345,8 +361,7 @@ class SearchPlanner:
             docs = {
                 (ns, d.key): d
                 for ns, s in zip(namespaces, snaps, strict=True)
-                for d in s.docs
-                if check(d.value)
+                for d in s.matching(check)
             }
             scored = (
                 ((ns, d), score) for ns, key, score in ranked if (d := docs.pop((ns, key), None))
