@@ -117,6 +117,8 @@ class SearchPlanner:
     index_config: IndexConfig | None
     max_exact_vectors: int
     _cache: SnapshotCache
+    #: set by the shells: on a Cluster, multi-key commands stay inside one namespace
+    _cluster: bool = False
 
     # ------------------------------------------------------------------ keys
     def keys_for(self, namespace: tuple[str, ...]) -> NamespaceKeys:
@@ -185,7 +187,11 @@ class SearchPlanner:
     def _plan_versions(self, namespaces: Sequence[tuple[str, ...]]) -> Plan[list[str | None]]:
         if not namespaces:
             return []
-        replies = yield [Call(None, (), ("GET", self.keys_for(ns).ver)) for ns in namespaces]
+        keys = [self.keys_for(ns).ver for ns in namespaces]
+        if self._cluster:  # one slot per namespace: one GET each (pipelined per node)
+            replies = yield [Call(None, (), ("GET", key)) for key in keys]
+        else:
+            replies = (yield [Call(None, (), ("MGET", *keys))])[0]
         return [None if r is None else _text(r) for r in replies]
 
     def _plan_snapshots(
