@@ -20,6 +20,7 @@ from streamagent.memory.serde import StrictSerializer, UnsafeDeserializationErro
 from streamagent.memory.store_aio import AsyncRedisStore
 from streamagent.memory.store_core import StoreInputError, StoreNamespaceError
 from streamagent.memory.store_sync import RedisStore, default_store
+from streamagent.memory.store_tools import memory_tools
 from streamagent.memory.sync import RedisSaver
 
 __all__ = [
@@ -36,5 +37,6 @@ __all__ = [
     "UnsafeDeserializationError",
     "default_data_dir",
     "default_store",
+    "memory_tools",
     "default_redis_url",
 ]
