@@ -176,10 +176,25 @@ def encode_value(value: Any) -> str:
     """Strict JSON of an item value (a mapping with string keys), else StoreInputError."""
     if not isinstance(value, Mapping):
         raise StoreInputError(f"a store value is a dict, not {type(value).__name__}")
+    _check_keys(value)
     try:
         return json.dumps(dict(value), separators=(",", ":"), allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise StoreInputError(f"the value is not JSON-serializable: {exc}") from exc
+
+
+def _check_keys(value: Any) -> None:
+    """JSON objects have string keys; json.dumps would turn ``1`` into ``"1"`` silently."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                if not isinstance(key, str):
+                    raise StoreInputError(f"value keys must be strings, got {key!r}")
+                stack.append(inner)
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
 
 
 def from_micros(micros: int) -> datetime:

@@ -300,3 +300,31 @@ async def test_sync_store_async_methods(make_store: Any) -> None:
     await store.aput(("s",), "k", {"v": 1})
     assert (await store.aget(("s",), "k")).value == {"v": 1}
     assert await store.alist_namespaces() == [("s",)]
+
+
+def test_cached_snapshots_never_return_items_that_expired_since(make_store: Any) -> None:
+    store = make_store(index=index_config())
+    store.put(("c",), "brief", {"text": "fleeting thought", "kind": "x"}, ttl=TTL_MIN)
+    store.put(("c",), "stays", {"text": "lasting thought", "kind": "x"})
+    # load both caches (items and vectors) while the item lives
+    assert {i.key for i in store.search(("c",), filter={"kind": "x"})} == {"brief", "stays"}
+    assert store.search(("c",), query="fleeting thought")[0].key == "brief"
+    _wait_gone(store, ("c",), "brief")
+    assert [i.key for i in store.search(("c",), filter={"kind": "x"})] == ["stays"]
+    assert [i.key for i in store.search(("c",), query="fleeting thought")] == ["stays"]
+    assert [i.key for i in store.search(("c",), query="fleeting", filter={"kind": "x"})] == [
+        "stays"
+    ]
+
+
+def test_scripts_are_reloaded_after_the_server_lost_them(tmp_path: Any) -> None:
+    from streamagent.memory import EmbeddedRedis
+
+    with EmbeddedRedis(data_dir=tmp_path / "redis") as server:
+        assert server.url is not None
+        with RedisStore.from_url(server.url) as store:
+            store.setup()
+            store.put(("s",), "k", {"v": 1})
+            store.client.script_flush()
+            store.put(("s",), "k2", {"v": 2})  # NOSCRIPT -> load, retry
+            assert [i.key for i in store.search(("s",))] == ["k2", "k"]
