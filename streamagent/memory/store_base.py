@@ -197,8 +197,6 @@ class BaseRedisStore(SearchPlanner, BaseStore):
     def _validate_put(self, op: PutOp) -> None:
         validate_namespace(op.namespace)
         self._check_key(op.key)
-        if op.value is not None:
-            encode_value(op.value)
         if op.ttl is not None and not (isinstance(op.ttl, int | float) and op.ttl > 0):
             raise StoreInputError(f"ttl is in minutes and must be positive: {op.ttl!r}")
         if op.index not in (None, False) and not (
@@ -224,6 +222,8 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         """Plan a whole batch (validated first: bad input raises before any I/O)."""
         op_list = list(ops)
         self._validate(op_list)
+        # values are encoded (and refused) here, before any I/O of the batch
+        prepared = self._prepare_puts([op for op in op_list if isinstance(op, PutOp)])
         results: list[Result] = [None] * len(op_list)
         gets = [(i, op) for i, op in enumerate(op_list) if isinstance(op, GetOp)]
         if gets:
@@ -236,9 +236,8 @@ class BaseRedisStore(SearchPlanner, BaseStore):
                 results[i] = yield from self._plan_search(op, names or [])
             elif isinstance(op, ListNamespacesOp):
                 results[i] = yield from self._plan_list(op, names or [])
-        puts = [op for op in op_list if isinstance(op, PutOp)]
-        if puts:
-            yield from self._plan_puts(puts)
+        if prepared:
+            yield from self._plan_puts(prepared)
         return results
 
     # ------------------------------------------------------------------ reads
@@ -317,8 +316,7 @@ class BaseRedisStore(SearchPlanner, BaseStore):
             puts.append(put)
         return puts
 
-    def _plan_puts(self, ops: Sequence[PutOp]) -> Plan[None]:
-        puts = self._prepare_puts(ops)
+    def _plan_puts(self, puts: Sequence[_Put]) -> Plan[None]:
         texts = [t for p in puts for t in p.texts]
         vectors: list[Sequence[float]] = []
         if texts:
@@ -344,13 +342,18 @@ class BaseRedisStore(SearchPlanner, BaseStore):
             keys = (nk.idx, nk.ver, nk.doc(put.key), nk.vec(put.key))
             if put.body is None:
                 calls.append(Call("delete", keys, (put.key, _token())))
+            elif not self._cluster:  # the script updates the registry too
+                args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", blob, _token())
+                ns_name = join_namespace(put.namespace)
+                calls.append(Call("put", (*keys, self.registry_key), (*args, ns_name)))
             else:
                 args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", blob, _token())
                 calls.append(Call("put", keys, args))
                 expiry = now_us / 1000 + put.ttl_ms if put.ttl_ms else math.inf
                 registered[put.namespace] = max(expiry, registered.get(put.namespace, 0.0))
-        # the registry entry rides in the same round trip (a client-clock expiry: listings
-        # check the namespace itself, and stale entries are pruned a minute after expiry)
+        # Cluster: the registry lives in another slot; its entry rides in the same round trip
+        # (a client-clock expiry: listings check the namespace itself, and stale entries are
+        # pruned a minute after expiry)
         calls += [
             Call(None, (), ("ZADD", self.registry_key, "GT", _score(at), join_namespace(ns)))
             for ns, at in registered.items()

@@ -37,8 +37,9 @@ local function ttl_of(doc)
 end
 """
 
-# KEYS: idx, ver, doc, vec. ARGV: key, ttl ms (0: none), created µs, "updated\njson",
-# vector bytes ('' = not indexed), version token.
+# KEYS: idx, ver, doc, vec[, registry]. ARGV: key, ttl ms (0: none), created µs,
+# "updated\njson", vector bytes ('' = not indexed), version token[, namespace name].
+# The registry key is passed only on a single node (on a Cluster it is in another slot).
 PUT_SCRIPT = (
     _COMMON
     + r"""
@@ -66,7 +67,9 @@ else
   redis.call('ZADD', KEYS[1], 'inf', ARGV[1])
 end
 redis.call('SET', KEYS[2], ARGV[6])
-return settle(KEYS[1], KEYS[2])
+local top = settle(KEYS[1], KEYS[2])
+if KEYS[5] then redis.call('ZADD', KEYS[5], 'GT', top, ARGV[7]) end
+return top
 """
 )
 

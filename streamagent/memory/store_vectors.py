@@ -38,13 +38,16 @@ __all__ = ["HAVE_NUMPY", "NamespaceVectors", "pack_vectors"]
 
 def pack_vectors(vectors: Sequence[Sequence[float]], *, dims: int) -> bytes:
     """float32 bytes of ``vectors`` (each of length ``dims``, else StoreInputError)."""
-    out = array("f")
     for vector in vectors:
         if len(vector) != dims:
             raise StoreInputError(
                 f"the embedding has {len(vector)} dimensions; the index is configured "
                 f"with dims={dims}"
             )
+    if HAVE_NUMPY:
+        return bytes(np.asarray(vectors, dtype=np.float32).tobytes())
+    out = array("f")
+    for vector in vectors:
         out.extend(float(x) for x in vector)
     return out.tobytes()
 
