@@ -8,7 +8,9 @@ Per size N: N items in 100 namespaces ``("bench", "u<i>")`` (value: a ~20-word t
 ``group`` of 100, a number), loaded in batches; then, interleaved store by store:
 ``put`` (one item, overwrite), ``get`` (one item), filtered ``search`` over all N
 (``filter={"group": g}``, ~1 % match, limit 10) and semantic ``search`` over all N
-(``query=...``, limit 10, 256-dim deterministic HashEmbeddings). PostgresStore runs without
+(``query=...``, limit 10, 256-dim deterministic HashEmbeddings; its put includes embedding
+the text). "RedisStore, no index" is the same store without an index, the like-for-like
+comparison with a PostgresStore without pgvector. PostgresStore runs without
 semantic search when pgvector is not installed (``--pg-url``, default the local PostgreSQL,
 database ``store_bench``, created if missing). Each figure is the median over runs of the
 p50/p99 of that run, in milliseconds.
@@ -85,6 +87,8 @@ def stores(url: str, pg_url: str) -> Iterator[dict[str, tuple[BaseStore, bool]]]
         stack.callback(client.close)
         rstore = RedisStore(client, key_prefix=PREFIX, index=index())  # type: ignore[arg-type]
         rstore.setup()
+        plain = RedisStore(client, key_prefix=PREFIX + "-plain")  # no index: as PostgresStore here
+        plain.setup()
         ensure_database(pg_url)
         vector = has_pgvector(pg_url)
         pg = stack.enter_context(
@@ -93,6 +97,7 @@ def stores(url: str, pg_url: str) -> Iterator[dict[str, tuple[BaseStore, bool]]]
         pg.setup()
         yield {
             "RedisStore (streamagent)": (rstore, True),
+            "RedisStore, no index": (plain, False),
             "InMemoryStore": (InMemoryStore(index=index()), True),  # type: ignore[arg-type]
             "PostgresStore": (pg, vector),
         }
@@ -104,9 +109,9 @@ def clear(all_stores: dict[str, tuple[BaseStore, bool]], client: redis.Redis) ->
             store._data.clear()
             store._vectors.clear()
         elif isinstance(store, RedisStore):
-            for key in client.scan_iter(match=f"{{{PREFIX}:*", count=5000):
+            for key in client.scan_iter(match=f"{{{store.key_prefix}:*", count=5000):
                 client.unlink(key)
-            client.delete(f"{PREFIX}:namespaces")
+            client.delete(f"{store.key_prefix}:namespaces")
             store._cache.clear()
         else:
             with store._cursor() as cur:  # type: ignore[attr-defined]
