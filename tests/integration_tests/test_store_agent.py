@@ -118,7 +118,11 @@ async def test_async_store_in_an_async_graph(store_prefix: str) -> None:
         await client.aclose()
 
 
-def test_default_store_follows_the_checkpointer(make_server: Any, rclient: redis.Redis) -> None:
+def test_default_store_follows_the_checkpointer(
+    make_server: Any, rclient: redis.Redis, tmp_path: Any, monkeypatch: Any
+) -> None:
+    # without REDIS_URL the default saver starts an embedded server: keep it out of $HOME
+    monkeypatch.setenv("STREAMAGENT_DATA_DIR", str(tmp_path / "data"))
     server = make_server([])
     saver = RedisSaver(rclient, key_prefix="sa-agent-store-test")
     agent = build_agent(config=config_for(server), checkpointer=saver)
