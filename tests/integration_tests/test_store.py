@@ -328,3 +328,19 @@ def test_scripts_are_reloaded_after_the_server_lost_them(tmp_path: Any) -> None:
             store.client.script_flush()
             store.put(("s",), "k2", {"v": 2})  # NOSCRIPT -> load, retry
             assert [i.key for i in store.search(("s",))] == ["k2", "k"]
+
+
+def test_setup_reports_no_server_vector_index_on_plain_redis(make_store: Any) -> None:
+    # Redis 6.2/7.0 without modules: FT._LIST is an unknown command; the exact path is used
+    assert make_store().server_vector_index is False
+
+
+def test_a_decoding_client_is_refused() -> None:
+    import redis as redis_module
+
+    from streamagent.errors import ConfigurationError as ConfigError
+
+    with pytest.raises(ConfigError, match="decode_responses"):
+        RedisStore(redis_module.Redis(decode_responses=True))
+    with pytest.raises(ConfigError, match="braces"):
+        RedisStore(redis_module.Redis(), key_prefix="a{b}")
