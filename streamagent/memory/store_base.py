@@ -340,7 +340,12 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         for put, blob in zip(puts, blobs, strict=True):
             nk = self.keys_for(put.namespace)
             keys = (nk.idx, nk.ver, nk.doc(put.key), nk.vec(put.key))
-            if put.body is None:
+            if put.body is None and not self._cluster:
+                ns_name = join_namespace(put.namespace)
+                calls.append(
+                    Call("delete", (*keys, self.registry_key), (put.key, _token(), ns_name))
+                )
+            elif put.body is None:
                 calls.append(Call("delete", keys, (put.key, _token())))
             elif not self._cluster:  # the script updates the registry too
                 args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", blob, _token())

@@ -73,7 +73,8 @@ return top
 """
 )
 
-# KEYS: idx, ver, doc, vec. ARGV: key, version token.
+# KEYS: idx, ver, doc, vec[, registry]. ARGV: key, version token[, namespace name].
+# On a single node an emptied namespace leaves the registry in the same atomic step.
 DELETE_SCRIPT = (
     _COMMON
     + r"""
@@ -81,7 +82,9 @@ redis.call('DEL', KEYS[3], KEYS[4])
 redis.call('ZREM', KEYS[1], ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
 if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[2], ARGV[2]) end
-return settle(KEYS[1], KEYS[2])
+local top = settle(KEYS[1], KEYS[2])
+if not top and KEYS[5] then redis.call('ZREM', KEYS[5], ARGV[3]) end
+return top
 """
 )
 

@@ -102,6 +102,9 @@ def test_list_namespaces_prefix_suffix_depth_pages(make_store: Any) -> None:
     assert store.list_namespaces(max_depth=2, limit=2, offset=1) == [("a", "y"), ("b", "x")]
     store.delete(("c",), "k")
     assert ("c",) not in store.list_namespaces()
+    # on a single node an emptied namespace leaves the registry at once
+    assert store.client.zscore(store.registry_key, "c") is None
+    assert store.client.zscore(store.registry_key, "a.x.v1") is not None
 
 
 def test_semantic_search_ranks_and_combines_with_filters(make_store: Any) -> None:
