@@ -1,4 +1,4 @@
-"""The ``streamagent`` command line: ``demo``, ``run`` and ``chat``.
+"""The ``streamagent`` command line: ``demo``, ``run``, ``chat`` and ``import-chat-history``.
 
 ``--json`` prints one JSON object per chunk (no colour codes). A missing API key and base URL
 gives a one-line explanation and exit code 2, not a traceback.
@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streamagent._terminal import safe_markup, safe_text
+from streamagent.cli_migrate import import_chat_history
 from streamagent.config import AgentConfig, ModelConfig
 from streamagent.errors import StreamAgentError
 from streamagent.input_policy import check_thread_id
@@ -350,6 +351,9 @@ def demo(
 
     code = run_demo(json_lines=json_lines, token_delay_seconds=token_delay_ms / 1000.0)
     raise typer.Exit(code=code)
+
+
+app.command("import-chat-history")(import_chat_history)
 
 
 def main() -> None:

@@ -13,6 +13,7 @@ from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.store.base import BaseStore
 
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator
@@ -169,6 +170,7 @@ def build_agent(
     checkpointer: BaseCheckpointSaver[Any] | Literal[False] | None = None,
     observer: AgentObserver | None = None,
     middleware: Sequence[Any] = (),
+    store: BaseStore | Literal[False] | None = None,
 ) -> CompiledStateGraph[AgentState, Any, AgentState, AgentState]:
     """Compile the agent with memory for the common case.
 
@@ -176,6 +178,10 @@ def build_agent(
     started on first use (data under :func:`streamagent.memory.default_data_dir`, persistent,
     stopped at exit). ``checkpointer=False`` compiles without memory. This function connects
     to Redis (it runs ``setup()``), unlike :func:`create_agent_graph`.
+
+    ``store`` (LangGraph long-term memory, reached with ``get_store()`` in nodes and tools):
+    ``None`` follows the checkpointer — a :class:`~streamagent.memory.RedisStore` on the same
+    Redis for the default saver or a sync ``RedisSaver``, none otherwise; ``False`` none.
 
     Example:
         >>> from streamagent import AgentConfig, ModelConfig, build_agent
@@ -196,7 +202,12 @@ def build_agent(
         saver = None
     else:
         saver = checkpointer
-    compiled = builder.compile(checkpointer=saver, name=name)
+    long_term: BaseStore | None = store or None
+    if store is None and (checkpointer is None or hasattr(saver, "keys_for")):
+        from streamagent.memory import default_store
+
+        long_term = default_store(saver)
+    compiled = builder.compile(checkpointer=saver, store=long_term, name=name)
     limit = cfg.recursion_limit
     if middleware:  # hook nodes are steps too
         from streamagent.middleware import recursion_limit

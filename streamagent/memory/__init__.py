@@ -6,6 +6,8 @@
   writes, TTL on every key, ``keep_last``, each message stored once, strict deserialization.
 * :class:`EmbeddedRedis`, :func:`default_redis_url`, :func:`default_data_dir` — a private,
   persistent redis-server when ``REDIS_URL`` is not set.
+* :class:`RedisStore` / :class:`AsyncRedisStore` — LangGraph's long-term memory ``BaseStore``
+  on the same plain Redis: namespaces, filters, TTL, exact semantic search, Cluster-safe.
 * :class:`ConversationManager` with :class:`MemoryConfig` — add/get/clear messages of a
   session, a view over the same saver thread the agent uses.
 """
@@ -15,16 +17,26 @@ from streamagent.memory.config import MemoryConfig
 from streamagent.memory.conversation import ConversationManager
 from streamagent.memory.embedded import EmbeddedRedis, default_data_dir, default_redis_url
 from streamagent.memory.serde import StrictSerializer, UnsafeDeserializationError
+from streamagent.memory.store_aio import AsyncRedisStore
+from streamagent.memory.store_core import StoreInputError, StoreNamespaceError
+from streamagent.memory.store_sync import RedisStore, default_store
+from streamagent.memory.store_tools import memory_tools
 from streamagent.memory.sync import RedisSaver
 
 __all__ = [
     "AsyncRedisSaver",
+    "AsyncRedisStore",
     "ConversationManager",
     "EmbeddedRedis",
     "MemoryConfig",
     "RedisSaver",
+    "RedisStore",
+    "StoreInputError",
+    "StoreNamespaceError",
     "StrictSerializer",
     "UnsafeDeserializationError",
     "default_data_dir",
+    "default_store",
+    "memory_tools",
     "default_redis_url",
 ]

@@ -33,6 +33,7 @@ NOTEBOOKS = [
     "04_composition.ipynb",
     "05_observability.ipynb",
     "06_middleware.ipynb",
+    "07_store.ipynb",
 ]
 CELL_TIMEOUT_SECONDS = 90
 KERNEL_START_TIMEOUT_SECONDS = 60

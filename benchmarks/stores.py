@@ -1,0 +1,247 @@
+"""Store benchmark: streamagent's RedisStore against InMemoryStore and PostgresStore.
+
+Run by hand (prints markdown tables)::
+
+    .venv/bin/python benchmarks/stores.py [--runs 3] [--sizes 1000,10000,100000]
+
+Per size N: N items in 100 namespaces ``("bench", "u<i>")`` (value: a ~20-word text, a
+``group`` of 100, a number), loaded in batches; then, interleaved store by store:
+``put`` (one item, overwrite), ``get`` (one item), filtered ``search`` over all N
+(``filter={"group": g}``, ~1 % match, limit 10) and semantic ``search`` over all N
+(``query=...``, limit 10, 256-dim deterministic HashEmbeddings; its put includes embedding
+the text). "RedisStore, no index" is the same store without an index, the like-for-like
+comparison with a PostgresStore without pgvector. PostgresStore runs without
+semantic search when pgvector is not installed (``--pg-url``, default the local PostgreSQL,
+database ``store_bench``, created if missing). Each figure is the median over runs of the
+p50/p99 of that run, in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from typing import Any
+
+import redis
+from langgraph.store.base import BaseStore, PutOp
+from langgraph.store.memory import InMemoryStore
+
+from streamagent.memory import RedisStore, default_redis_url
+from streamagent.testing.embeddings import HashEmbeddings
+
+DIMS = 256
+WORDS = (
+    "coffee tea oslo paris rain sun jazz rock chess tennis python rust cats dogs bikes trains "
+    "books films pasta sushi garden ocean mountain winter summer music painting history"
+).split()
+PREFIX = "sabench-store"
+
+
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
+    except redis.ConnectionError:
+        return default_redis_url()
+    return url
+
+
+def value(i: int) -> dict[str, Any]:
+    rnd = random.Random(i)
+    return {"text": " ".join(rnd.choice(WORDS) for _ in range(20)), "group": i % 100, "n": i}
+
+
+def index() -> dict[str, Any]:
+    return {"dims": DIMS, "embed": HashEmbeddings(dims=DIMS), "fields": ["text"]}
+
+
+def has_pgvector(pg_url: str) -> bool:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        row = conn.execute("select 1 from pg_available_extensions where name = 'vector'").fetchone()
+        return row is not None
+
+
+def ensure_database(pg_url: str) -> None:
+    import psycopg
+
+    base, _, name = pg_url.rpartition("/")
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            conn.execute(f'create database "{name}"')
+
+
+@contextmanager
+def stores(url: str, pg_url: str) -> Iterator[dict[str, tuple[BaseStore, bool]]]:
+    """name -> (store, semantic search supported)."""
+    from langgraph.store.postgres import PostgresStore
+
+    with ExitStack() as stack:
+        client = redis.Redis.from_url(url, socket_timeout=30)
+        stack.callback(client.close)
+        rstore = RedisStore(client, key_prefix=PREFIX, index=index())  # type: ignore[arg-type]
+        rstore.setup()
+        plain = RedisStore(client, key_prefix=PREFIX + "-plain")  # no index: as PostgresStore here
+        plain.setup()
+        ensure_database(pg_url)
+        vector = has_pgvector(pg_url)
+        pg = stack.enter_context(
+            PostgresStore.from_conn_string(pg_url, index=index() if vector else None)  # type: ignore[arg-type]
+        )
+        pg.setup()
+        yield {
+            "RedisStore (streamagent)": (rstore, True),
+            "RedisStore, no index": (plain, False),
+            "InMemoryStore": (InMemoryStore(index=index()), True),  # type: ignore[arg-type]
+            "PostgresStore": (pg, vector),
+        }
+
+
+def clear(all_stores: dict[str, tuple[BaseStore, bool]], client: redis.Redis) -> None:
+    for name, (store, _) in all_stores.items():
+        if isinstance(store, InMemoryStore):
+            store._data.clear()
+            store._vectors.clear()
+        elif isinstance(store, RedisStore):
+            for key in client.scan_iter(match=f"{{{store.key_prefix}:*", count=5000):
+                client.unlink(key)
+            client.delete(f"{store.key_prefix}:namespaces")
+            store._cache.clear()
+        else:
+            with store._cursor() as cur:  # type: ignore[attr-defined]
+                cur.execute("truncate store")
+                if all_stores[name][1]:
+                    cur.execute("truncate store_vectors")
+
+
+def load(store: BaseStore, size: int) -> float:
+    start = time.perf_counter()
+    for lo in range(0, size, 500):
+        store.batch(
+            [
+                PutOp(("bench", f"u{i % 100}"), f"k{i}", value(i))
+                for i in range(lo, min(size, lo + 500))
+            ]
+        )
+    return time.perf_counter() - start
+
+
+def timed(fn: Callable[[int], Any], samples: int) -> list[float]:
+    out = []
+    for i in range(samples):
+        start = time.perf_counter()
+        fn(i)
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def measure(
+    store: BaseStore, semantic: bool, size: int, samples: int
+) -> dict[str, tuple[float, float]]:
+    rnd = random.Random(7)
+    ops: dict[str, Callable[[int], Any]] = {
+        "put": lambda i: store.put(
+            ("bench", f"u{i % 100}"), f"k{rnd.randrange(size)}", value(size + i)
+        ),
+        "get": lambda i: store.get(("bench", f"u{i % 100}"), f"k{(i * 7919) % size}"),
+        "filtered search": lambda i: store.search(("bench",), filter={"group": i % 100}, limit=10),
+    }
+    if semantic:
+        store.search(("bench",), query="warm up", limit=1)  # fills the Redis store's vector cache
+        ops["semantic search"] = lambda i: store.search(
+            ("bench",), query=f"{WORDS[i % len(WORDS)]} {WORDS[(3 * i) % len(WORDS)]}", limit=10
+        )
+    out = {}
+    for name, fn in ops.items():
+        n = samples if name in ("put", "get") else max(20, samples // 10)
+        if size >= 100_000 and name != "put" and name != "get":
+            n = max(10, n // 2)
+        values = timed(fn, n)
+        out[name] = (pct(values, 0.5), pct(values, 0.99))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/store_bench")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    url = redis_url()
+    results: dict[tuple[int, str, str], list[tuple[float, float]]] = {}
+    loads: dict[tuple[int, str], list[float]] = {}
+    client = redis.Redis.from_url(url)
+    with stores(url, args.pg_url) as all_stores:
+        print(
+            f"Redis {url.split('@')[-1]}; PostgresStore semantic search: {all_stores['PostgresStore'][1]}"
+        )
+        try:
+            for run in range(args.runs):
+                for size in sizes:
+                    clear(all_stores, client)
+                    for name, (store, semantic) in all_stores.items():
+                        loads.setdefault((size, name), []).append(load(store, size))
+                        for op, figures in measure(store, semantic, size, args.samples).items():
+                            results.setdefault((size, name, op), []).append(figures)
+                    print(f"run {run + 1}: {size} items done", flush=True)
+        finally:
+            clear(all_stores, client)
+            client.close()
+    report(sizes, results, loads, list(all_stores))
+
+
+def report(
+    sizes: list[int],
+    results: dict[tuple[int, str, str], list[tuple[float, float]]],
+    loads: dict[tuple[int, str], list[float]],
+    names: list[str],
+) -> None:
+    print(
+        "\n| items | operation | "
+        + " | ".join(f"{n} p50 / p99 ms" for n in names)
+        + " | Redis / Postgres p50 |"
+    )
+    print("|---|---|" + "---|" * (len(names) + 1))
+    for size in sizes:
+        for op in ("put", "get", "filtered search", "semantic search"):
+            cells, p50 = [], {}
+            for name in names:
+                runs = results.get((size, name, op))
+                if not runs:
+                    cells.append("n/a")
+                    continue
+                a = statistics.median(r[0] for r in runs)
+                b = statistics.median(r[1] for r in runs)
+                p50[name] = a
+                cells.append(f"{a:.3f} / {b:.3f}")
+            ratio = "n/a"
+            if "PostgresStore" in p50 and names[0] in p50:
+                ratio = f"{p50[names[0]] / p50['PostgresStore']:.2f}x"
+            print(f"| {size:,} | {op} | " + " | ".join(cells) + f" | {ratio} |")
+    print("\n| items | " + " | ".join(f"{n} load s" for n in names) + " |")
+    print("|---|" + "---|" * len(names))
+    for size in sizes:
+        print(
+            f"| {size:,} | "
+            + " | ".join(f"{statistics.median(loads[(size, n)]):.1f}" for n in names)
+            + " |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""Lua scripts of the Redis stores (pure strings, no I/O).
+
+Each script touches the keys of ONE namespace (one hash tag, see
+:mod:`streamagent.memory.store_core`), so it runs atomically on one node, also on Redis
+Cluster. Times come from the server clock (``TIME``), the clock that expires keys.
+``settle`` gives ``idx`` and ``ver`` the expiry of the namespace's last item (or none) and
+returns that expiry as a string (``inf``), or false when the namespace is now empty.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DELETE_SCRIPT", "LIST_SCRIPT", "PUT_SCRIPT", "READ_SCRIPT", "VECTORS_SCRIPT"]
+
+_COMMON = r"""
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function settle(idx, ver)
+  local top = redis.call('ZRANGE', idx, -1, -1, 'WITHSCORES')
+  if #top == 0 then
+    redis.call('DEL', idx, ver)
+    return false
+  end
+  if top[2] == 'inf' then
+    redis.call('PERSIST', idx)
+    redis.call('PERSIST', ver)
+  else
+    local at = string.format('%.0f', tonumber(top[2]))
+    redis.call('PEXPIREAT', idx, at)
+    redis.call('PEXPIREAT', ver, at)
+  end
+  return top[2]
+end
+local function ttl_of(doc)
+  return tonumber(string.sub(doc, 1, string.find(doc, '\n', 1, true) - 1))
+end
+"""
+
+# KEYS: idx, ver, doc, vec[, registry]. ARGV: key, ttl ms (0: none), created µs,
+# "updated\njson", vector bytes ('' = not indexed), version token[, namespace name].
+# The registry key is passed only on a single node (on a Cluster it is in another slot).
+PUT_SCRIPT = (
+    _COMMON
+    + r"""
+local now = now_ms()
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+local created = ARGV[3]
+local old = redis.call('GET', KEYS[3])
+if old then
+  local p = string.find(old, '\n', 1, true)
+  local q = string.find(old, '\n', p + 1, true)
+  created = string.sub(old, p + 1, q - 1)
+end
+local ttl = tonumber(ARGV[2])
+redis.call('SET', KEYS[3], ARGV[2] .. '\n' .. created .. '\n' .. ARGV[4])
+if ARGV[5] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[5])
+else
+  redis.call('DEL', KEYS[4])
+end
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[3], ttl)
+  if ARGV[5] ~= '' then redis.call('PEXPIRE', KEYS[4], ttl) end
+  redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], 'inf', ARGV[1])
+end
+redis.call('SET', KEYS[2], ARGV[6])
+local top = settle(KEYS[1], KEYS[2])
+if KEYS[5] then redis.call('ZADD', KEYS[5], 'GT', top, ARGV[7]) end
+return top
+"""
+)
+
+# KEYS: idx, ver, doc, vec[, registry]. ARGV: key, version token[, namespace name].
+# On a single node an emptied namespace leaves the registry in the same atomic step.
+DELETE_SCRIPT = (
+    _COMMON
+    + r"""
+redis.call('DEL', KEYS[3], KEYS[4])
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_ms())
+if redis.call('EXISTS', KEYS[1]) == 1 then redis.call('SET', KEYS[2], ARGV[2]) end
+local top = settle(KEYS[1], KEYS[2])
+if not top and KEYS[5] then redis.call('ZREM', KEYS[5], ARGV[3]) end
+return top
+"""
+)
+
+# KEYS: idx, ver, then doc, vec per item. ARGV: refresh ('1'/'0'), then the item keys.
+# Returns {namespace expiry or false (false too when nothing was refreshed), docs...}.
+READ_SCRIPT = (
+    _COMMON
+    + r"""
+local now = now_ms()
+local out = {false}
+local touched = false
+for i = 2, #ARGV do
+  local d = KEYS[2 * i - 1]
+  local doc = redis.call('GET', d)
+  out[i] = doc or false
+  if doc and ARGV[1] == '1' then
+    local ttl = ttl_of(doc)
+    if ttl > 0 then
+      redis.call('PEXPIRE', d, ttl)
+      redis.call('PEXPIRE', KEYS[2 * i], ttl)
+      redis.call('ZADD', KEYS[1], 'XX', string.format('%.0f', now + ttl), ARGV[i])
+      touched = true
+    end
+  end
+end
+if touched then out[1] = settle(KEYS[1], KEYS[2]) end
+return out
+"""
+)
+
+# KEYS: idx, ver. ARGV: doc key prefix.
+# Returns {version or false, key, doc, key, doc, ...} of the live items.
+LIST_SCRIPT = (
+    _COMMON
+    + r"""
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')
+local out = {redis.call('GET', KEYS[2])}
+for _, k in ipairs(keys) do
+  local doc = redis.call('GET', ARGV[1] .. k)
+  if doc then
+    out[#out + 1] = k
+    out[#out + 1] = doc
+  end
+end
+return out
+"""
+)
+
+# KEYS: idx, ver. ARGV: vector key prefix.
+# Returns {version or false, key, vectors or false, ...} of the live items.
+VECTORS_SCRIPT = (
+    _COMMON
+    + r"""
+local keys = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now_ms(), '+inf')
+local out = {redis.call('GET', KEYS[2])}
+for _, k in ipairs(keys) do
+  out[#out + 1] = k
+  out[#out + 1] = redis.call('GET', ARGV[1] .. k)
+end
+return out
+"""
+)

@@ -1,0 +1,433 @@
+"""Search planning of the Redis stores (no I/O): namespace snapshots, filters, vector ranking.
+
+A client keeps a *snapshot* of each namespace it searched — its decoded items and, with an
+index, its vectors — tagged with the namespace's version token. A search first reads the
+tokens of the namespaces in scope (one pipelined round trip) and reloads only the namespaces
+that changed, so repeated searches cost a round trip plus in-process filtering and scoring.
+Items with a TTL are re-checked against Redis before they are returned (a snapshot may hold
+an item that expired since), so expired items never appear; items without a TTL change only
+through writes, which renew the token.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, defaultdict
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langgraph.store.base import IndexConfig, Item, SearchItem, SearchOp
+
+from streamagent.memory.store_core import (
+    Call,
+    CompiledFilter,
+    Doc,
+    Embed,
+    NamespaceKeys,
+    Plan,
+    StoreInputError,
+    decode_doc,
+    from_micros,
+    join_namespace,
+)
+from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors
+
+if HAVE_NUMPY:
+    import numpy as np
+
+__all__ = ["MAX_CACHED_ITEMS", "NamespaceSnapshot", "SearchPlanner"]
+
+#: Ranked results produced by a partial sort before a full sort is needed.
+TOP_FIRST = 64
+#: Items kept decoded in a client's snapshot cache (least recently loaded namespaces go first).
+MAX_CACHED_ITEMS = 500_000
+
+Entry = tuple[tuple[str, ...], Doc]
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+@dataclass(slots=True)
+class NamespaceSnapshot:
+    """The live items of one namespace at one version (newest first), with equality indexes
+    built on first use (field -> value -> items, in order)."""
+
+    version: str | None
+    docs: list[Doc]
+    postings: dict[str, dict[Any, list[Doc]]] = field(default_factory=dict)
+
+    def matching(self, check: CompiledFilter) -> list[Doc]:
+        """The items passing ``check``; an equality on a scalar is answered by an index."""
+        if not check.equal:
+            return [d for d in self.docs if check(d.value)]
+        name, expected = check.equal[0]
+        index = self.postings.get(name)
+        if index is None:
+            index = {}
+            for doc in self.docs:
+                actual = doc.value.get(name)
+                if isinstance(actual, Hashable):
+                    index.setdefault(actual, []).append(doc)
+            self.postings[name] = index
+        if not isinstance(expected, Hashable):
+            return [d for d in self.docs if check(d.value)]
+        return [d for d in index.get(expected, ()) if check(d.value)]
+
+
+class SnapshotCache:
+    """Thread-safe, bounded map: hash tag -> snapshot / vectors."""
+
+    def __init__(self, max_items: int = MAX_CACHED_ITEMS) -> None:
+        self.max_items = max_items
+        self.docs: OrderedDict[str, NamespaceSnapshot] = OrderedDict()
+        self.vectors: dict[str, NamespaceVectors] = {}
+        self.lock = threading.Lock()
+        self._count = 0
+
+    def put_docs(self, tag: str, snapshot: NamespaceSnapshot) -> None:
+        with self.lock:
+            old = self.docs.pop(tag, None)
+            self._count += len(snapshot.docs) - (len(old.docs) if old else 0)
+            self.docs[tag] = snapshot
+            while self._count > self.max_items and len(self.docs) > 1:
+                _, evicted = self.docs.popitem(last=False)
+                self._count -= len(evicted.docs)
+
+    def forget(self, tag: str) -> None:
+        with self.lock:
+            old = self.docs.pop(tag, None)
+            self._count -= len(old.docs) if old else 0
+            self.vectors.pop(tag, None)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.docs.clear()
+            self.vectors.clear()
+            self._count = 0
+
+
+class SearchPlanner:
+    """Base of :class:`~streamagent.memory.store_base.BaseRedisStore`: keys, reads, searches."""
+
+    key_prefix: str
+    registry_key: str
+    index_config: IndexConfig | None
+    max_exact_vectors: int
+    _cache: SnapshotCache
+    #: set by the shells: on a Cluster, multi-key commands stay inside one namespace
+    _cluster: bool = False
+
+    # ------------------------------------------------------------------ keys
+    def keys_for(self, namespace: tuple[str, ...]) -> NamespaceKeys:
+        """The Redis key names of ``namespace`` (all share one hash tag)."""
+        return NamespaceKeys.of(self.key_prefix, namespace)
+
+    @property
+    def dims(self) -> int:
+        return int(self.index_config["dims"]) if self.index_config else 0
+
+    def _embed_request(self, texts: list[str]) -> Embed:
+        return Embed(texts, query=True)
+
+    def _read_call(self, ns: tuple[str, ...], keys: Sequence[str], refresh: bool) -> Call:
+        nk = self.keys_for(ns)
+        redis_keys = [nk.idx, nk.ver]
+        for key in keys:
+            redis_keys += [nk.doc(key), nk.vec(key)]
+        return Call("read", tuple(redis_keys), ("1" if refresh else "0", *keys))
+
+    def _registry_updates(
+        self, namespaces: Sequence[tuple[str, ...]], tops: Sequence[Any]
+    ) -> list[Call]:
+        calls = []
+        for ns, top in zip(namespaces, tops, strict=True):
+            if top is not None and top is not False:
+                score = _text(top)
+                calls.append(
+                    Call(None, (), ("ZADD", self.registry_key, "GT", score, join_namespace(ns)))
+                )
+        return calls
+
+    @staticmethod
+    def _item(ns: tuple[str, ...], doc: Doc) -> Item:
+        return Item(
+            value=doc.value,
+            key=doc.key,
+            namespace=ns,
+            created_at=from_micros(doc.created_us),
+            updated_at=from_micros(doc.updated_us),
+        )
+
+    @staticmethod
+    def _search_item(ns: tuple[str, ...], doc: Doc, score: float | None) -> SearchItem:
+        return SearchItem(
+            namespace=ns,
+            key=doc.key,
+            value=doc.value,
+            created_at=from_micros(doc.created_us),
+            updated_at=from_micros(doc.updated_us),
+            score=score,
+        )
+
+    def _plan_refresh(self, chosen: Sequence[tuple[tuple[str, ...], Doc]]) -> Plan[None]:
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for ns, doc in chosen:
+            if doc.ttl_ms > 0:
+                groups[ns].append(doc.key)
+        if not groups:
+            return
+        replies = yield [self._read_call(ns, keys, True) for ns, keys in groups.items()]
+        updates = self._registry_updates(list(groups), [r[0] for r in replies])
+        if updates:
+            yield updates
+
+    def _plan_versions(self, namespaces: Sequence[tuple[str, ...]]) -> Plan[list[str | None]]:
+        if not namespaces:
+            return []
+        keys = [self.keys_for(ns).ver for ns in namespaces]
+        if self._cluster:  # one slot per namespace: one GET each (pipelined per node)
+            replies = yield [Call(None, (), ("GET", key)) for key in keys]
+        else:
+            replies = (yield [Call(None, (), ("MGET", *keys))])[0]
+        return [None if r is None else _text(r) for r in replies]
+
+    def _plan_snapshots(
+        self, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
+    ) -> Plan[list[NamespaceSnapshot]]:
+        cache = self._cache
+        out: list[NamespaceSnapshot | None] = []
+        stale: list[int] = []
+        with cache.lock:
+            for i, (ns, version) in enumerate(zip(namespaces, versions, strict=True)):
+                snap = cache.docs.get(self.keys_for(ns).tag)
+                if version is None:
+                    out.append(NamespaceSnapshot(None, []))
+                elif snap is not None and snap.version == version:
+                    out.append(snap)
+                else:
+                    out.append(None)
+                    stale.append(i)
+        if stale:
+            keys = [self.keys_for(namespaces[i]) for i in stale]
+            replies = yield [Call("list", (nk.idx, nk.ver), (nk.doc_prefix,)) for nk in keys]
+            for i, nk, flat in zip(stale, keys, replies, strict=True):
+                docs = [decode_doc(_text(flat[j]), flat[j + 1]) for j in range(1, len(flat), 2)]
+                docs.sort(key=lambda d: d.key)
+                docs.sort(key=lambda d: d.updated_us, reverse=True)
+                snap = NamespaceSnapshot(None if flat[0] is None else _text(flat[0]), docs)
+                cache.put_docs(nk.tag, snap)
+                out[i] = snap
+        return [s for s in out if s is not None]
+
+    def _plan_live(
+        self, ranked: Iterator[tuple[Entry, float | None]], wanted: int
+    ) -> Plan[list[tuple[Entry, float | None]]]:
+        """The first ``wanted`` of ``ranked`` that still exist: items with a TTL are checked
+        against Redis (fresh copies returned), the others come from the snapshot."""
+        found: list[tuple[Entry, float | None]] = []
+        while len(found) < wanted:
+            chunk = [r for _, r in zip(range(wanted - len(found)), ranked, strict=False)]
+            if not chunk:
+                break
+            check: dict[tuple[str, ...], list[str]] = defaultdict(list)
+            for (ns, doc), _ in chunk:
+                if doc.ttl_ms > 0:
+                    check[ns].append(doc.key)
+            fresh: dict[tuple[tuple[str, ...], str], Doc] = {}
+            if check:
+                replies = yield [self._read_call(ns, keys, False) for ns, keys in check.items()]
+                for (ns, keys), reply in zip(check.items(), replies, strict=True):
+                    for key, raw in zip(keys, reply[1:], strict=True):
+                        if raw is not None:
+                            fresh[(ns, key)] = decode_doc(key, raw)
+            for (ns, doc), score in chunk:
+                if doc.ttl_ms > 0:
+                    if (latest := fresh.get((ns, doc.key))) is None:
+                        continue
+                    doc = latest  # noqa: PLW2901 - the fresh copy replaces the snapshot's
+                found.append(((ns, doc), score))
+        return found
+
+    @staticmethod
+    def _recent_first(entries: list[Entry]) -> list[Entry]:
+        entries.sort(key=lambda e: (e[0], e[1].key))
+        entries.sort(key=lambda e: e[1].updated_us, reverse=True)
+        return entries
+
+    def _plan_search(self, op: SearchOp, names: list[tuple[str, ...]]) -> Plan[list[SearchItem]]:
+        prefix = tuple(op.namespace_prefix)
+        namespaces = [ns for ns in names if ns[: len(prefix)] == prefix]
+        if op.query is not None:
+            return (yield from self._plan_semantic(op, namespaces))
+        versions = yield from self._plan_versions(namespaces)
+        snaps = yield from self._plan_snapshots(namespaces, versions)
+        check = CompiledFilter(op.filter or {})
+        entries: list[Entry] = [
+            (ns, d) for ns, s in zip(namespaces, snaps, strict=True) for d in s.matching(check)
+        ]
+        if len(snaps) > 1:
+            self._recent_first(entries)
+        live = yield from self._plan_live(((e, None) for e in entries), op.offset + op.limit)
+        chosen = [e for e, _ in live[op.offset :]]
+        if op.refresh_ttl:
+            yield from self._plan_refresh(chosen)
+        return [self._search_item(ns, doc, None) for ns, doc in chosen]
+
+    # ------------------------------------------------------------------ semantic search
+    def _plan_vectors(
+        self, namespaces: Sequence[tuple[str, ...]], versions: Sequence[str | None]
+    ) -> Plan[list[NamespaceVectors]]:
+        tags = [self.keys_for(ns) for ns in namespaces]
+        cache = self._cache
+        stale = []
+        with cache.lock:
+            for nk, version in zip(tags, versions, strict=True):
+                cached = cache.vectors.get(nk.tag)
+                if cached is None or version is None or cached.version != version:
+                    stale.append(nk)
+        if stale:
+            replies = yield [Call("vectors", (nk.idx, nk.ver), (nk.vec_prefix,)) for nk in stale]
+            with cache.lock:
+                for nk, flat in zip(stale, replies, strict=True):
+                    version = None if flat[0] is None else _text(flat[0])
+                    pairs = [(_text(flat[j]), flat[j + 1]) for j in range(1, len(flat), 2)]
+                    cache.vectors[nk.tag] = NamespaceVectors.build(version, pairs, dims=self.dims)
+        with cache.lock:
+            return [cache.vectors[nk.tag] for nk in tags]
+
+    def _ranked(
+        self,
+        namespaces: Sequence[tuple[str, ...]],
+        caches: Sequence[NamespaceVectors],
+        query: list[float],
+    ) -> Iterator[tuple[tuple[str, ...], str, float]]:
+        """(namespace, key, score), best first."""
+        total = sum(len(c.matrix) for c in caches)
+        if total > self.max_exact_vectors:
+            raise StoreInputError(
+                f"this search would score {total} vectors, above max_exact_vectors="
+                f"{self.max_exact_vectors}; narrow namespace_prefix or raise the limit"
+            )
+        if HAVE_NUMPY:
+            yield from self._ranked_numpy(namespaces, caches, query)
+            return
+        owners: list[tuple[int, str]] = []
+        scores: list[float] = []
+        for n, cache in enumerate(caches):
+            owners.extend((n, key) for key in cache.scored_keys)
+            scores.extend(cache.scores(query))
+        for i in sorted(range(len(scores)), key=lambda i: -scores[i]):
+            n, key = owners[i]
+            yield namespaces[n], key, scores[i]
+
+    @staticmethod
+    def _ranked_numpy(
+        namespaces: Sequence[tuple[str, ...]],
+        caches: Sequence[NamespaceVectors],
+        query: list[float],
+    ) -> Iterator[tuple[tuple[str, ...], str, float]]:
+        """The best ``TOP_FIRST`` by partial sort; the rest, if asked for, by a full sort."""
+        parts = [c.scores(query) for c in caches]
+        if not parts:
+            return
+        scores = np.concatenate(parts)
+        ends = np.cumsum([len(p) for p in parts])
+        first = min(TOP_FIRST, len(scores))
+        if first == 0:
+            return
+        head = np.argpartition(-scores, first - 1)[:first]
+        head = head[np.argsort(-scores[head], kind="stable")]
+        done = set()
+        for index in head.tolist():
+            done.add(index)
+            n = int(np.searchsorted(ends, index, side="right"))
+            start = int(ends[n - 1]) if n else 0
+            yield namespaces[n], caches[n].scored_keys[index - start], float(scores[index])
+        for index in np.argsort(-scores, kind="stable").tolist():
+            if index in done:
+                continue
+            n = int(np.searchsorted(ends, index, side="right"))
+            start = int(ends[n - 1]) if n else 0
+            yield namespaces[n], caches[n].scored_keys[index - start], float(scores[index])
+
+    def _plan_semantic(
+        self, op: SearchOp, namespaces: list[tuple[str, ...]]
+    ) -> Plan[list[SearchItem]]:
+        assert op.query is not None
+        embedded = yield self._embed_request([op.query])
+        versions = yield from self._plan_versions(namespaces)
+        caches = yield from self._plan_vectors(namespaces, versions)
+        ranked = self._ranked(namespaces, caches, list(embedded[0]))
+        if op.filter:
+            snaps = yield from self._plan_snapshots(namespaces, versions)
+            check = CompiledFilter(op.filter)
+            docs = {
+                (ns, d.key): d
+                for ns, s in zip(namespaces, snaps, strict=True)
+                for d in s.matching(check)
+            }
+            scored = (
+                ((ns, d), score) for ns, key, score in ranked if (d := docs.pop((ns, key), None))
+            )
+            kept = yield from self._plan_live(scored, op.offset + op.limit)
+            rest = self._recent_first([(ns, d) for (ns, _), d in docs.items()])
+        else:
+            kept = yield from self._plan_top(ranked, op.offset + op.limit)
+            rest = []
+            if len(kept) - op.offset < op.limit:
+                rest = yield from self._plan_scoreless(namespaces, caches)
+        kept = kept[op.offset :]
+        if rest and len(kept) < op.limit:
+            filler = yield from self._plan_live(((e, None) for e in rest), op.limit - len(kept))
+            kept += filler
+        if op.refresh_ttl:
+            yield from self._plan_refresh([e for e, _ in kept])
+        return [self._search_item(ns, d, s) for (ns, d), s in kept]
+
+    def _plan_top(
+        self, ranked: Iterator[tuple[tuple[str, ...], str, float]], wanted: int
+    ) -> Plan[list[tuple[Entry, float | None]]]:
+        """The first ``wanted`` ranked items that still exist (read from Redis)."""
+        found: list[tuple[Entry, float | None]] = []
+        while len(found) < wanted:
+            chunk = [r for _, r in zip(range(wanted - len(found) + 8), ranked, strict=False)]
+            if not chunk:
+                break
+            groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+            for ns, key, _ in chunk:
+                groups[ns].append(key)
+            replies = yield [self._read_call(ns, keys, False) for ns, keys in groups.items()]
+            docs: dict[tuple[tuple[str, ...], str], Doc] = {}
+            for (ns, keys), reply in zip(groups.items(), replies, strict=True):
+                for key, raw in zip(keys, reply[1:], strict=True):
+                    if raw is not None:
+                        docs[(ns, key)] = decode_doc(key, raw)
+            for ns, key, score in chunk:
+                if (doc := docs.get((ns, key))) is not None and len(found) < wanted:
+                    found.append(((ns, doc), score))
+        return found
+
+    def _plan_scoreless(
+        self,
+        namespaces: Sequence[tuple[str, ...]],
+        caches: Sequence[NamespaceVectors],
+    ) -> Plan[list[Entry]]:
+        pairs = [
+            (ns, c.scoreless_keys)
+            for ns, c in zip(namespaces, caches, strict=True)
+            if c.scoreless_keys
+        ]
+        if not pairs:
+            return []
+        replies = yield [self._read_call(ns, keys, False) for ns, keys in pairs]
+        out: list[Entry] = []
+        for (ns, keys), reply in zip(pairs, replies, strict=True):
+            out += [
+                (ns, decode_doc(k, raw))
+                for k, raw in zip(keys, reply[1:], strict=True)
+                if raw is not None
+            ]
+        return self._recent_first(out)

@@ -1,0 +1,118 @@
+"""Exact vector search of the Redis stores (no I/O): float32 codec and a per-namespace cache.
+
+Vectors live in Redis (``{P:E}:v:<key>``, float32, all of an item's vectors concatenated).
+A client keeps each namespace's vectors as one normalised matrix, tagged with the
+namespace's version token; a write anywhere renews the token, so the next search reloads.
+Scoring is cosine similarity, max-pooled over an item's vectors (as ``InMemoryStore``), with
+numpy when it is installed (one matrix-vector product) and pure Python otherwise.
+
+Example:
+    >>> blob = pack_vectors([[3.0, 4.0]], dims=2)
+    >>> entry = NamespaceVectors.build("v1", [("a", blob), ("b", None)], dims=2)
+    >>> entry.scored_keys, entry.scoreless_keys
+    (['a'], ['b'])
+    >>> [round(float(s), 3) for s in entry.scores([4.0, 3.0])]
+    [0.96]
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamagent.memory.store_core import StoreInputError
+
+try:  # numpy makes scoring one BLAS call; the pure-Python path gives the same ranking
+    import numpy as np
+
+    HAVE_NUMPY = True
+except ImportError:  # pragma: no cover - numpy ships with langchain-community
+    np = None  # type: ignore[assignment]
+    HAVE_NUMPY = False
+
+__all__ = ["HAVE_NUMPY", "NamespaceVectors", "pack_vectors"]
+
+
+def pack_vectors(vectors: Sequence[Sequence[float]], *, dims: int) -> bytes:
+    """float32 bytes of ``vectors`` (each of length ``dims``, else StoreInputError)."""
+    for vector in vectors:
+        if len(vector) != dims:
+            raise StoreInputError(
+                f"the embedding has {len(vector)} dimensions; the index is configured "
+                f"with dims={dims}"
+            )
+    if HAVE_NUMPY:
+        return bytes(np.asarray(vectors, dtype=np.float32).tobytes())
+    out = array("f")
+    for vector in vectors:
+        out.extend(float(x) for x in vector)
+    return out.tobytes()
+
+
+@dataclass(slots=True)
+class NamespaceVectors:
+    """The vectors of one namespace at one version, ready to score."""
+
+    version: str | None
+    scored_keys: list[str]
+    scoreless_keys: list[str]
+    matrix: Any  # numpy (rows, dims) float32, normalised; or list of normalised rows
+    starts: Any  # first row of each scored key
+    dims: int
+
+    @classmethod
+    def build(
+        cls, version: str | None, pairs: Sequence[tuple[str, bytes | None]], *, dims: int
+    ) -> NamespaceVectors:
+        scored: list[str] = []
+        scoreless: list[str] = []
+        blobs: list[bytes] = []
+        starts: list[int] = []
+        rows = 0
+        width = 4 * dims
+        for key, blob in pairs:
+            if not blob or len(blob) % width:
+                scoreless.append(key)
+                continue
+            scored.append(key)
+            starts.append(rows)
+            blobs.append(blob)
+            rows += len(blob) // width
+        raw = b"".join(blobs)
+        if HAVE_NUMPY:
+            matrix = np.frombuffer(raw, dtype=np.float32).reshape(rows, dims)
+            norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+            norms[norms == 0] = 1.0
+            return cls(
+                version, scored, scoreless, matrix / norms, np.asarray(starts, np.intp), dims
+            )
+        flat = array("f", raw)
+        plain = [_normalise(flat[i * dims : (i + 1) * dims]) for i in range(rows)]
+        return cls(version, scored, scoreless, plain, starts, dims)
+
+    def scores(self, query: Sequence[float]) -> Any:
+        """Cosine similarity of each scored key (max over its vectors), in key order
+        (a numpy array when numpy is installed, else a list)."""
+        if not self.scored_keys:
+            return np.zeros(0, np.float32) if HAVE_NUMPY else []
+        if len(query) != self.dims:
+            raise StoreInputError(
+                f"the query embedding has {len(query)} dimensions, the index {self.dims}"
+            )
+        if HAVE_NUMPY:
+            q = np.asarray(query, dtype=np.float32)
+            norm = float(np.linalg.norm(q))
+            sims = self.matrix @ (q / norm if norm else q)
+            return np.maximum.reduceat(sims, self.starts)
+        q_unit = _normalise(query)
+        sims_py = [sum(a * b for a, b in zip(row, q_unit, strict=True)) for row in self.matrix]
+        bounds = [*self.starts, len(sims_py)]
+        return [max(sims_py[bounds[i] : bounds[i + 1]]) for i in range(len(self.starts))]
+
+
+def _normalise(vector: Sequence[float]) -> list[float]:
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector] if norm else [float(x) for x in vector]

@@ -1,0 +1,139 @@
+"""The store in graphs: build_agent(store=...), create_agent_graph(...).compile(store=...),
+nodes through get_store(), tools through langgraph.config.get_store(), and the default store
+that follows the checkpointer."""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+import redis
+import redis.asyncio as aioredis
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.config import get_store
+from langgraph.graph import START, StateGraph
+
+from streamagent import astream_chunks, build_agent, create_agent_graph
+from streamagent.memory import AsyncRedisSaver, AsyncRedisStore, RedisSaver, RedisStore
+from streamagent.memory.store_tools import memory_tools
+from streamagent.testing import Reply, ToolCall
+from tests.conftest import config_for
+from tests.store_fixtures import index_config, make_store, rclient, store_prefix
+
+__all__ = ["make_store", "rclient", "store_prefix"]
+
+
+def _tool_results(chunks: list[Any]) -> list[dict[str, Any]]:
+    return [c.tool_result for c in chunks if c.type == "tool_result"]
+
+
+async def test_agent_tools_remember_and_recall_across_threads(
+    make_server: Any, make_store: Any
+) -> None:
+    store = make_store(index=index_config(fields=["text"]))
+    server = make_server(
+        [
+            Reply(tool_calls=[ToolCall("remember", {"fact": "Ada drinks black coffee"}, id="m1")]),
+            "Noted.",
+            Reply(tool_calls=[ToolCall("recall", {"query": "coffee"}, id="r1")]),
+            "You drink black coffee.",
+        ]
+    )
+    agent = build_agent(
+        tools=memory_tools(), config=config_for(server), checkpointer=InMemorySaver(), store=store
+    )
+    assert agent.store is store
+    user = {"user_id": "ada"}
+    first = [
+        c
+        async for c in astream_chunks(
+            agent, "I like black coffee", thread_id="t1", config={"configurable": user}
+        )
+    ]
+    assert _tool_results(first)[0]["status"] == "success"
+    assert [i.value for i in store.search(("memories", "ada"))] == [
+        {"text": "Ada drinks black coffee"}
+    ]
+    second = [
+        c
+        async for c in astream_chunks(
+            agent, "what do I drink?", thread_id="t2", config={"configurable": user}
+        )
+    ]
+    recalled = _tool_results(second)[0]
+    assert recalled["status"] == "success" and "black coffee" in recalled["content"]
+
+
+def test_uncompiled_graph_compiles_with_the_store_and_sync_tools_reach_it(
+    make_server: Any, make_store: Any
+) -> None:
+    store = make_store()
+    server = make_server([Reply(tool_calls=[ToolCall("remember", {"fact": "likes tea"})]), "ok"])
+    graph = create_agent_graph(tools=memory_tools(), config=config_for(server)).compile(store=store)
+    graph.invoke({"messages": [("user", "remember tea")]}, {"configurable": {"user_id": "bob"}})
+    assert [i.value for i in store.search(("memories", "bob"))] == [{"text": "likes tea"}]
+
+
+class _State(TypedDict):
+    user: str
+    seen: int
+
+
+def _count_visits(state: _State) -> dict[str, Any]:
+    store = get_store()
+    ns = ("visits", state["user"])
+    item = store.get(ns, "count")
+    seen = (item.value["n"] if item else 0) + 1
+    store.put(ns, "count", {"n": seen})
+    return {"seen": seen}
+
+
+def test_nodes_reach_the_store_with_get_store(make_store: Any) -> None:
+    store = make_store()
+    graph = (
+        StateGraph(_State)
+        .add_node("count", _count_visits)
+        .add_edge(START, "count")
+        .compile(store=store)
+    )
+    assert graph.invoke({"user": "u1", "seen": 0})["seen"] == 1
+    assert graph.invoke({"user": "u1", "seen": 0})["seen"] == 2
+    assert store.get(("visits", "u1"), "count").value == {"n": 2}
+
+
+async def test_async_store_in_an_async_graph(store_prefix: str) -> None:
+    from tests.redis_fixtures import test_redis_url as url_for_tests
+
+    client = aioredis.Redis.from_url(url_for_tests())
+    try:
+        store = AsyncRedisStore(client, key_prefix=store_prefix)
+        await store.asetup()
+
+        async def node(state: _State) -> dict[str, Any]:
+            await get_store().aput(("a", state["user"]), "k", {"v": 1})
+            return {"seen": len(await get_store().asearch(("a",)))}
+
+        graph = StateGraph(_State).add_node("n", node).add_edge(START, "n").compile(store=store)
+        assert (await graph.ainvoke({"user": "x", "seen": 0}))["seen"] == 1
+    finally:
+        await client.aclose()
+
+
+def test_default_store_follows_the_checkpointer(
+    make_server: Any, rclient: redis.Redis, tmp_path: Any, monkeypatch: Any
+) -> None:
+    # without REDIS_URL the default saver starts an embedded server: keep it out of $HOME
+    monkeypatch.setenv("STREAMAGENT_DATA_DIR", str(tmp_path / "data"))
+    server = make_server([])
+    saver = RedisSaver(rclient, key_prefix="sa-agent-store-test")
+    agent = build_agent(config=config_for(server), checkpointer=saver)
+    assert isinstance(agent.store, RedisStore) and agent.store.client is rclient
+    assert build_agent(config=config_for(server), checkpointer=False).store is None
+    assert build_agent(config=config_for(server), checkpointer=InMemorySaver()).store is None
+    assert build_agent(config=config_for(server), checkpointer=saver, store=False).store is None
+    default = build_agent(config=config_for(server))
+    assert isinstance(default.store, RedisStore)
+    aclient = aioredis.Redis()
+    asaver = AsyncRedisSaver(aclient, key_prefix="sa-agent-store-test")
+    assert isinstance(
+        build_agent(config=config_for(server), checkpointer=asaver).store, AsyncRedisStore
+    )
