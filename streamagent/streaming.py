@@ -96,6 +96,8 @@ class StreamChunk:
     error: dict[str, Any] | None = None
     agent: str | None = None
     namespace: tuple[str, ...] = field(default=())
+    #: ``done`` only: True when some call's usage is tiktoken's estimate (the server sent none)
+    usage_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict without unset fields (``cost_usd`` as a string, exact)."""
@@ -117,6 +119,8 @@ class StreamChunk:
                 out[key] = value
         if self.type == "done":
             out["cost_usd"] = None if self.cost_usd is None else str(self.cost_usd)
+            if self.usage_estimated:
+                out["usage_estimated"] = True
         if self.namespace:
             out["namespace"] = list(self.namespace)
         return out
@@ -163,6 +167,7 @@ class ChunkTranslator:
         self.usage = Usage()
         self.cost_usd: Decimal | None = Decimal(0)
         self.cost_known = True
+        self.usage_estimated = False
         self._streamed_ids: set[str] = set()
         self._partial: dict[str, list[str]] = {}
         self._interrupt_ids: set[str] = set()
@@ -260,6 +265,8 @@ class ChunkTranslator:
                 self.cost_usd += cost
         out: list[StreamChunk] = []
         for message in update.get("messages") or []:
+            if isinstance(message, AIMessage) and message.response_metadata.get("usage_estimated"):
+                self.usage_estimated = True
             out.extend(self._message_update(namespace, message))
         return out
 
@@ -349,6 +356,7 @@ class ChunkTranslator:
             cost_usd=self.cost_usd if self.cost_known else None,
             latency_seconds=now - self.started,
             time_to_first_token_seconds=ttft,
+            usage_estimated=self.usage_estimated,
         )
 
     @staticmethod

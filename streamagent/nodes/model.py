@@ -47,6 +47,12 @@ from streamagent.errors import (
     StreamBrokenError,
 )
 from streamagent.llm import create_chat_model
+from streamagent.nodes._quirks import (
+    dedupe_tool_names,
+    estimated_usage,
+    infer_finish_reason,
+    stream_error,
+)
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.retry import RetryPolicy, classify_error
 from streamagent.tokens import TokenCounter
@@ -123,7 +129,9 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
     """Merge streamed chunks into one message; a stream without finish_reason is broken."""
     if not chunks:
         raise StreamBrokenError("the model stream ended before sending anything")
+    chunks = dedupe_tool_names(chunks)  # llama.cpp repeats the name in every delta
     merged = chunks[0] if len(chunks) == 1 else add_ai_message_chunks(chunks[0], *chunks[1:])
+    infer_finish_reason(merged)  # no finish_reason, but a usage chunk ended the reply
     if not merged.response_metadata.get("finish_reason"):
         raise StreamBrokenError(
             "the model stream ended without a finish_reason (truncated stream, no [DONE])"
@@ -296,12 +304,8 @@ class ModelNode:
     ) -> dict[str, Any]:
         """Usage/cost bookkeeping for one successful call (pure)."""
         usage = Usage.from_usage_metadata(message.usage_metadata)
-        if message.usage_metadata is None:
-            usage = Usage(
-                input_tokens=self.counter.count_messages(messages),
-                output_tokens=self.counter.count_text(message.text),
-                requests=1,
-            )
+        if message.usage_metadata is None:  # the server sent none: tiktoken's estimate
+            usage = estimated_usage(self.counter, messages, message, self._tools)
             message.response_metadata["usage_estimated"] = True
         model = model or self.model_name
         cost: Decimal | None = self.costs.cost(usage, model=model)
@@ -438,7 +442,7 @@ class ModelNode:
                         sink.put((attempt.namespace, "messages", (chunk, meta)))
             message = _final_message(chunks.chunks())
         except Exception as exc:
-            raise classify_error(exc) from exc
+            raise classify_error(stream_error(exc)) from exc
         message.response_metadata["streamed_chunks"] = len(chunks)
         return message
 
@@ -469,6 +473,6 @@ class ModelNode:
                     chunks.append(chunk)
             message = _final_message(chunks.chunks())
         except Exception as exc:
-            raise classify_error(exc) from exc
+            raise classify_error(stream_error(exc)) from exc
         message.response_metadata["streamed_chunks"] = len(chunks)
         return message
