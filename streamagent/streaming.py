@@ -384,7 +384,22 @@ def _run_config(thread_id: str | None, config: RunnableConfig | None) -> Runnabl
 def _graph_input(messages: Any, resume: Any) -> Any:
     if resume is not None:
         return Command(resume=resume)
+    if messages is None:  # continue the thread's pending run (the process died mid-turn)
+        return None
     return {"messages": prepare_input(messages)}
+
+
+def _need_checkpointer(graph: Pregel[Any, Any, Any, Any]) -> None:
+    """``messages=None`` continues a pending run, which lives in the checkpointer."""
+    if graph.checkpointer in (None, False):
+        raise InvalidInputError(
+            "messages=None continues a thread's pending run, which needs a checkpointer"
+        )
+
+
+def _need_pending(next_nodes: Sequence[str]) -> None:
+    if not next_nodes:
+        raise InvalidInputError("this thread has no pending run to continue: send a message")
 
 
 def _rollback_update(
@@ -471,7 +486,10 @@ async def astream_chunks(
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
     ``messages`` are the *new* messages of this turn (the thread's history comes from the
-    checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt.
+    checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt, and
+    ``messages=None`` alone to continue a run that did not finish (the process died mid-turn):
+    it goes on from the last checkpoint, so the step that was running re-runs — tools are run
+    *at least once* (make side effects idempotent, e.g. keyed by ``InjectedToolCallId``).
     ``context`` is LangGraph's run context (``ToolRuntime.context`` / ``Runtime.context``).
     Errors never escape: they end the stream with one ``error`` chunk; a successful run ends
     with ``done``.
@@ -494,6 +512,9 @@ async def astream_chunks(
     pump: _GraphPump | None = None
     try:
         graph_input = _graph_input(messages, resume)
+        if graph_input is None:
+            _need_checkpointer(graph)
+            _need_pending((await graph.aget_state(run_config)).next)
         pump = _GraphPump(
             graph, graph_input, run_config, direct_tokens=fast_path_from_env(), context=context
         )
@@ -534,6 +555,9 @@ def stream_chunks(
     run_config = _run_config(thread_id, config)
     try:
         graph_input = _graph_input(messages, resume)
+        if graph_input is None:
+            _need_checkpointer(graph)
+            _need_pending(graph.get_state(run_config).next)
         for namespace, mode, data in graph.stream(
             graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True, context=context
         ):
