@@ -60,6 +60,7 @@ from streamagent.errors import (
     StreamAgentError,
     UserError,
 )
+from streamagent.nodes._progress import TOOL_RESULT_EVENT
 from streamagent.nodes.model import RETRY_EVENT
 
 __all__ = [
@@ -323,6 +324,8 @@ class ChunkTranslator:
                 for c in calls
             ]
         if isinstance(message, ToolMessage):
+            if message.tool_call_id in self._result_ids:
+                return []  # streamed when the call finished (the router's custom event)
             self._result_ids.add(message.tool_call_id)
             return [
                 StreamChunk(
@@ -340,6 +343,15 @@ class ChunkTranslator:
         return []
 
     def _custom(self, namespace: tuple[str, ...], data: Any) -> list[StreamChunk]:
+        if isinstance(data, Mapping) and data.get("streamagent") == TOOL_RESULT_EVENT:
+            self._result_ids.add(str(data.get("tool_call_id")))
+            result = {k: data.get(k) for k in ("tool_call_id", "name", "content", "status")}
+            agent = data.get("agent")
+            return [
+                StreamChunk(
+                    type="tool_result", tool_result=result, agent=agent, namespace=namespace
+                )
+            ]
         if isinstance(data, Mapping) and data.get("streamagent") == RETRY_EVENT:
             info = {k: v for k, v in data.items() if k not in ("streamagent", "agent")}
             return [
