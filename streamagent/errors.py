@@ -35,6 +35,7 @@ __all__ = [
     "StepLimitExceededError",
     "StreamAgentError",
     "StreamBrokenError",
+    "StructuredOutputError",
     "ToolFailure",
     "UserError",
     "redact",
@@ -131,6 +132,10 @@ class StreamBrokenError(ModelRequestError):
     """The response stream broke: malformed chunk, truncated stream, disconnect mid-stream."""
 
     retryable = True
+
+
+class StructuredOutputError(AgentRunError):
+    """The model's structured output (``response_format``) stayed invalid after one repair."""
 
 
 class ToolFailure(AgentRunError):

@@ -62,6 +62,7 @@ from streamagent.errors import (
 )
 from streamagent.nodes._progress import TOOL_RESULT_EVENT
 from streamagent.nodes.model import RETRY_EVENT
+from streamagent.structured import structured_json
 
 __all__ = [
     "ChunkTranslator",
@@ -75,7 +76,15 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ChunkType = Literal[
-    "content", "tool_call_delta", "tool_call", "tool_result", "retry", "interrupt", "done", "error"
+    "content",
+    "tool_call_delta",
+    "tool_call",
+    "tool_result",
+    "retry",
+    "interrupt",
+    "structured",
+    "done",
+    "error",
 ]
 _STREAM_MODES: list[StreamMode] = ["messages", "updates", "custom"]
 
@@ -97,6 +106,8 @@ class StreamChunk:
     error: dict[str, Any] | None = None
     agent: str | None = None
     namespace: tuple[str, ...] = field(default=())
+    #: ``structured`` only: the validated ``response_format`` value
+    structured: Any = None
     #: ``done`` only: True when some call's usage is tiktoken's estimate (the server sent none)
     usage_estimated: bool = False
 
@@ -118,6 +129,8 @@ class StreamChunk:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.type == "structured":
+            out["structured"] = structured_json(self.structured)
         if self.type == "done":
             out["cost_usd"] = None if self.cost_usd is None else str(self.cost_usd)
             if self.usage_estimated:
@@ -265,6 +278,15 @@ class ChunkTranslator:
             elif self.cost_usd is not None:
                 self.cost_usd += cost
         out: list[StreamChunk] = []
+        if "structured_response" in update:
+            out.append(
+                StreamChunk(
+                    type="structured",
+                    structured=update["structured_response"],
+                    agent=_agent_of(namespace),
+                    namespace=namespace,
+                )
+            )
         for message in update.get("messages") or []:
             if isinstance(message, AIMessage) and message.response_metadata.get("usage_estimated"):
                 self.usage_estimated = True
