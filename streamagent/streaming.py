@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, cast
 
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -51,6 +52,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, StreamMode
 
 from streamagent._token_sink import SINK_KEY, TokenSink
+from streamagent._usage_tracker import AgentUsage, UsageTracker
 from streamagent.config import fast_path_from_env
 from streamagent.cost import Usage
 from streamagent.errors import (
@@ -108,6 +110,8 @@ class StreamChunk:
     namespace: tuple[str, ...] = field(default=())
     #: ``structured`` only: the validated ``response_format`` value
     structured: Any = None
+    #: ``done`` only: per agent ``{"usage": {...}, "cost_usd": Decimal | None}``
+    agents: dict[str, dict[str, Any]] | None = None
     #: ``done`` only: True when some call's usage is tiktoken's estimate (the server sent none)
     usage_estimated: bool = False
 
@@ -135,6 +139,14 @@ class StreamChunk:
             out["cost_usd"] = None if self.cost_usd is None else str(self.cost_usd)
             if self.usage_estimated:
                 out["usage_estimated"] = True
+            if self.agents is not None:
+                out["agents"] = {
+                    name: {
+                        "usage": item["usage"],
+                        "cost_usd": None if item["cost_usd"] is None else str(item["cost_usd"]),
+                    }
+                    for name, item in self.agents.items()
+                }
         if self.namespace:
             out["namespace"] = list(self.namespace)
         return out
@@ -175,7 +187,11 @@ def _agent_of(namespace: tuple[str, ...]) -> str | None:
 class ChunkTranslator:
     """Pure translation of LangGraph stream parts into :class:`StreamChunk` values."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tracker: UsageTracker | None = None) -> None:
+        #: other chat models' calls of the run (not streamagent's), see _usage_tracker
+        self.tracker = tracker
+        self.by_agent: dict[str, AgentUsage] = {}
+        self._ns_agent: dict[tuple[str, ...], str] = {}
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
         self.usage = Usage()
@@ -267,16 +283,28 @@ class ChunkTranslator:
                     out.extend(self._node_update(namespace, part))
         return out
 
+    def _own_usage(self, namespace: tuple[str, ...], update: Mapping[str, Any]) -> None:
+        """A streamagent node's usage and cost, in the totals and under its agent."""
+        usage = Usage.from_dict(update["usage"] or {})
+        self.usage = self.usage + usage
+        cost = update.get("cost_usd")
+        if cost is None:
+            self.cost_known = False
+        elif self.cost_usd is not None:
+            self.cost_usd += cost
+        named = [
+            m.name for m in update.get("messages") or () if isinstance(m, AIMessage) and m.name
+        ]
+        if named:
+            self._ns_agent[namespace] = str(named[0])
+        agent = self._ns_agent.get(namespace) or _agent_of(namespace) or "agent"
+        self.by_agent.setdefault(agent, AgentUsage()).add(usage, cost)
+
     def _node_update(
         self, namespace: tuple[str, ...], update: Mapping[str, Any]
     ) -> list[StreamChunk]:
         if "usage" in update:
-            self.usage = self.usage + Usage.from_dict(update["usage"] or {})
-            cost = update.get("cost_usd")
-            if cost is None:
-                self.cost_known = False
-            elif self.cost_usd is not None:
-                self.cost_usd += cost
+            self._own_usage(namespace, update)
         out: list[StreamChunk] = []
         if "structured_response" in update:
             out.append(
@@ -384,13 +412,24 @@ class ChunkTranslator:
     def done(self) -> StreamChunk:
         now = time.perf_counter()
         ttft = None if self.first_token_at is None else self.first_token_at - self.started
+        usage = self.usage
+        cost = self.cost_usd if self.cost_known else None
+        agents = {
+            name: AgentUsage(item.usage, item.cost_usd) for name, item in self.by_agent.items()
+        }
+        if self.tracker is not None:  # other chat models of the graph
+            for name, item in self.tracker.by_agent.items():
+                agents.setdefault(name, AgentUsage()).add(item.usage, item.cost_usd)
+                usage = usage + item.usage
+                cost = None if cost is None or item.cost_usd is None else cost + item.cost_usd
         return StreamChunk(
             type="done",
-            usage=cast("dict[str, int]", dict(self.usage.to_dict())),
-            cost_usd=self.cost_usd if self.cost_known else None,
+            usage=cast("dict[str, int]", dict(usage.to_dict())),
+            cost_usd=cost,
             latency_seconds=now - self.started,
             time_to_first_token_seconds=ttft,
             usage_estimated=self.usage_estimated,
+            agents={name: item.to_dict() for name, item in agents.items()},
         )
 
     @staticmethod
@@ -413,6 +452,16 @@ def _run_config(thread_id: str | None, config: RunnableConfig | None) -> Runnabl
     configurable["thread_id"] = thread_id or configurable.get("thread_id") or str(uuid.uuid4())
     cfg["configurable"] = configurable
     return cast("RunnableConfig", cfg)
+
+
+def _with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> RunnableConfig:
+    """``config`` with one more callback handler (a list or a manager, left unchanged)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(handler, inherit=True)
+        return cast("RunnableConfig", {**config, "callbacks": manager})
+    return cast("RunnableConfig", {**config, "callbacks": [*(callbacks or []), handler]})
 
 
 def _graph_input(messages: Any, resume: Any) -> Any:
@@ -540,7 +589,8 @@ async def astream_chunks(
         >>> asyncio.run(main())[-1]
         'done'
     """
-    translator = ChunkTranslator()
+    tracker = UsageTracker()
+    translator = ChunkTranslator(tracker=tracker)
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
     pump: _GraphPump | None = None
@@ -550,7 +600,11 @@ async def astream_chunks(
             _need_checkpointer(graph)
             _need_pending((await graph.aget_state(run_config)).next)
         pump = _GraphPump(
-            graph, graph_input, run_config, direct_tokens=fast_path_from_env(), context=context
+            graph,
+            graph_input,
+            _with_handler(run_config, tracker),
+            direct_tokens=fast_path_from_env(),
+            context=context,
         )
         take = pump.sink.take
         while (parts := await take()) is not None:
@@ -584,7 +638,8 @@ def stream_chunks(
     context: Any = None,
 ) -> Generator[StreamChunk, None, None]:
     """Synchronous twin of :func:`astream_chunks` (uses ``graph.stream``)."""
-    translator = ChunkTranslator()
+    tracker = UsageTracker()
+    translator = ChunkTranslator(tracker=tracker)
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
     try:
@@ -593,7 +648,11 @@ def stream_chunks(
             _need_checkpointer(graph)
             _need_pending(graph.get_state(run_config).next)
         for namespace, mode, data in graph.stream(
-            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True, context=context
+            graph_input,
+            _with_handler(run_config, tracker),
+            stream_mode=_STREAM_MODES,
+            subgraphs=True,
+            context=context,
         ):
             yield from translator.feed(cast("tuple[str, ...]", namespace), mode, data)
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
