@@ -53,6 +53,7 @@ from streamagent.nodes._quirks import (
     infer_finish_reason,
     stream_error,
 )
+from streamagent.nodes._v3 import protocol_streaming
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.retry import RetryPolicy, classify_error
 from streamagent.tokens import TokenCounter
@@ -140,6 +141,18 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
     data["tool_calls"], invalid = _strict_tool_calls(merged)
     data["invalid_tool_calls"] = [*data.get("invalid_tool_calls", []), *invalid]
     return AIMessage(**data)
+
+
+def _invoked(reply: BaseMessage, attempt: _Attempt) -> AIMessage:
+    """The reply of an invoked (v3, protocol-streamed) call, checked like a streamed one."""
+    attempt.emitted = True  # its tokens went out through LangGraph as they came
+    if not isinstance(reply, AIMessage):
+        raise StreamBrokenError(f"the model returned {type(reply).__name__}, not an AI message")
+    if not reply.response_metadata.get("finish_reason"):
+        raise StreamBrokenError("the model stream ended without a finish_reason")
+    message = AIMessage(**reply.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"}))
+    message.response_metadata["streamed_chunks"] = 0
+    return message
 
 
 def _strict_tool_calls(
@@ -433,6 +446,8 @@ class ModelNode:
         try:
             model, bound = _unbind(self.runnable(config))
             llm_config = self._llm_config(config, nostream=sink is not None)
+            if sink is None and protocol_streaming(llm_config):  # astream_events v3
+                return _invoked(await model.ainvoke(messages, llm_config, **bound), attempt)
             meta = llm_config.get("metadata")
             async for chunk in model.astream(messages, llm_config, **bound):
                 if isinstance(chunk, AIMessageChunk):
@@ -467,7 +482,10 @@ class ModelNode:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
             model, bound = _unbind(self.runnable(config))
-            for chunk in model.stream(messages, self._llm_config(config), **bound):
+            llm_config = self._llm_config(config)
+            if protocol_streaming(llm_config):  # stream_events v3
+                return _invoked(model.invoke(messages, llm_config, **bound), attempt)
+            for chunk in model.stream(messages, llm_config, **bound):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
