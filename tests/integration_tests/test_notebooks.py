@@ -32,6 +32,7 @@ NOTEBOOKS = [
     "03_memory.ipynb",
     "04_composition.ipynb",
     "05_observability.ipynb",
+    "06_langgraph_dialect.ipynb",
 ]
 CELL_TIMEOUT_SECONDS = 90
 KERNEL_START_TIMEOUT_SECONDS = 60
