@@ -87,6 +87,9 @@ class ModelConfig:
     transport, direct text chunks and token sink where they are known to give identical
     results; off, the model is stock ``ChatOpenAI`` over the openai SDK and tokens stream
     through LangGraph's ``messages`` mode.
+    ``use_responses_api`` (``None``: ChatOpenAI decides, e.g. when ``reasoning`` is set) and
+    ``reasoning`` (e.g. ``{"effort": "low", "summary": "auto"}``) select OpenAI's Responses API;
+    its reasoning summaries stream as ``reasoning`` chunks.
     """
 
     model: str = "gpt-4o"
@@ -100,6 +103,8 @@ class ModelConfig:
     connect_timeout_seconds: float = 10.0
     context_window: int | None = None
     fast_path: bool = field(default_factory=fast_path_from_env)
+    use_responses_api: bool | None = None
+    reasoning: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if not self.model or not isinstance(self.model, str):

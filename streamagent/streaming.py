@@ -63,6 +63,7 @@ from streamagent.errors import (
     UserError,
 )
 from streamagent.nodes._progress import TOOL_RESULT_EVENT
+from streamagent.nodes._responses import reasoning_text
 from streamagent.nodes.model import RETRY_EVENT
 from streamagent.structured import structured_json
 
@@ -79,6 +80,7 @@ logger = logging.getLogger(__name__)
 
 ChunkType = Literal[
     "content",
+    "reasoning",
     "tool_call_delta",
     "tool_call",
     "tool_result",
@@ -234,6 +236,11 @@ class ChunkTranslator:
         if isinstance(message, AIMessageChunk):
             if message.id:
                 self._streamed_ids.add(message.id)
+            thought = reasoning_text(message)
+            if thought:  # a reasoning summary (Responses API)
+                out.append(
+                    StreamChunk(type="reasoning", content=thought, agent=agent, namespace=namespace)
+                )
             text = message.text
             if text:
                 self._mark_token()

@@ -53,6 +53,7 @@ from streamagent.nodes._quirks import (
     infer_finish_reason,
     stream_error,
 )
+from streamagent.nodes._responses import responses_finish_reason, with_responses_api
 from streamagent.nodes._v3 import protocol_streaming
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.retry import RetryPolicy, classify_error
@@ -132,6 +133,7 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
         raise StreamBrokenError("the model stream ended before sending anything")
     chunks = dedupe_tool_names(chunks)  # llama.cpp repeats the name in every delta
     merged = chunks[0] if len(chunks) == 1 else add_ai_message_chunks(chunks[0], *chunks[1:])
+    responses_finish_reason(merged)  # the Responses API reports a status instead
     infer_finish_reason(merged)  # no finish_reason, but a usage chunk ended the reply
     if not merged.response_metadata.get("finish_reason"):
         raise StreamBrokenError(
@@ -238,7 +240,7 @@ class ModelNode:
         runnable = self._lazy.get(overrides)
         if runnable is None:
             model_cfg = replace(self.config.model, **dict(overrides))
-            runnable = self._bind(create_chat_model(model_cfg))
+            runnable = self._bind(with_responses_api(create_chat_model(model_cfg), model_cfg))
             self._lazy[overrides] = runnable
         return runnable
 

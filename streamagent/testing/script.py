@@ -217,6 +217,8 @@ class Reply:
     finish_reason: str | None = None
     token_delay_seconds: float | None = None
     fault: Fault | None = None
+    #: streamed as a reasoning summary by ``/v1/responses`` (ignored by Chat Completions)
+    reasoning_summary: str = ""
 
     def __post_init__(self) -> None:
         _check_non_negative("token_delay_seconds", self.token_delay_seconds)

@@ -25,7 +25,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from types import TracebackType
 from typing import Any
 
@@ -33,6 +33,7 @@ import orjson
 from aiohttp import web
 
 from streamagent.testing.raw import RawReply
+from streamagent.testing.responses import ResponsesEncoder
 from streamagent.testing.script import (
     DEFAULT_FAULT_TEXT,
     Fault,
@@ -45,6 +46,7 @@ from streamagent.testing.wire import (
     MALFORMED_EVENT,
     ChunkEncoder,
     ReplyPlan,
+    SseEvent,
     error_body,
     http_fault_headers,
 )
@@ -262,6 +264,8 @@ class ScriptedOpenAIServer:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/chat/completions", self._chat)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/responses", self._responses)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/models", self._models)
         return app
@@ -304,6 +308,40 @@ class ScriptedOpenAIServer:
         if isinstance(resolved, web.Response):
             return resolved
         return await self._answer(request, record, resolved, number)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        """``POST /v1/responses``: the scripted reply in the Responses API's wire format."""
+        raw = await request.read()
+        record = RecordedRequest(
+            method=request.method,
+            path=request.path,
+            headers={k.lower(): v for k, v in request.headers.items()},
+            body=_parse_json(raw),
+            peer=_peer(request),
+        )
+        number, item = self._take(record)
+        if not isinstance(record.body, dict):
+            return _error_response(400, "request body must be a JSON object", number)
+        resolved = self._resolve(record, item, number)
+        if isinstance(resolved, web.Response):
+            return resolved
+        plan, chunks = self._plan(record, resolved)
+        encoder = ResponsesEncoder(
+            response_id=f"resp_scripted{number:06d}", created=chunks.created, model=chunks.model
+        )
+        if not record.stream:
+            items = encoder.output_items(plan)
+            return _json_response(200, encoder.response("completed", items, encoder.usage(plan)))
+        fault = resolved.fault
+        delay = resolved.token_delay_seconds
+        events = encoder.events(plan, complete=fault is None or fault.kind != "no_done")
+        return await _stream_events(
+            request,
+            events,
+            fault=fault,
+            delay_seconds=self.token_delay_seconds if delay is None else delay,
+            number=number,
+        )
 
     def _resolve(  # noqa: PLR0911 - one return per kind of script item
         self, record: RecordedRequest, item: ScriptItem | None, number: int
@@ -416,6 +454,37 @@ async def _stream(
                         await asyncio.sleep(wait)
                 else:
                     await asyncio.sleep(delay_seconds)
+            await response.write(event.data)
+            sent += 1
+        if fault is not None:
+            await _apply_stream_fault(request, response, fault)
+    except ConnectionError:
+        logger.debug("client of request #%d went away mid-stream", number)
+    return response
+
+
+async def _stream_events(
+    request: web.Request,
+    events: Iterator[SseEvent],
+    *,
+    fault: Fault | None,
+    delay_seconds: float,
+    number: int,
+) -> web.StreamResponse:
+    """Write ``events`` as an SSE response, applying ``fault`` at its chunk count."""
+    response = web.StreamResponse(
+        status=200, headers={**_SSE_HEADERS, "x-request-id": _request_id(number)}
+    )
+    await response.prepare(request)
+    sent = 0
+    try:
+        for event in events:
+            if fault is not None and sent == fault.after_chunks:
+                if await _apply_stream_fault(request, response, fault):
+                    return response
+                fault = None
+            if event.paced and delay_seconds > 0:
+                await asyncio.sleep(delay_seconds)
             await response.write(event.data)
             sent += 1
         if fault is not None:
