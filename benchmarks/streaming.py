@@ -6,7 +6,8 @@ round, and the tables report medians and ratios.
 
     ./dev python benchmarks/streaming.py [--rounds 9] [--tokens 2000] [--tool-runs 20]
 
-Table 1 (one long reply): client CPU µs per streamed content chunk (process CPU time / content
+Table 1 (one long reply; also LangGraph's v3 typed stream and OpenAI's Responses API, whose
+scripted stream carries the same text pieces): client CPU µs per streamed content chunk (process CPU time / content
 chunks), wall time to first token and the time to first token added over raw AsyncOpenAI.
 Table 2 (time to first token): many short runs (a 200-token reply), interleaved, for a stable
 median of the time to the first content token and the time added over raw AsyncOpenAI.
@@ -37,6 +38,10 @@ REACT = "(c) create_react_agent messages"
 LEAN = "(e) streamagent astream_chunks, lean (default)"
 PLAIN = "(d) streamagent astream_chunks, plain ChatOpenAI"
 OFF = "(f) streamagent astream_chunks, fast path off"
+REACT_V3 = "(g) create_react_agent astream_events v3"
+AGENT_V3 = "(h) streamagent astream_events v3"
+CHAT_RESPONSES = "(i) ChatOpenAI(use_responses_api=True).astream"
+AGENT_RESPONSES = "(j) streamagent astream_chunks, Responses API"
 _TTFT_TOKENS = 200
 
 
@@ -109,6 +114,12 @@ def _agents(base_url: str, tools: list[Any]) -> dict[str, Any]:
             config=AgentConfig(model=replace(model_cfg, fast_path=False)),
             checkpointer=False,
         ),
+        "chat_responses": ChatOpenAI(**options, use_responses_api=True),
+        "responses": build_agent(
+            tools=tools,
+            config=AgentConfig(model=replace(model_cfg, use_responses_api=True)),
+            checkpointer=False,
+        ),
     }
 
 
@@ -127,13 +138,32 @@ def _react_runner(react: Any, prompt: list[dict[str, str]]) -> Runner:
     return run
 
 
+def _v3_runner(graph: Any, prompt: list[dict[str, str]]) -> Runner:
+    """LangGraph's v3 typed stream: text deltas of ``run.messages`` (experimental in 1.2)."""
+
+    async def run() -> tuple[int, float]:
+        t0 = time.perf_counter()
+        first = 0.0
+        n = 0
+        stream = await graph.astream_events({"messages": prompt}, version="v3")
+        async for message in stream.messages:
+            async for delta in message.text:
+                if delta:
+                    if not n:
+                        first = time.perf_counter() - t0
+                    n += 1
+        return n, first
+
+    return run
+
+
 def _chat_runner(llm: Any, prompt: list[dict[str, str]]) -> Runner:
     async def run() -> tuple[int, float]:
         t0 = time.perf_counter()
         first = 0.0
         n = 0
         async for chunk in llm.astream(prompt):
-            if chunk.content:
+            if chunk.text:
                 if not n:
                     first = time.perf_counter() - t0
                 n += 1
@@ -193,6 +223,10 @@ def make_runners(base_url: str) -> dict[str, Runner]:
         PLAIN: _agent_runner(agents["plain"], prompt),
         LEAN: _agent_runner(agents["lean"], prompt),
         OFF: _agent_runner(agents["off"], prompt),
+        REACT_V3: _v3_runner(agents["react"], prompt),
+        AGENT_V3: _v3_runner(agents["lean"], prompt),
+        CHAT_RESPONSES: _chat_runner(agents["chat_responses"], prompt),
+        AGENT_RESPONSES: _agent_runner(agents["responses"], prompt),
     }
 
 
