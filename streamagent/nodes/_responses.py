@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import BaseMessage
 
 from streamagent.config import ModelConfig
 
@@ -42,14 +42,15 @@ def with_responses_api(llm: BaseChatModel, config: ModelConfig) -> BaseChatModel
     return llm.model_copy(update=update) if update else llm
 
 
-def responses_finish_reason(merged: AIMessageChunk) -> None:
+def responses_finish_reason(merged: BaseMessage) -> None:
     """Set ``finish_reason`` from a completed Responses API stream's ``status``."""
     metadata = merged.response_metadata
     if metadata.get("finish_reason"):
         return
     status = metadata.get("status")
+    calls = getattr(merged, "tool_call_chunks", None) or getattr(merged, "tool_calls", None)
     if status == "completed":
-        metadata["finish_reason"] = "tool_calls" if merged.tool_call_chunks else "stop"
+        metadata["finish_reason"] = "tool_calls" if calls else "stop"
     elif status == "incomplete":
         metadata["finish_reason"] = "length"
 

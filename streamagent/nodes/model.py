@@ -150,6 +150,7 @@ def _invoked(reply: BaseMessage, attempt: _Attempt) -> AIMessage:
     attempt.emitted = True  # its tokens went out through LangGraph as they came
     if not isinstance(reply, AIMessage):
         raise StreamBrokenError(f"the model returned {type(reply).__name__}, not an AI message")
+    responses_finish_reason(reply)
     if not reply.response_metadata.get("finish_reason"):
         raise StreamBrokenError("the model stream ended without a finish_reason")
     message = AIMessage(**reply.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"}))

@@ -3,6 +3,7 @@ the scripted server's ``/v1/responses`` (the real event stream, over real HTTP).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -110,3 +111,14 @@ async def test_a_stream_without_response_completed_is_broken(make_server: Any) -
     error = chunks[-1].error
     assert chunks[-1].type == "error" and error is not None
     assert error["type"] == "StreamBrokenError" and error["attempts"] == 4
+
+
+async def test_the_v3_typed_stream_carries_responses_api_text(make_server: Any) -> None:
+    server = make_server([Reply("Hello there friend", reasoning_summary="hm")])
+    agent = create_agent_graph(config=_responses_config(server, use_responses_api=True)).compile()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # v3 is experimental in LangGraph 1.2
+        run = await agent.astream_events({"messages": [("user", "hi")]}, version="v3")
+    texts = [[delta async for delta in message.text] async for message in run.messages]
+    assert texts == [["Hello", " there", " friend"]]
+    assert server.requests[0].path == "/v1/responses"
