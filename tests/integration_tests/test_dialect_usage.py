@@ -1,15 +1,16 @@
 """Usage and cost of every chat model in a composed graph, with a per-agent breakdown.
 
-A LangChain ``create_agent`` and a plain ``ChatOpenAI`` node run next to a streamagent agent;
+LangGraph's prebuilt ReAct agent (what LangChain's ``create_agent`` grew from; ``langchain``
+itself is not a dependency) and a plain ``ChatOpenAI`` node run next to a streamagent agent;
 all reach the scripted server over real HTTP.
 """
 
 from __future__ import annotations
 
+import warnings
 from decimal import Decimal
 from typing import Any
 
-from langchain.agents import create_agent
 from langchain_core.messages import AIMessage
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
@@ -33,14 +34,20 @@ def _cost(input_tokens: int, output_tokens: int, model: str = "gpt-4o") -> Decim
     return cost
 
 
-async def test_a_langchain_agent_next_to_a_streamagent_agent_is_counted(make_server: Any) -> None:
+async def test_a_prebuilt_react_agent_next_to_a_streamagent_agent_is_counted(
+    make_server: Any,
+) -> None:
     server = make_server(
         [
             Reply("draft", prompt_tokens=100, completion_tokens=10),
             Reply("final", prompt_tokens=200, completion_tokens=20),
         ]
     )
-    writer = create_agent(model=_llm(server), tools=[], name="writer")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # deprecated in favour of langchain's create_agent
+        from langgraph.prebuilt import create_react_agent
+
+        writer = create_react_agent(_llm(server), tools=[], name="writer")
     editor = create_agent_graph(config=config_for(server), name="editor").compile(name="editor")
     builder = StateGraph(MessagesState)
     builder.add_node("writer", writer)
