@@ -37,6 +37,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 
 from streamagent._token_sink import TokenSink, graph_namespace, sink_of
 from streamagent._upstream import fast_path_available, langgraph_private
+from streamagent._usage_tracker import without_tracker
 from streamagent.chunk_merge import CompactChunks
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator, Usage
@@ -373,6 +374,8 @@ class ModelNode:
         llm_config["tags"] = [*tags, *(t for t in own if t not in tags)]
         if nostream:
             llm_config["callbacks"] = _without_messages_mode(llm_config.get("callbacks"))
+        # astream_chunks' tracker of *other* models' usage: not on this call's token path
+        llm_config["callbacks"] = without_tracker(llm_config.get("callbacks"))
         llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
         return cast("RunnableConfig", llm_config)
 
