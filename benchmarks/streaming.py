@@ -167,7 +167,7 @@ def _chat_runner(llm: Any, prompt: list[dict[str, str]]) -> Runner:
         first = 0.0
         n = 0
         async for chunk in llm.astream(prompt):
-            if chunk.content:
+            if chunk.text:
                 if not n:
                     first = time.perf_counter() - t0
                 n += 1

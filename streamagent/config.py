@@ -87,9 +87,9 @@ class ModelConfig:
     transport, direct text chunks and token sink where they are known to give identical
     results; off, the model is stock ``ChatOpenAI`` over the openai SDK and tokens stream
     through LangGraph's ``messages`` mode.
-    ``use_responses_api`` (``None``: ChatOpenAI decides, e.g. for reasoning summaries) calls
-    OpenAI's Responses API; ``reasoning`` (e.g. ``{"effort": "low", "summary": "auto"}``) is
-    passed to reasoning models.
+    ``use_responses_api`` (``None``: ChatOpenAI decides, e.g. when ``reasoning`` is set) and
+    ``reasoning`` (e.g. ``{"effort": "low", "summary": "auto"}``) select OpenAI's Responses API;
+    its reasoning summaries stream as ``reasoning`` chunks.
     """
 
     model: str = "gpt-4o"

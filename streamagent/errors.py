@@ -37,6 +37,7 @@ __all__ = [
     "StepLimitExceededError",
     "StreamAgentError",
     "StreamBrokenError",
+    "StructuredOutputError",
     "ThreadBusyError",
     "ThreadExpiredError",
     "ToolFailure",
@@ -167,6 +168,10 @@ class StreamBrokenError(ModelRequestError):
     """The response stream broke: malformed chunk, truncated stream, disconnect mid-stream."""
 
     retryable = True
+
+
+class StructuredOutputError(AgentRunError):
+    """The model's structured output (``response_format``) stayed invalid after one repair."""
 
 
 class ToolFailure(AgentRunError):

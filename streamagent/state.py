@@ -79,3 +79,5 @@ class AgentState(TypedDict):
     cost_usd: NotRequired[Annotated[Decimal | None, add_cost]]
     run_steps: NotRequired[Annotated[int, _keep_last]]
     context_view: NotRequired[ContextView]
+    #: the validated ``response_format`` value of the last turn (when the graph has one)
+    structured_response: NotRequired[Any]

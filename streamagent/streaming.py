@@ -38,6 +38,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Literal, cast
 
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.messages import (
     AIMessage,
     AIMessageChunk,
@@ -52,6 +53,7 @@ from langgraph.pregel import Pregel
 from langgraph.types import Command, StreamMode
 
 from streamagent._token_sink import SINK_KEY, TokenSink
+from streamagent._usage_tracker import AgentUsage, UsageTracker
 from streamagent.config import fast_path_from_env
 from streamagent.cost import Usage
 from streamagent.errors import (
@@ -63,7 +65,10 @@ from streamagent.errors import (
 )
 from streamagent.input_policy import check_messages, check_thread_id
 from streamagent.memory.turns import Turn, begin_turn
+from streamagent.nodes._progress import TOOL_RESULT_EVENT
+from streamagent.nodes._responses import reasoning_text
 from streamagent.nodes.model import RETRY_EVENT
+from streamagent.structured import structured_json
 
 __all__ = [
     "ChunkTranslator",
@@ -84,6 +89,7 @@ ChunkType = Literal[
     "tool_result",
     "retry",
     "interrupt",
+    "structured",
     "done",
     "error",
 ]
@@ -107,6 +113,12 @@ class StreamChunk:
     error: dict[str, Any] | None = None
     agent: str | None = None
     namespace: tuple[str, ...] = field(default=())
+    #: ``structured`` only: the validated ``response_format`` value
+    structured: Any = None
+    #: ``done`` only: per agent ``{"usage": {...}, "cost_usd": Decimal | None}``
+    agents: dict[str, dict[str, Any]] | None = None
+    #: ``done`` only: True when some call's usage is tiktoken's estimate (the server sent none)
+    usage_estimated: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict without unset fields (``cost_usd`` as a string, exact)."""
@@ -126,8 +138,20 @@ class StreamChunk:
             value = getattr(self, key)
             if value is not None:
                 out[key] = value
+        if self.type == "structured":
+            out["structured"] = structured_json(self.structured)
         if self.type == "done":
             out["cost_usd"] = None if self.cost_usd is None else str(self.cost_usd)
+            if self.usage_estimated:
+                out["usage_estimated"] = True
+            if self.agents is not None:
+                out["agents"] = {
+                    name: {
+                        "usage": item["usage"],
+                        "cost_usd": None if item["cost_usd"] is None else str(item["cost_usd"]),
+                    }
+                    for name, item in self.agents.items()
+                }
         if self.namespace:
             out["namespace"] = list(self.namespace)
         return out
@@ -155,22 +179,6 @@ def prepare_input(messages: Any, *, allow_privileged_roles: bool = False) -> lis
     return converted
 
 
-def _reasoning_text(content: Any) -> str:
-    """The reasoning-summary text in a chunk's content blocks (Responses API), if any."""
-    if isinstance(content, str) or not content:
-        return ""
-    parts: list[str] = []
-    for block in content:
-        if not isinstance(block, Mapping) or block.get("type") != "reasoning":
-            continue
-        for summary in block.get("summary") or ():
-            if isinstance(summary, Mapping) and isinstance(summary.get("text"), str):
-                parts.append(summary["text"])
-        if isinstance(block.get("reasoning"), str):  # v1 content blocks
-            parts.append(block["reasoning"])
-    return "".join(parts)
-
-
 _HOOK_SUFFIXES = (".before_agent", ".before_model", ".after_model", ".after_agent")
 
 
@@ -187,12 +195,17 @@ def _agent_of(namespace: tuple[str, ...]) -> str | None:
 class ChunkTranslator:
     """Pure translation of LangGraph stream parts into :class:`StreamChunk` values."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, tracker: UsageTracker | None = None) -> None:
+        #: other chat models' calls of the run (not streamagent's), see _usage_tracker
+        self.tracker = tracker
+        self.by_agent: dict[str, AgentUsage] = {}
+        self._ns_agent: dict[tuple[str, ...], str] = {}
         self.started = time.perf_counter()
         self.first_token_at: float | None = None
         self.usage = Usage()
         self.cost_usd: Decimal | None = Decimal(0)
         self.cost_known = True
+        self.usage_estimated = False
         self._streamed_ids: set[str] = set()
         self._partial: dict[str, list[str]] = {}
         self._interrupt_ids: set[str] = set()
@@ -237,13 +250,11 @@ class ChunkTranslator:
         if isinstance(message, AIMessageChunk):
             if message.id:
                 self._streamed_ids.add(message.id)
-            reasoning = _reasoning_text(message.content)
-            if reasoning:
+            thought = reasoning_text(message)
+            if thought:  # a reasoning summary (Responses API)
                 self._mark_token()
                 out.append(
-                    StreamChunk(
-                        type="reasoning", content=reasoning, agent=agent, namespace=namespace
-                    )
+                    StreamChunk(type="reasoning", content=thought, agent=agent, namespace=namespace)
                 )
             text = message.text
             if text:
@@ -294,18 +305,41 @@ class ChunkTranslator:
                     out.extend(self._node_update(namespace, part))
         return out
 
+    def _own_usage(self, namespace: tuple[str, ...], update: Mapping[str, Any]) -> None:
+        """A streamagent node's usage and cost, in the totals and under its agent."""
+        usage = Usage.from_dict(update["usage"] or {})
+        self.usage = self.usage + usage
+        cost = update.get("cost_usd")
+        if cost is None:
+            self.cost_known = False
+        elif self.cost_usd is not None:
+            self.cost_usd += cost
+        named = [
+            m.name for m in update.get("messages") or () if isinstance(m, AIMessage) and m.name
+        ]
+        if named:
+            self._ns_agent[namespace] = str(named[0])
+        agent = self._ns_agent.get(namespace) or _agent_of(namespace) or "agent"
+        self.by_agent.setdefault(agent, AgentUsage()).add(usage, cost)
+
     def _node_update(
         self, namespace: tuple[str, ...], update: Mapping[str, Any]
     ) -> list[StreamChunk]:
         if "usage" in update:
-            self.usage = self.usage + Usage.from_dict(update["usage"] or {})
-            cost = update.get("cost_usd")
-            if cost is None:
-                self.cost_known = False
-            elif self.cost_usd is not None:
-                self.cost_usd += cost
+            self._own_usage(namespace, update)
         out: list[StreamChunk] = []
+        if "structured_response" in update:
+            out.append(
+                StreamChunk(
+                    type="structured",
+                    structured=update["structured_response"],
+                    agent=_agent_of(namespace),
+                    namespace=namespace,
+                )
+            )
         for message in update.get("messages") or []:
+            if isinstance(message, AIMessage) and message.response_metadata.get("usage_estimated"):
+                self.usage_estimated = True
             out.extend(self._message_update(namespace, message))
         return out
 
@@ -373,6 +407,8 @@ class ChunkTranslator:
                 for c in fresh
             ]
         if isinstance(message, ToolMessage):
+            if message.tool_call_id in self._result_ids:
+                return []  # streamed when the call finished (the router's custom event)
             agent = self._call_agents.get(message.tool_call_id) or agent
             self._result_ids.add(message.tool_call_id)
             return [
@@ -391,6 +427,15 @@ class ChunkTranslator:
         return []
 
     def _custom(self, namespace: tuple[str, ...], data: Any) -> list[StreamChunk]:
+        if isinstance(data, Mapping) and data.get("streamagent") == TOOL_RESULT_EVENT:
+            self._result_ids.add(str(data.get("tool_call_id")))
+            result = {k: data.get(k) for k in ("tool_call_id", "name", "content", "status")}
+            agent = data.get("agent")
+            return [
+                StreamChunk(
+                    type="tool_result", tool_result=result, agent=agent, namespace=namespace
+                )
+            ]
         if isinstance(data, Mapping) and data.get("streamagent") == RETRY_EVENT:
             info = {k: v for k, v in data.items() if k not in ("streamagent", "agent")}
             return [
@@ -401,13 +446,25 @@ class ChunkTranslator:
     def done(self) -> StreamChunk:
         now = time.perf_counter()
         ttft = None if self.first_token_at is None else self.first_token_at - self.started
+        usage = self.usage
+        cost = self.cost_usd if self.cost_known else None
+        agents = {
+            name: AgentUsage(item.usage, item.cost_usd) for name, item in self.by_agent.items()
+        }
+        if self.tracker is not None:  # other chat models of the graph
+            for name, item in self.tracker.by_agent.items():
+                agents.setdefault(name, AgentUsage()).add(item.usage, item.cost_usd)
+                usage = usage + item.usage
+                cost = None if cost is None or item.cost_usd is None else cost + item.cost_usd
         return StreamChunk(
             type="done",
-            usage=cast("dict[str, int]", dict(self.usage.to_dict())),
-            cost_usd=self.cost_usd if self.cost_known else None,
+            usage=cast("dict[str, int]", dict(usage.to_dict())),
+            cost_usd=cost,
             latency_seconds=now - self.started,
             time_to_first_token_seconds=ttft,
             agent=self._run_agent,
+            usage_estimated=self.usage_estimated,
+            agents={name: item.to_dict() for name, item in agents.items()},
         )
 
     @staticmethod
@@ -437,13 +494,57 @@ def _run_config(thread_id: str | None, config: RunnableConfig | None) -> Runnabl
     return cast("RunnableConfig", cfg)
 
 
+def _with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> RunnableConfig:
+    """``config`` with one more callback handler (a list or a manager, left unchanged)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        manager = callbacks.copy()
+        manager.add_handler(handler, inherit=True)
+        return cast("RunnableConfig", {**config, "callbacks": manager})
+    return cast("RunnableConfig", {**config, "callbacks": [*(callbacks or []), handler]})
+
+
+async def _aroll_back(
+    graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig, exc: BaseException
+) -> None:
+    """After an error caused by the input, remove that input from the thread (async)."""
+    rollback = _rollback_update(graph, graph_input, exc)
+    if rollback is None:
+        return
+    try:
+        await graph.aupdate_state(config, rollback, as_node="model")
+    except Exception:
+        logger.exception("could not remove the rejected input from the thread")
+
+
+async def _acheck_pending(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> None:
+    """Refuse ``messages=None`` without a checkpointer or a pending run (async)."""
+    _need_checkpointer(graph)
+    _need_pending((await graph.aget_state(config)).next)
+
+
 def _graph_input(
     messages: Any, resume: Any, config: RunnableConfig, *, allow_privileged_roles: bool
 ) -> Any:
     check_thread_id((config.get("configurable") or {}).get("thread_id"))
     if resume is not None:
         return Command(resume=resume)
+    if messages is None:  # continue the thread's pending run (the process died mid-turn)
+        return None
     return {"messages": prepare_input(messages, allow_privileged_roles=allow_privileged_roles)}
+
+
+def _need_checkpointer(graph: Pregel[Any, Any, Any, Any]) -> None:
+    """``messages=None`` continues a pending run, which lives in the checkpointer."""
+    if graph.checkpointer in (None, False):
+        raise InvalidInputError(
+            "messages=None continues a thread's pending run, which needs a checkpointer"
+        )
+
+
+def _need_pending(next_nodes: Sequence[str]) -> None:
+    if not next_nodes:
+        raise InvalidInputError("this thread has no pending run to continue: send a message")
 
 
 def _rollback_update(
@@ -533,7 +634,10 @@ async def astream_chunks(
     """Run ``graph`` on ``messages`` and yield typed chunks (async).
 
     ``messages`` are the *new* messages of this turn (the thread's history comes from the
-    checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt.
+    checkpointer). Pass ``messages=None, resume=decision`` to resume an approval interrupt, and
+    ``messages=None`` alone to continue a run that did not finish (the process died mid-turn):
+    it goes on from the last checkpoint, so the step that was running re-runs — tools are run
+    *at least once* (make side effects idempotent, e.g. keyed by ``InjectedToolCallId``).
     Input is checked before anything is sent or written (:mod:`streamagent.input_policy`):
     ``system``/``developer``/``tool`` messages and assistant messages with tool calls are
     refused unless ``allow_privileged_roles=True``; an empty ``thread_id`` is refused.
@@ -558,7 +662,8 @@ async def astream_chunks(
         >>> asyncio.run(main())[-1]
         'done'
     """
-    translator = ChunkTranslator()
+    tracker = UsageTracker()
+    translator = ChunkTranslator(tracker=tracker)
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
     pump: _GraphPump | None = None
@@ -567,13 +672,19 @@ async def astream_chunks(
         graph_input = _graph_input(
             messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
         )
+        if graph_input is None:  # continuing a pending run: only where there is one
+            await _acheck_pending(graph, run_config)
         turn = await begin_turn(
             graph.checkpointer, run_config, multitask, wait_seconds=wait_seconds
         )
         if turn is not None:
             run_config = turn.config(run_config)
         pump = _GraphPump(
-            graph, graph_input, run_config, direct_tokens=fast_path_from_env(), context=context
+            graph,
+            graph_input,
+            _with_handler(run_config, tracker),
+            direct_tokens=fast_path_from_env(),
+            context=context,
         )
         take = pump.sink.take
         while (parts := await take()) is not None:
@@ -583,12 +694,7 @@ async def astream_chunks(
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
         if pump is not None:
             await pump.stop()
-        rollback = _rollback_update(graph, graph_input, exc)
-        if rollback is not None:
-            try:
-                await graph.aupdate_state(run_config, rollback, as_node="model")
-            except Exception:
-                logger.exception("could not remove the rejected input from the thread")
+        await _aroll_back(graph, graph_input, run_config, exc)
         yield translator.error(exc)
         return
     finally:
@@ -612,15 +718,23 @@ def stream_chunks(
     context: Any = None,
 ) -> Generator[StreamChunk, None, None]:
     """Synchronous twin of :func:`astream_chunks` (uses ``graph.stream``)."""
-    translator = ChunkTranslator()
+    tracker = UsageTracker()
+    translator = ChunkTranslator(tracker=tracker)
     graph_input: Any = None
     run_config = _run_config(thread_id, config)
     try:
         graph_input = _graph_input(
             messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
         )
+        if graph_input is None:
+            _need_checkpointer(graph)
+            _need_pending(graph.get_state(run_config).next)
         for namespace, mode, data in graph.stream(
-            graph_input, run_config, stream_mode=_STREAM_MODES, subgraphs=True, context=context
+            graph_input,
+            _with_handler(run_config, tracker),
+            stream_mode=_STREAM_MODES,
+            subgraphs=True,
+            context=context,
         ):
             yield from translator.feed(cast("tuple[str, ...]", namespace), mode, data)
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk

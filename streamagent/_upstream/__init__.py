@@ -34,6 +34,7 @@ __all__ = [
     "installed_version",
     "refresh",
     "bind_pieces",
+    "optional",
     "resolve",
 ]
 
@@ -204,3 +205,16 @@ def bind_pieces(
         if problem is not None:
             missing.append(problem)
     return missing
+
+
+def optional(piece: Piece, fallback: Any) -> Any:
+    """A private name outside the fast path (``fallback`` when missing, with one warning).
+
+    For pieces whose absence only narrows a feature (a newer or older library simply lacks
+    it): the caller's ``fallback`` keeps the package importable and behaving safely.
+    """
+    value = resolve(piece)
+    if isinstance(value, Missing):
+        logger.warning("%s; using streamagent's fallback", value.describe())
+        return fallback
+    return value

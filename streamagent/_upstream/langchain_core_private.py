@@ -108,7 +108,7 @@ V2_STREAMING_HANDLER: Any = None if isinstance(_V2_HANDLER, Missing) else _V2_HA
 
 def wants_protocol_events(callbacks: Any) -> bool:
     """Whether a run's callbacks ask chat models for protocol (v3) stream events."""
-    handlers = getattr(callbacks, "handlers", None)
+    handlers = callbacks if isinstance(callbacks, list) else getattr(callbacks, "handlers", None)
     if V2_STREAMING_HANDLER is None or not handlers:
         return False
     return any(isinstance(h, V2_STREAMING_HANDLER) for h in handlers)

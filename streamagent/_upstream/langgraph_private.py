@@ -10,9 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from streamagent._upstream import REGISTRY, Missing, Piece, bind_pieces
+from streamagent._upstream import REGISTRY, Missing, Piece, bind_pieces, optional
 
-__all__ = ["PUSH_MARKER", "bind"]
+__all__ = [
+    "PUSH_MARKER",
+    "SAFE_MSGPACK_METHODS",
+    "SAFE_MSGPACK_TYPES",
+    "DeltaSnapshot",
+    "bind",
+]
 
 _LIB = "langgraph"
 
@@ -42,3 +48,28 @@ def bind() -> list[Missing]:
 
 REGISTRY.register(bind)
 bind_pieces(globals(), PIECES)
+
+
+# ---------------------------------------------------------------- outside the fast path
+# The Redis saver's strict deserialization and its DeltaChannel support use these. Missing,
+# the saver refuses every msgpack extension LangGraph does not list as safe (loud, never a
+# raw value) and DeltaChannel snapshots are not recognised (stored as ordinary values).
+
+
+class _NoDeltaSnapshot:
+    """Stands in for ``_DeltaSnapshot`` in a langgraph without it (nothing is one)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+_SERDE = "langgraph-checkpoint"
+DeltaSnapshot: Any = optional(
+    Piece(_SERDE, "langgraph.checkpoint.serde.types", "_DeltaSnapshot"), _NoDeltaSnapshot
+)
+SAFE_MSGPACK_METHODS: Any = optional(
+    Piece(_SERDE, "langgraph.checkpoint.serde._msgpack", "SAFE_MSGPACK_METHODS"), frozenset()
+)
+SAFE_MSGPACK_TYPES: Any = optional(
+    Piece(_SERDE, "langgraph.checkpoint.serde._msgpack", "SAFE_MSGPACK_TYPES"), frozenset()
+)

@@ -25,7 +25,14 @@ from streamagent.observe import AgentObserver
 from streamagent.state import AgentState
 from streamagent.tokens import preload_encoding
 
-__all__ = ["ToolLike", "build_agent", "create_agent_graph", "default_saver", "route_after_model"]
+__all__ = [
+    "ToolLike",
+    "build_agent",
+    "create_agent_graph",
+    "default_saver",
+    "route_after_model",
+    "route_to_structured",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +58,23 @@ def route_after_model(state: Mapping[str, Any]) -> Literal["tools", "__end__"]:
     return "__end__"
 
 
+def route_to_structured(state: Mapping[str, Any]) -> Literal["tools", "structured"]:
+    """With ``response_format``: the final answer goes on to the structured-output node."""
+    return "tools" if route_after_model(state) == "tools" else "structured"
+
+
+def _checked_model(model: Any) -> None:
+    from streamagent.errors import ConfigurationError
+    from streamagent.structured import is_structured_output_model
+
+    if is_structured_output_model(model):
+        raise ConfigurationError(
+            "model= is a structured-output model (chat_model.with_structured_output(...)), "
+            "which cannot stream or call tools: pass the chat model itself and "
+            "response_format=YourSchema"
+        )
+
+
 def _as_tools(tools: Sequence[ToolLike]) -> list[BaseTool]:
     from streamagent.tools import as_tool
 
@@ -73,6 +97,7 @@ def create_agent_graph(
     observer: AgentObserver | None = None,
     state_schema: type[AgentState] | None = None,
     middleware: Sequence[Any] = (),
+    response_format: Any = None,
 ) -> StateGraph[AgentState]:
     """The agent as an *uncompiled* ``StateGraph``: [prune] → model → (tools → [prune] | END).
 
@@ -84,6 +109,11 @@ def create_agent_graph(
 
     ``model`` is a chat model instance, a model name, or ``None`` for ChatOpenAI built from
     ``config.model`` (lazily, at the first call: building the graph does no I/O and needs no key).
+
+    ``response_format`` (a pydantic model, a ``TypedDict``, a JSON schema dict, or
+    :class:`~streamagent.structured.ResponseFormat` to choose the strategy) adds a
+    ``structured`` node after the final answer that puts the validated value in
+    ``state["structured_response"]`` (see :mod:`streamagent.structured`).
 
     ``state_schema`` extends :class:`~streamagent.state.AgentState` with keys of your own (a
     ``TypedDict`` subclass of it), which tools can read (``InjectedState``) and write
@@ -105,6 +135,7 @@ def create_agent_graph(
     if isinstance(model, str):
         cfg = cfg.with_model(model=model)
     elif model is not None:
+        _checked_model(model)
         llm = model
     stack = None
     if middleware:
@@ -144,8 +175,20 @@ def create_agent_graph(
     builder.add_conditional_edges(START, to_context, ["prune", "model"])
     builder.add_edge("prune", "model")
     # Inline on both paths: a plain sync function would run in the thread pool on async runs.
-    route = RouteRunnable(route_after_model, name="route_after_model")
-    builder.add_conditional_edges("model", route, ["tools", END])
+    if response_format is None:
+        route = RouteRunnable(route_after_model, name="route_after_model")
+        builder.add_conditional_edges("model", route, ["tools", END])
+    else:
+        from streamagent.nodes.structured import StructuredNode
+        from streamagent.structured import as_response_format
+
+        structured = StructuredNode(
+            model_node=model_node, response_format=as_response_format(response_format)
+        )
+        builder.add_node("structured", _node(structured.invoke, structured.ainvoke, "structured"))
+        to_structured = RouteRunnable(route_to_structured, name="route_after_model")
+        builder.add_conditional_edges("model", to_structured, ["tools", "structured"])
+        builder.add_edge("structured", END)
     builder.add_conditional_edges("tools", to_context, ["prune", "model"])
     return builder
 

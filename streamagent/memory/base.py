@@ -51,8 +51,8 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
 
+from streamagent._upstream.langgraph_private import DeltaSnapshot as _DeltaSnapshot
 from streamagent.errors import (
     CheckpointCorruptedError,
     ConfigurationError,

@@ -32,7 +32,6 @@ from typing import Any
 
 import ormsgpack
 from langchain_core.messages import BaseMessage
-from langgraph.checkpoint.serde._msgpack import SAFE_MSGPACK_METHODS, SAFE_MSGPACK_TYPES
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.jsonplus import (
     EXT_CONSTRUCTOR_KW_ARGS,
@@ -45,10 +44,11 @@ from langgraph.checkpoint.serde.jsonplus import (
     EXT_PYDANTIC_V2,
     JsonPlusSerializer,
 )
-from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from langgraph.types import Send
 from pydantic_core import PydanticUndefined
 
+from streamagent._upstream.langgraph_private import SAFE_MSGPACK_METHODS, SAFE_MSGPACK_TYPES
+from streamagent._upstream.langgraph_private import DeltaSnapshot as _DeltaSnapshot
 from streamagent.errors import AgentRunError
 
 __all__ = [
@@ -251,7 +251,8 @@ class StrictSerializer(JsonPlusSerializer):
     def __init__(self, *, allowed_msgpack_modules: Iterable[tuple[str, ...] | type] = ()) -> None:
         extra = tuple(allowed_msgpack_modules)
         super().__init__(allowed_msgpack_modules=extra or None)
-        self._unpack_ext_hook = _strict_ext_hook(self._allowed_msgpack_modules)
+        # the superclass's allowlist (a private attribute: read guarded; absent = none extra)
+        self._unpack_ext_hook = _strict_ext_hook(getattr(self, "_allowed_msgpack_modules", None))
 
     def with_msgpack_allowlist(
         self, extra_allowlist: Iterable[tuple[str, ...] | type]
@@ -259,7 +260,8 @@ class StrictSerializer(JsonPlusSerializer):
         """A clone with a merged allowlist (used by LangGraph for the state schema)."""
         clone = super().with_msgpack_allowlist(extra_allowlist)
         if clone is not self:
-            clone._unpack_ext_hook = _strict_ext_hook(clone._allowed_msgpack_modules)
+            allowed = getattr(clone, "_allowed_msgpack_modules", None)
+            clone._unpack_ext_hook = _strict_ext_hook(allowed)
         return clone
 
     def loads_typed(self, data: tuple[str, bytes]) -> Any:

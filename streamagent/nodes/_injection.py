@@ -44,7 +44,14 @@ from pydantic import BaseModel
 
 from streamagent.errors import ConfigurationError
 
-__all__ = ["InjectionPlan", "current_runtime", "inject", "injection_plan", "tool_runtime"]
+__all__ = [
+    "InjectionPlan",
+    "current_runtime",
+    "inject",
+    "injected_parameters",
+    "injection_plan",
+    "tool_runtime",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -90,16 +97,27 @@ def _is(marker: Any, kind: type) -> bool:
     return isinstance(origin, type) and issubclass(origin, kind)
 
 
+def _hints(func: Any) -> dict[str, Any]:
+    try:
+        found = dict(get_type_hints(func, include_extras=True))
+    except (NameError, TypeError) as exc:  # unresolvable forward references
+        logger.debug("no type hints for %r: %s", func, exc)
+        return {}
+    found.pop("return", None)
+    return found
+
+
 def _annotations(tool: BaseTool) -> dict[str, Any]:
-    """The tool's parameter annotations: its args schema's, completed by its function's."""
+    """The tool's parameter annotations: its args schema's, completed by its function's
+    (a dict-form tool's: its handler's)."""
     found: dict[str, Any] = {}
-    func = getattr(tool, "func", None) or getattr(tool, "coroutine", None)
+    func = (
+        getattr(tool, "func", None)
+        or getattr(tool, "coroutine", None)
+        or getattr(tool, "handler", None)
+    )
     if func is not None:
-        try:
-            found.update(get_type_hints(func, include_extras=True))
-        except (NameError, TypeError) as exc:  # unresolvable forward references
-            logger.debug("no type hints for tool %s: %s", tool.name, exc)
-        found.pop("return", None)
+        found.update(_hints(func))
     schema = tool.args_schema
     if isinstance(schema, type) and issubclass(schema, BaseModel):
         found.update(get_all_basemodel_annotations(schema))
@@ -146,6 +164,18 @@ def injection_plan(tool: BaseTool) -> InjectionPlan:
         keys=frozenset(keys),
         optional=frozenset(optional),
     )
+
+
+def injected_parameters(func: Any) -> frozenset[str]:
+    """The parameters of ``func`` the router injects (for the dict form's handlers)."""
+    names = set()
+    for name, annotation in _hints(func).items():
+        markers = _markers(annotation)
+        if name == "runtime" or any(
+            _is(m, ToolRuntime) or _is(m, InjectedToolArg) for m in markers
+        ):
+            names.add(name)
+    return frozenset(names)
 
 
 def current_runtime() -> Runtime[Any] | None:

@@ -39,6 +39,7 @@ from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception
 from streamagent._token_sink import TokenSink, graph_namespace, sink_of
 from streamagent._upstream import fast_path_available, langgraph_private
 from streamagent._upstream import langchain_core_private as lcp
+from streamagent._usage_tracker import without_tracker
 from streamagent.chunk_merge import CompactChunks
 from streamagent.config import AgentConfig
 from streamagent.cost import CostCalculator, Usage
@@ -49,6 +50,14 @@ from streamagent.errors import (
     StreamBrokenError,
 )
 from streamagent.llm import create_chat_model
+from streamagent.nodes._quirks import (
+    dedupe_tool_names,
+    estimated_usage,
+    infer_finish_reason,
+    stream_error,
+)
+from streamagent.nodes._responses import responses_finish_reason, with_responses_api
+from streamagent.nodes._v3 import protocol_streaming
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.retry import RetryPolicy, classify_error
 from streamagent.tokens import TokenCounter
@@ -133,8 +142,10 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
     """Merge streamed chunks into one message; a stream without finish_reason is broken."""
     if not chunks:
         raise StreamBrokenError("the model stream ended before sending anything")
+    chunks = dedupe_tool_names(chunks)  # llama.cpp repeats the name in every delta
     merged = chunks[0] if len(chunks) == 1 else add_ai_message_chunks(chunks[0], *chunks[1:])
-    _finish_from_status(merged)
+    responses_finish_reason(merged)  # the Responses API reports a status instead
+    infer_finish_reason(merged)  # no finish_reason, but a usage chunk ended the reply
     if not merged.response_metadata.get("finish_reason"):
         raise StreamBrokenError(
             "the model stream ended without a finish_reason (truncated stream, no [DONE])"
@@ -143,19 +154,6 @@ def _final_message(chunks: list[AIMessageChunk]) -> AIMessage:
     data["tool_calls"], invalid = _strict_tool_calls(merged)
     data["invalid_tool_calls"] = [*data.get("invalid_tool_calls", []), *invalid]
     return AIMessage(**data)
-
-
-def _finish_from_status(merged: AIMessageChunk) -> None:
-    """A Responses API reply ends with a ``status`` instead of a ``finish_reason``: give it the
-    Chat Completions equivalent (``completed`` → stop / tool_calls, ``incomplete`` → length)."""
-    metadata = merged.response_metadata
-    if metadata.get("finish_reason"):
-        return
-    status = metadata.get("status")
-    if status == "completed":
-        metadata["finish_reason"] = "tool_calls" if merged.tool_call_chunks else "stop"
-    elif status == "incomplete":
-        metadata["finish_reason"] = "length"
 
 
 def _final_invoked(message: BaseMessage) -> AIMessage:
@@ -195,6 +193,19 @@ class _TokenWatch(BaseCallbackHandler):
             if not self.attempt.emitted:
                 self.attempt.emitted = True
                 self.attempt.first_token_at = time.perf_counter()
+
+
+def _invoked(reply: BaseMessage, attempt: _Attempt) -> AIMessage:
+    """The reply of an invoked (v3, protocol-streamed) call, checked like a streamed one."""
+    attempt.emitted = True  # its tokens went out through LangGraph as they came
+    if not isinstance(reply, AIMessage):
+        raise StreamBrokenError(f"the model returned {type(reply).__name__}, not an AI message")
+    responses_finish_reason(reply)
+    if not reply.response_metadata.get("finish_reason"):
+        raise StreamBrokenError("the model stream ended without a finish_reason")
+    message = AIMessage(**reply.model_dump(exclude={"type", "tool_call_chunks", "chunk_position"}))
+    message.response_metadata["streamed_chunks"] = 0
+    return message
 
 
 def _strict_tool_calls(
@@ -322,7 +333,7 @@ class ModelNode:
         runnable = self._lazy.get(overrides)
         if runnable is None:
             model_cfg = replace(self.config.model, **dict(overrides))
-            runnable = self._bind(create_chat_model(model_cfg))
+            runnable = self._bind(with_responses_api(create_chat_model(model_cfg), model_cfg))
             self._lazy[overrides] = runnable
         return runnable
 
@@ -417,12 +428,8 @@ class ModelNode:
     ) -> dict[str, Any]:
         """Usage/cost bookkeeping for one successful call (pure)."""
         usage = Usage.from_usage_metadata(message.usage_metadata)
-        if message.usage_metadata is None:
-            usage = Usage(
-                input_tokens=self.counter.count_messages(messages),
-                output_tokens=self.counter.count_text(message.text),
-                requests=1,
-            )
+        if message.usage_metadata is None:  # the server sent none: tiktoken's estimate
+            usage = estimated_usage(self.counter, messages, message, self._tools)
             message.response_metadata["usage_estimated"] = True
         model = model or self.model_name
         cost: Decimal | None = self.costs.cost(usage, model=model)
@@ -489,6 +496,8 @@ class ModelNode:
         llm_config["tags"] = [*tags, *(t for t in own if t not in tags)]
         if nostream:
             llm_config["callbacks"] = _without_messages_mode(llm_config.get("callbacks"))
+        # astream_chunks' tracker of *other* models' usage: not on this call's token path
+        llm_config["callbacks"] = without_tracker(llm_config.get("callbacks"))
         llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
         return cast("RunnableConfig", llm_config)
 
@@ -625,7 +634,7 @@ class ModelNode:
             result = await model.ainvoke(messages, llm_config, **attempt.call_kwargs(bound))
             message = _final_invoked(result)
         except Exception as exc:  # noqa: BLE001 - re-raised, classified
-            error = _chained(classify_error(exc), exc)
+            error = _chained(classify_error(stream_error(exc)), exc)
             raise error from error.__cause__
         message.response_metadata["streamed_chunks"] = watch.deltas
         return message
@@ -653,7 +662,7 @@ class ModelNode:
                         sink.put((attempt.namespace, "messages", (chunk, meta)))
             message = _final_message(chunks.chunks())
         except Exception as exc:  # noqa: BLE001 - re-raised, classified
-            error = _chained(classify_error(exc), exc)
+            error = _chained(classify_error(stream_error(exc)), exc)
             raise error from error.__cause__
         message.response_metadata["streamed_chunks"] = len(chunks)
         return message
@@ -698,14 +707,17 @@ class ModelNode:
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         try:
             model, bound = _unbind(runnable or self.runnable(config))
+            llm_config = self._llm_config(config)
             kwargs = attempt.call_kwargs(bound)
-            for chunk in model.stream(messages, self._llm_config(config), **kwargs):
+            if protocol_streaming(llm_config):  # stream_events v3
+                return _invoked(model.invoke(messages, llm_config, **kwargs), attempt)
+            for chunk in model.stream(messages, llm_config, **kwargs):
                 if isinstance(chunk, AIMessageChunk):
                     self._note_chunk(attempt, chunk)
                     chunks.append(chunk)
             message = _final_message(chunks.chunks())
         except Exception as exc:  # noqa: BLE001 - re-raised, classified
-            error = _chained(classify_error(exc), exc)
+            error = _chained(classify_error(stream_error(exc)), exc)
             raise error from error.__cause__
         message.response_metadata["streamed_chunks"] = len(chunks)
         return message

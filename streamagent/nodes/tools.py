@@ -47,6 +47,7 @@ from streamagent.nodes._commands import (
     normalize_result,
 )
 from streamagent.nodes._injection import current_runtime, inject, injection_plan, tool_runtime
+from streamagent.nodes._progress import answering_message, result_event
 from streamagent.observe import AgentObserver, NullObserver
 
 __all__ = ["APPROVAL_INTERRUPT_TYPE", "ApprovalDecision", "ToolRouter"]
@@ -328,6 +329,14 @@ class ToolRouter:
                 )
         return allowed, results, order
 
+    def _report(self, output: ToolOutput, call: ToolCall) -> ToolOutput:
+        """Stream a finished call's result at once (``custom`` event); returns ``output``."""
+        runtime = current_runtime()
+        message = answering_message(output, call["id"] or "")
+        if runtime is not None and message is not None:
+            runtime.stream_writer(result_event(self.name, message))
+        return output
+
     # ------------------------------------------------------------------ async shell
     async def ainvoke(self, state: dict[str, Any], config: RunnableConfig) -> Any:
         allowed, results, order = self._prepare(state)
@@ -373,7 +382,7 @@ class ToolRouter:
                 raise
             except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
                 result = exc
-            return self._outcome(call, result, started)
+            return self._report(self._outcome(call, result, started), call)
 
     # ------------------------------------------------------------------ sync shell
     def invoke(self, state: dict[str, Any], config: RunnableConfig) -> Any:
@@ -385,22 +394,38 @@ class ToolRouter:
                 thread_name_prefix="streamagent-tool",
             )
             try:
-                started = time.perf_counter()
-                futures = [
-                    pool.submit(self.call_tool, self.tools[c["name"]], c, state, config)
-                    for c in calls
-                ]
-                for call, future in zip(calls, futures, strict=True):
-                    remaining = self.config.tool_timeout_seconds - (time.perf_counter() - started)
-                    try:
-                        result: Any = future.result(timeout=max(0.0, remaining))
-                    except concurrent.futures.TimeoutError:
-                        result = TimeoutError()
-                    except GraphBubbleUp:
-                        raise
-                    except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
-                        result = exc
-                    results[call["id"] or ""] = self._outcome(call, result, started)
+                self._run_in(pool, calls, state, config, results)
             finally:
                 pool.shutdown(wait=False, cancel_futures=True)
         return self._update(order, results)
+
+    def _run_in(
+        self,
+        pool: concurrent.futures.ThreadPoolExecutor,
+        calls: list[ToolCall],
+        state: Mapping[str, Any],
+        config: RunnableConfig,
+        results: dict[str, ToolOutput],
+    ) -> None:
+        """Run ``calls`` in ``pool``; each result is recorded (and streamed) as it finishes."""
+        started = time.perf_counter()
+        pending = {
+            pool.submit(self.call_tool, self.tools[c["name"]], c, state, config): c for c in calls
+        }
+        try:
+            for future in concurrent.futures.as_completed(
+                pending, timeout=self.config.tool_timeout_seconds
+            ):
+                call = pending[future]
+                try:
+                    result: Any = future.result()
+                except GraphBubbleUp:
+                    raise
+                except Exception as exc:  # noqa: BLE001 - any tool failure becomes an error ToolMessage
+                    result = exc
+                results[call["id"] or ""] = self._report(self._outcome(call, result, started), call)
+        except concurrent.futures.TimeoutError:
+            for call in pending.values():
+                if (call["id"] or "") not in results:
+                    outcome = self._outcome(call, TimeoutError(), started)
+                    results[call["id"] or ""] = self._report(outcome, call)

@@ -29,7 +29,16 @@ Stand-alone (a separate process, e.g. for benchmarks)::
 prints ``READY http://127.0.0.1:PORT/v1`` and serves until SIGTERM/SIGINT.
 """
 
+from streamagent.testing.raw import RawReply, sse
 from streamagent.testing.script import Fault, RecordedRequest, Reply, ToolCall
 from streamagent.testing.server import ScriptedOpenAIServer
 
-__all__ = ["Fault", "RecordedRequest", "Reply", "ScriptedOpenAIServer", "ToolCall"]
+__all__ = [
+    "Fault",
+    "RawReply",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedOpenAIServer",
+    "ToolCall",
+    "sse",
+]

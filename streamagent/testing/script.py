@@ -45,6 +45,7 @@ from typing import Any, Literal
 import orjson
 
 from streamagent.errors import InvalidInputError
+from streamagent.testing.raw import RawReply
 
 __all__ = [
     "DEFAULT_FAULT_TEXT",
@@ -252,7 +253,7 @@ class Reply:
             raise InvalidInputError(f"invalid reply {dict(data)!r}: {exc}") from exc
 
 
-ScriptItem = Reply | Fault | str
+ScriptItem = Reply | Fault | str | RawReply
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,7 +298,7 @@ class RecordedRequest:
 
 def parse_script_item(item: Any) -> ScriptItem:
     """Validate one script item: a Reply, a Fault, a str, or their JSON (dict) form."""
-    if isinstance(item, Reply | Fault | str):
+    if isinstance(item, Reply | Fault | str | RawReply):
         return item
     if isinstance(item, Mapping):
         if set(item) == {"fault"}:

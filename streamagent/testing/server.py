@@ -33,6 +33,7 @@ import orjson
 from aiohttp import web
 
 from streamagent.testing._lifecycle import StartStop
+from streamagent.testing.raw import RawReply
 from streamagent.testing.responses_wire import ResponsesEncoder, responses_usage
 from streamagent.testing.script import (
     DEFAULT_FAULT_TEXT,
@@ -114,7 +115,7 @@ class ScriptedOpenAIServer(StartStop):
 
     def __init__(
         self,
-        script: Iterable[Reply | Fault | str] = (),
+        script: Iterable[ScriptItem] = (),
         *,
         responder: Responder | None = None,
         token_delay_seconds: float = 0.0,
@@ -304,7 +305,7 @@ class ScriptedOpenAIServer(StartStop):
             return resolved
         return await self._answer(request, record, resolved, number, responses_api=responses_api)
 
-    def _resolve(
+    def _resolve(  # noqa: PLR0911 - one return per kind of script item
         self, record: RecordedRequest, item: ScriptItem | None, number: int
     ) -> Reply | web.Response:
         """The reply to stream, or the complete response (HTTP faults, exhaustion)."""
@@ -315,6 +316,11 @@ class ScriptedOpenAIServer(StartStop):
             item = asked
         if isinstance(item, str):
             return Reply(item)
+        if isinstance(item, RawReply):  # replayed bytes, exactly as given
+            raw = web.Response(status=item.status, body=item.body)
+            raw.headers["Content-Type"] = item.content_type
+            raw.headers["x-request-id"] = _request_id(number)
+            return raw
         if isinstance(item, Fault):
             if item.kind == "http":
                 return _fault_response(item, number)

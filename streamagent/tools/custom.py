@@ -57,6 +57,9 @@ class DictFunctionTool(BaseTool):
     handler: Callable[..., Any]
     pass_dict: bool = False
     handle_tool_error: bool = False
+    #: the handler's parameters the tool router injects (InjectedState, ToolRuntime, …): not
+    #: in ``parameters``, never validated against it
+    injected: frozenset[str] = frozenset()
 
     def _validate(self, arguments: dict[str, Any]) -> None:
         cls = validators.validator_for(self.args_schema)
@@ -72,8 +75,11 @@ class DictFunctionTool(BaseTool):
             )
 
     def _call_handler(self, arguments: dict[str, Any]) -> Any:
+        extra = {k: arguments.pop(k) for k in self.injected if k in arguments}
         self._validate(arguments)
-        return self.handler(arguments) if self.pass_dict else self.handler(**arguments)
+        if self.pass_dict:
+            return self.handler(arguments, **extra)
+        return self.handler(**arguments, **extra)
 
     def _run(self, **kwargs: Any) -> str:
         if inspect.iscoroutinefunction(self.handler):
@@ -104,9 +110,13 @@ async def _await(value: Any) -> Any:
     return await value
 
 
-def _wants_dict(handler: Callable[..., Any], schema: Mapping[str, Any]) -> bool:
+def _wants_dict(
+    handler: Callable[..., Any], schema: Mapping[str, Any], injected: frozenset[str] = frozenset()
+) -> bool:
     try:
-        params = list(inspect.signature(handler).parameters.values())
+        params = [
+            p for p in inspect.signature(handler).parameters.values() if p.name not in injected
+        ]
     except (TypeError, ValueError):
         return False
     if len(params) != 1 or params[0].kind in {params[0].VAR_KEYWORD, params[0].VAR_POSITIONAL}:
@@ -134,12 +144,16 @@ def _from_dict(spec: Mapping[str, Any]) -> BaseTool:
         raise ConfigurationError(
             f"dict tool {name!r} has an invalid JSON schema: {exc.message}"
         ) from None
+    from streamagent.nodes._injection import injected_parameters
+
+    injected = injected_parameters(handler)
     return DictFunctionTool(
         name=name,
         description=str(function.get("description") or name),
         args_schema=schema,
         handler=handler,
-        pass_dict=_wants_dict(handler, schema),
+        pass_dict=_wants_dict(handler, schema, injected),
+        injected=injected,
     )
 
 

@@ -150,3 +150,60 @@ async def test_validation_errors_name_only_the_models_arguments(
     assert result["status"] == "error"
     assert "word" in result["content"]
     assert "messages:" not in result["content"] and "call_id:" not in result["content"]
+
+
+def _dict_tool(handler: Any) -> dict[str, Any]:
+    return {
+        "type": "function",
+        "function": {
+            "name": "lookup",
+            "description": "Look a word up.",
+            "parameters": {
+                "type": "object",
+                "properties": {"word": {"type": "string"}},
+                "required": ["word"],
+                "additionalProperties": False,
+            },
+        },
+        "handler": handler,
+    }
+
+
+def lookup_sync(
+    word: str,
+    messages: Annotated[list[Any], InjectedState("messages")],
+    call_id: Annotated[str, InjectedToolCallId],
+) -> str:
+    return f"{word}/{len(messages)}/{call_id}"
+
+
+async def lookup_async(word: str, runtime: ToolRuntime[dict[str, Any], Any]) -> str:
+    return f"{word}/{runtime.context['user']}/{runtime.tool_call_id}"
+
+
+@pytest.mark.parametrize(
+    ("handler", "forged", "expected"),
+    [(lookup_sync, "messages", "tea/2/d1"), (lookup_async, "runtime", "tea/ada/d1")],
+)
+async def test_the_dict_form_handlers_get_injected_arguments(
+    make_server: Any, handler: Any, forged: str, expected: str
+) -> None:
+    server = make_server(
+        [
+            Reply(tool_calls=[ToolCall("lookup", {"word": "tea", forged: "forged"}, id="d1")]),
+            "ok",
+        ]
+    )
+    agent = create_agent_graph(tools=[_dict_tool(handler)], config=config_for(server)).compile()
+    chunks = [c async for c in astream_chunks(agent, "look tea up", context={"user": "ada"})]
+    result = _results(chunks)["d1"]
+    # the model's value for the injected name was dropped: the schema (no additional
+    # properties) held, and the handler got the trusted value
+    assert result == {
+        "tool_call_id": "d1",
+        "name": "lookup",
+        "content": expected,
+        "status": "success",
+    }
+    sent = server.requests[0].tools[0]["function"]["parameters"]
+    assert set(sent["properties"]) == {"word"}

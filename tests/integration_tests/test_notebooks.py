@@ -34,6 +34,7 @@ NOTEBOOKS = [
     "05_observability.ipynb",
     "06_middleware.ipynb",
     "07_store.ipynb",
+    "08_langgraph_dialect.ipynb",
 ]
 CELL_TIMEOUT_SECONDS = 90
 KERNEL_START_TIMEOUT_SECONDS = 60
