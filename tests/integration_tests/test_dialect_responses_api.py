@@ -90,7 +90,7 @@ async def test_faults_are_retried_as_on_chat_completions(make_server: Any) -> No
     server = make_server(
         [
             Fault.http(503),
-            Reply("cut short here", fault=Fault.disconnect(after_chunks=4)),
+            Reply("cut short here", fault=Fault.disconnect(after_chunks=6)),  # after 2 text deltas
             Reply("whole"),
         ]
     )
