@@ -1,8 +1,8 @@
 """Usage and cost of every chat model in a composed graph, with a per-agent breakdown.
 
-LangGraph's prebuilt ReAct agent (what LangChain's ``create_agent`` grew from; ``langchain``
-itself is not a dependency) and a plain ``ChatOpenAI`` node run next to a streamagent agent;
-all reach the scripted server over real HTTP.
+LangChain's ``create_agent`` (the ``middleware`` extra, installed for the tests), LangGraph's
+prebuilt ReAct agent and a plain ``ChatOpenAI`` node run next to a streamagent agent; all
+reach the scripted server over real HTTP.
 """
 
 from __future__ import annotations
@@ -69,6 +69,37 @@ async def test_a_prebuilt_react_agent_next_to_a_streamagent_agent_is_counted(
     assert done.agents["editor"]["usage"]["input_tokens"] == 200
     assert done.agents["editor"]["cost_usd"] == _cost(200, 20)
     assert done.to_dict()["agents"]["writer"]["cost_usd"] == str(_cost(100, 10))
+
+
+async def test_langchain_create_agent_next_to_a_streamagent_agent_is_counted(
+    make_server: Any,
+) -> None:
+    """The issue's row: a ``create_agent`` graph composed next to streamagent's agent was
+    reported as ``requests=0`` and ``$0``."""
+    from langchain.agents import create_agent
+
+    server = make_server(
+        [
+            Reply("draft", prompt_tokens=120, completion_tokens=12),
+            Reply("final", prompt_tokens=220, completion_tokens=22),
+        ]
+    )
+    writer = create_agent(_llm(server), tools=[], name="writer")
+    editor = create_agent_graph(config=config_for(server), name="editor").compile(name="editor")
+    builder = StateGraph(MessagesState)
+    builder.add_node("writer", writer)
+    builder.add_node("editor", editor)
+    builder.add_edge(START, "writer")
+    builder.add_edge("writer", "editor")
+    graph = builder.compile()
+
+    done = [c async for c in astream_chunks(graph, "write something")][-1]
+    assert done.type == "done", done
+    assert done.usage is not None and done.usage["requests"] == 2
+    assert done.cost_usd == _cost(120, 12) + _cost(220, 22)
+    assert done.agents is not None
+    assert done.agents["writer"]["usage"]["requests"] == 1
+    assert done.agents["writer"]["cost_usd"] == _cost(120, 12)
 
 
 def test_a_model_without_usage_or_price_makes_the_cost_unknown(make_server: Any) -> None:

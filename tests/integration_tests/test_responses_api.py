@@ -162,3 +162,35 @@ def test_the_lean_transport_leaves_responses_calls_to_chat_openai(make_server):
     model = responses_config(server).model
     llm = create_chat_model(model)
     assert isinstance(llm, LeanChatOpenAI) and llm.lean_request([HumanMessage("hi")]) is None
+
+
+async def test_a_reader_that_stops_early_cancels_a_responses_run(make_server):
+    import asyncio
+
+    server = make_server(
+        [Reply(ANSWER * 4, token_delay_seconds=0.05), "Second turn."], token_delay_seconds=0.0
+    )
+    agent = build_agent(config=responses_config(server), checkpointer=InMemorySaver())
+    before = asyncio.all_tasks()
+    stream = astream_chunks(agent, "hi", thread_id="r")
+    async for chunk in stream:
+        if chunk.type == "content":
+            break
+    await stream.aclose()
+    left = {t for t in asyncio.all_tasks() - before if not t.done()}
+    assert not left, f"tasks still running after the reader stopped: {left}"
+    last = [c async for c in astream_chunks(agent, "again", thread_id="r")][-1]
+    assert last.type == "done"
+    state = await agent.aget_state({"configurable": {"thread_id": "r"}})
+    assert state.values["messages"][-1].text == "Second turn."
+
+
+async def test_a_token_budget_is_checked_before_a_responses_call(make_server):
+    server = make_server([Reply(ANSWER, prompt_tokens=500, completion_tokens=50), ANSWER])
+    config = replace(responses_config(server), max_total_tokens=560)
+    agent = build_agent(config=config, checkpointer=InMemorySaver())
+    first = [c async for c in astream_chunks(agent, "one", thread_id="b")][-1]
+    assert first.type == "done"
+    second = [c async for c in astream_chunks(agent, "two", thread_id="b")][-1]
+    assert second.type == "error" and second.error["type"] == "BudgetExceededError"
+    assert len(server.requests) == 1, "refused before any request"
