@@ -80,3 +80,17 @@ async def test_a_retried_call_streams_again_and_the_run_succeeds(make_server):
     state = await agent.aget_state({"configurable": {"thread_id": "v3"}})
     final = state.values["messages"][-1]
     assert final.content == STORY and final.response_metadata["attempts"] == 2
+
+
+@pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path-on", "fast-path-off"])
+async def test_astream_events_v2_carries_every_token_of_the_agent(make_server, fast_path):
+    server = make_server([STORY])
+    config = config_for(server)
+    config = replace(config, model=replace(config.model, fast_path=fast_path))
+    agent = build_agent(config=config, checkpointer=False)
+    tokens = [
+        event["data"]["chunk"].content
+        async for event in agent.astream_events({"messages": [("user", "hi")]}, version="v2")
+        if event["event"] == "on_chat_model_stream" and event["data"]["chunk"].content
+    ]
+    assert tokens == list(split_pieces(STORY))
