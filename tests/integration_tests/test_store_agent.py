@@ -4,13 +4,16 @@ that follows the checkpointer."""
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import redis
 import redis.asyncio as aioredis
+from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.config import get_store
 from langgraph.graph import START, StateGraph
+from langgraph.prebuilt import InjectedStore
+from langgraph.store.base import BaseStore
 
 from streamagent import astream_chunks, build_agent, create_agent_graph
 from streamagent.memory import AsyncRedisSaver, AsyncRedisStore, RedisSaver, RedisStore
@@ -137,3 +140,26 @@ def test_default_store_follows_the_checkpointer(
     assert isinstance(
         build_agent(config=config_for(server), checkpointer=asaver).store, AsyncRedisStore
     )
+
+
+async def test_a_tool_with_injected_store_reaches_the_redis_store(
+    make_server: Any, make_store: Any
+) -> None:
+    """LangGraph's ``InjectedStore`` annotation works through the tool router (#16)."""
+
+    @tool
+    def save(note: str, store: Annotated[BaseStore, InjectedStore()]) -> str:
+        """Save a note."""
+        store.put(("notes",), "n1", {"text": note})
+        return "saved"
+
+    store = make_store()
+    server = make_server([Reply(tool_calls=[ToolCall("save", {"note": "buy milk"})]), "Done."])
+    agent = build_agent(
+        tools=[save], config=config_for(server), checkpointer=InMemorySaver(), store=store
+    )
+    chunks = [c async for c in astream_chunks(agent, "note: buy milk", thread_id="n")]
+    assert _tool_results(chunks)[0]["status"] == "success"
+    assert store.get(("notes",), "n1").value == {"text": "buy milk"}
+    sent = server.requests[0].tools[0]["function"]["parameters"]["properties"]
+    assert "store" not in sent, "the injected argument is hidden from the model"
