@@ -9,8 +9,7 @@ openai SDK's typed chunk objects, ~2x less client CPU per chunk); otherwise, or 
 chunks, callbacks, usage and errors.
 
 Example:
-    >>> from streamagent._upstream import fast_path_available
-from streamagent.config import ModelConfig
+    >>> from streamagent.config import ModelConfig
     >>> llm = create_chat_model(ModelConfig(api_key="sk-test", model="gpt-4o-mini"))
     >>> llm.max_retries, llm.stream_usage, llm.streaming, type(llm).__name__
     (0, True, True, 'LeanChatOpenAI')
@@ -67,11 +66,17 @@ def create_chat_model(config: ModelConfig, *, lean: bool | None = None) -> ChatO
 def _optional(config: ModelConfig) -> dict[str, Any]:
     """Options passed only when set (a default ChatOpenAI keeps its own defaults)."""
     options: dict[str, Any] = {}
-    if not config.use_responses_api:  # the Responses API has no penalties
-        options["presence_penalty"] = config.presence_penalty
-        options["frequency_penalty"] = config.frequency_penalty
+    # ChatOpenAI takes the Responses API when asked to, or on its own for ``reasoning``; that
+    # API refuses the penalties (even at 0), so only a non-zero one is passed there
+    responses = config.use_responses_api is not False and (
+        bool(config.use_responses_api) or config.reasoning is not None
+    )
+    for name in ("presence_penalty", "frequency_penalty"):
+        value = getattr(config, name)
+        if value or not responses:
+            options[name] = value
     if config.use_responses_api is not None:
         options["use_responses_api"] = config.use_responses_api
-    if config.reasoning:
+    if config.reasoning is not None:
         options["reasoning"] = dict(config.reasoning)
     return options

@@ -1,8 +1,8 @@
 """OpenAI's Responses API for the agent's own chat model (``ModelConfig.use_responses_api``).
 
-``ModelConfig(use_responses_api=True)`` and/or ``reasoning={...}`` are applied to the
-``ChatOpenAI`` the model node builds (ChatOpenAI switches to the Responses API on its own when
-``reasoning`` is set). The Responses API reports no ``finish_reason``: a stream that ended with
+``ModelConfig(use_responses_api=True)`` and/or ``reasoning={...}`` are applied by
+:func:`streamagent.llm.create_chat_model` (ChatOpenAI switches to the Responses API on its own
+when ``reasoning`` is set). The Responses API reports no ``finish_reason``: a stream that ended with
 ``response.completed`` has ``status="completed"`` (``incomplete``: cut by a limit), which
 :func:`responses_finish_reason` turns into the ``finish_reason`` the model node checks.
 Reasoning summaries arrive as ``reasoning`` content blocks: :func:`reasoning_text`.
@@ -17,29 +17,9 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any
-
-from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from streamagent.config import ModelConfig
-
-__all__ = ["reasoning_text", "responses_finish_reason", "with_responses_api"]
-
-
-def with_responses_api(llm: BaseChatModel, config: ModelConfig) -> BaseChatModel:
-    """``llm`` with the configuration's Responses API switch and reasoning options."""
-    update: dict[str, Any] = {}
-    if config.use_responses_api is not None:
-        update["use_responses_api"] = config.use_responses_api
-    if config.reasoning is not None:
-        update["reasoning"] = dict(config.reasoning)
-    if update.get("use_responses_api") is not False and update:
-        # the Responses API refuses these Chat Completions options (even at their defaults)
-        for name in ("presence_penalty", "frequency_penalty"):
-            if not getattr(llm, name, None):
-                update[name] = None
-    return llm.model_copy(update=update) if update else llm
+__all__ = ["reasoning_text", "responses_finish_reason"]
 
 
 def responses_finish_reason(merged: BaseMessage) -> None:

@@ -56,7 +56,7 @@ from streamagent.nodes._quirks import (
     infer_finish_reason,
     stream_error,
 )
-from streamagent.nodes._responses import responses_finish_reason, with_responses_api
+from streamagent.nodes._responses import responses_finish_reason
 from streamagent.nodes._v3 import protocol_streaming
 from streamagent.observe import AgentObserver, NullObserver
 from streamagent.retry import RetryPolicy, classify_error
@@ -165,13 +165,8 @@ def _final_invoked(message: BaseMessage) -> AIMessage:
         isinstance(b, dict) and b.get("type") == "text" for b in content
     ):  # protocol streaming returns text blocks: stored as the streamed path stores them
         message.content = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
-    metadata = message.response_metadata
-    if not metadata.get("finish_reason"):
-        status = metadata.get("status")  # the Responses API
-        if status in ("completed", "incomplete"):
-            done = "length" if status == "incomplete" else "stop"
-            metadata["finish_reason"] = "tool_calls" if message.tool_calls else done
-    if not metadata.get("finish_reason"):
+    responses_finish_reason(message)  # the Responses API reports a status instead
+    if not message.response_metadata.get("finish_reason"):
         raise StreamBrokenError(
             "the model stream ended without a finish_reason (truncated stream, no [DONE])"
         )
@@ -333,7 +328,7 @@ class ModelNode:
         runnable = self._lazy.get(overrides)
         if runnable is None:
             model_cfg = replace(self.config.model, **dict(overrides))
-            runnable = self._bind(with_responses_api(create_chat_model(model_cfg), model_cfg))
+            runnable = self._bind(create_chat_model(model_cfg))
             self._lazy[overrides] = runnable
         return runnable
 
