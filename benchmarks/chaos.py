@@ -143,7 +143,7 @@ async def run(conversations: int, concurrency: int, rate: float, seed: int) -> d
     from langgraph.checkpoint.memory import InMemorySaver
 
     from streamagent import AgentConfig, ModelConfig, RetryConfig, astream_chunks, build_agent
-    from streamagent.metrics import AgentMetrics
+    from streamagent.observability.metrics import AgentMetrics
     from streamagent.testing import ScriptedOpenAIServer
 
     @tool
@@ -274,9 +274,9 @@ async def hostile_cases() -> list[tuple[str, str, str, bool]]:
     from langgraph.checkpoint.memory import InMemorySaver
 
     from streamagent import AgentConfig, ModelConfig, RetryConfig, astream_chunks, build_agent
-    from streamagent.cost import Usage
+    from streamagent.accounting.cost import Usage
+    from streamagent.accounting.tokens import TokenCounter
     from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
-    from streamagent.tokens import TokenCounter
 
     @tool
     def lookup(key: str) -> str:

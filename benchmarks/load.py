@@ -31,7 +31,7 @@ TCP flow control (its read buffers are bounded) — gaps stay short, but tokens 
 After warm-up the worker sets up the garbage collector as ``--gc`` says: ``freeze`` (default)
 calls ``gc.freeze()``: the ~200k objects created by importing LangChain/LangGraph/OpenAI
 otherwise make every full collection a ~50-200 ms pause, which alone puts p99 over 100 ms at
-any rate; ``tune`` calls the opt-in ``streamagent.tune_gc()`` (freeze + larger thresholds, as a
+any rate; ``tune`` calls the opt-in ``streamagent.observability.tune_gc()`` (freeze + larger thresholds, as a
 server would); ``none`` leaves CPython's defaults.
 """
 
@@ -65,7 +65,7 @@ KEEP_UP_FRACTION = 0.9
 GC_MODES = {
     "none": "CPython defaults",
     "freeze": "gc.freeze() after warm-up",
-    "tune": "streamagent.tune_gc() after warm-up (freeze, thresholds 50,000/20/100)",
+    "tune": "streamagent.observability.tune_gc() after warm-up (freeze, thresholds 50,000/20/100)",
 }
 STAGGER_SECONDS = 0.002
 SETTLE_SECONDS = 0.5
@@ -253,9 +253,9 @@ async def worker(args: argparse.Namespace) -> Sweep:
     if args.gc == "freeze":
         gc.freeze()  # import-time objects leave the collector's view (see the module docstring)
     elif args.gc == "tune":
-        import streamagent
+        import streamagent.observability
 
-        streamagent.tune_gc()
+        streamagent.observability.tune_gc()
     sweep.baseline_rss_mb = lib.rss_mb()
     step_no = 0
     while (target := next_rate(sweep.steps, args.start_tokens_per_s, args.max_steps)) is not None:

@@ -87,8 +87,8 @@ def _agents(base_url: str, tools: list[Any]) -> dict[str, Any]:
     from langgraph.prebuilt import create_react_agent
 
     from streamagent import AgentConfig, ModelConfig, build_agent
-    from streamagent.fast_openai import LeanChatOpenAI
     from streamagent.llm import create_chat_model
+    from streamagent.llm.lean.chat_model import LeanChatOpenAI
 
     options: dict[str, Any] = {
         "model": "gpt-4o",

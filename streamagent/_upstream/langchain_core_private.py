@@ -1,6 +1,6 @@
 """langchain-core's private names used by the fast path (guarded; see :mod:`._upstream`).
 
-``streamagent._lean_astream`` is a copy of ``BaseChatModel.astream`` with compact chunk
+``streamagent.llm.lean.astream`` is a copy of ``BaseChatModel.astream`` with compact chunk
 bookkeeping. It is used only while the installed ``BaseChatModel.astream`` is one of the
 versions it was compared with (:data:`KNOWN_ASTREAM_SOURCES`, SHA-256 of its source): a new
 ``astream`` turns the compact path off rather than running an outdated copy.

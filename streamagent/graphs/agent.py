@@ -15,18 +15,18 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.store.base import BaseStore
 
+from streamagent.accounting.cost import CostCalculator
+from streamagent.accounting.tokens import preload_encoding
 from streamagent.config import AgentConfig
-from streamagent.cost import CostCalculator
-from streamagent.graphs._runnables import NodeRunnable, RouteRunnable
+from streamagent.nodes._runnables import NodeRunnable, RouteRunnable
 from streamagent.nodes.model import ModelNode
 from streamagent.nodes.prune import PruneNode
 from streamagent.nodes.tools import ToolRouter
-from streamagent.observe import AgentObserver
+from streamagent.observability.observer import AgentObserver
 from streamagent.state import AgentState
-from streamagent.tokens import preload_encoding
+from streamagent.tools.custom import ToolLike
 
 __all__ = [
-    "ToolLike",
     "build_agent",
     "create_agent_graph",
     "default_saver",
@@ -35,9 +35,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger(__name__)
-
-#: A LangChain tool, a (decorated) function, or the TypeScript service's dict form.
-ToolLike = BaseTool | Callable[..., Any] | Mapping[str, Any]
 
 
 def _node(
@@ -65,7 +62,7 @@ def route_to_structured(state: Mapping[str, Any]) -> Literal["tools", "structure
 
 def _checked_model(model: Any) -> None:
     from streamagent.errors import ConfigurationError
-    from streamagent.structured import is_structured_output_model
+    from streamagent.llm.structured import is_structured_output_model
 
     if is_structured_output_model(model):
         raise ConfigurationError(
@@ -111,9 +108,9 @@ def create_agent_graph(
     ``config.model`` (lazily, at the first call: building the graph does no I/O and needs no key).
 
     ``response_format`` (a pydantic model, a ``TypedDict``, a JSON schema dict, or
-    :class:`~streamagent.structured.ResponseFormat` to choose the strategy) adds a
+    :class:`~streamagent.llm.structured.ResponseFormat` to choose the strategy) adds a
     ``structured`` node after the final answer that puts the validated value in
-    ``state["structured_response"]`` (see :mod:`streamagent.structured`).
+    ``state["structured_response"]`` (see :mod:`streamagent.llm.structured`).
 
     ``state_schema`` extends :class:`~streamagent.state.AgentState` with keys of your own (a
     ``TypedDict`` subclass of it), which tools can read (``InjectedState``) and write
@@ -179,8 +176,8 @@ def create_agent_graph(
         route = RouteRunnable(route_after_model, name="route_after_model")
         builder.add_conditional_edges("model", route, ["tools", END])
     else:
+        from streamagent.llm.structured import as_response_format
         from streamagent.nodes.structured import StructuredNode
-        from streamagent.structured import as_response_format
 
         structured = StructuredNode(
             model_node=model_node, response_format=as_response_format(response_format)

@@ -19,7 +19,8 @@ from streamagent.memory.embedded import EmbeddedRedis, default_data_dir, default
 from streamagent.memory.serde import StrictSerializer, UnsafeDeserializationError
 from streamagent.memory.store_aio import AsyncRedisStore
 from streamagent.memory.store_core import StoreInputError, StoreNamespaceError
-from streamagent.memory.store_sync import RedisStore, default_store
+from streamagent.memory.store_default import default_store
+from streamagent.memory.store_sync import RedisStore
 from streamagent.memory.store_tools import memory_tools
 from streamagent.memory.sync import RedisSaver
 

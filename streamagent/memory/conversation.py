@@ -6,7 +6,7 @@ run, and what the agent said is what :meth:`ConversationManager.get_conversation
 Writes go through LangGraph's own machinery (``update_state`` on a graph of the agent's shape,
 ``as_node="model"``), so the thread's next run starts normally at ``START -> prune``.
 ``max_messages`` / ``max_tokens`` are enforced on each write with
-:func:`streamagent.pruning.prune_messages`; dropped messages leave the state through
+:func:`streamagent.accounting.pruning.prune_messages`; dropped messages leave the state through
 ``RemoveMessage``.
 
 Sync variants are ``add_message_sync``, ``get_conversation_sync`` and ``clear_sync``.
@@ -34,11 +34,11 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
+from streamagent.accounting.pruning import prune_messages
+from streamagent.accounting.tokens import get_token_counter
 from streamagent.errors import ContextTooLongError, InvalidInputError
 from streamagent.memory.config import MemoryConfig
-from streamagent.pruning import prune_messages
 from streamagent.state import AgentState
-from streamagent.tokens import get_token_counter
 
 __all__ = ["ConversationManager", "MessageInput"]
 

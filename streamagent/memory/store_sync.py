@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import redis
-import redis.asyncio as aioredis
 import redis.asyncio.cluster as aiocluster
 from langgraph.store.base import Op, Result
 from redis.exceptions import NoScriptError
@@ -35,7 +34,7 @@ from streamagent.memory.store_lua import (
     VECTORS_SCRIPT,
 )
 
-__all__ = ["RedisStore", "default_store", "store_error"]
+__all__ = ["RedisStore", "store_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -191,26 +190,3 @@ class RedisStore(BaseRedisStore):
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """:meth:`batch` in a worker thread."""
         return await asyncio.to_thread(self.batch, list(ops))
-
-
-def default_store(checkpointer: Any = None, **options: Any) -> BaseRedisStore:
-    """The store ``build_agent`` uses by default, on the checkpointer's Redis: a set-up
-    :class:`RedisStore` on a sync redis-py client, an :class:`AsyncRedisStore` on an async
-    one (its scripts load on first use), else a :class:`RedisStore` on ``REDIS_URL`` / the
-    embedded server.
-
-    Example:
-        >>> store = default_store()  # doctest: +SKIP
-    """
-    client = getattr(checkpointer, "client", None)
-    if isinstance(client, aioredis.Redis | aiocluster.RedisCluster):
-        from streamagent.memory.store_aio import AsyncRedisStore
-
-        return AsyncRedisStore(client, **options)
-    if not isinstance(client, redis.Redis | redis.RedisCluster):
-        from streamagent.memory.embedded import default_redis_url
-
-        client = redis.Redis.from_url(default_redis_url(), **CONNECTION_DEFAULTS)
-    store = RedisStore(client, **options)
-    store.setup()
-    return store

@@ -29,14 +29,14 @@ from langchain_core.tools import BaseTool
 from langgraph.graph import END, START, StateGraph
 
 from streamagent.config import AgentConfig
-from streamagent.graphs._runnables import NodeRunnable, RouteRunnable
 from streamagent.middleware._model import MiddlewareModelNode
 from streamagent.middleware._schema import merged_schemas
 from streamagent.middleware._stack import MiddlewareStack, can_jump_to
 from streamagent.middleware._tools import MiddlewareToolRouter
+from streamagent.nodes._runnables import NodeRunnable, RouteRunnable
 from streamagent.nodes.model import ModelNode
 from streamagent.nodes.prune import PruneNode
-from streamagent.observe import AgentObserver
+from streamagent.observability.observer import AgentObserver
 
 __all__ = ["HookNode", "middleware_graph"]
 

@@ -25,12 +25,13 @@ from langchain_core.tools import BaseTool
 from langgraph.config import get_stream_writer
 from langgraph.types import Command
 
-from streamagent._token_sink import graph_namespace, sink_of
-from streamagent.cost import Usage
+from streamagent.accounting.cost import Usage
 from streamagent.errors import StreamAgentError
 from streamagent.middleware._stack import MiddlewareStack
-from streamagent.nodes._injection import current_runtime
-from streamagent.nodes.model import RETRY_EVENT, ModelNode, run_steps
+from streamagent.nodes.model import ModelNode, run_steps
+from streamagent.streaming.protocol import EVENT_KEY, RETRY_EVENT
+from streamagent.streaming.sink import graph_namespace, sink_of
+from streamagent.tools.injection import current_runtime
 
 if TYPE_CHECKING:
     from langchain.agents.middleware import AgentMiddleware, ModelRequest, ModelResponse
@@ -274,7 +275,7 @@ class _Execute:
         if failed is None:
             return
         event = {
-            "streamagent": RETRY_EVENT,
+            EVENT_KEY: RETRY_EVENT,
             "agent": self.owner.node.name,
             "attempt": self.number - 1,
             "owner": "middleware",

@@ -19,9 +19,9 @@ from langchain_core.tools import BaseTool
 from streamagent.config import AgentConfig
 from streamagent.errors import ToolFailure
 from streamagent.middleware._stack import MiddlewareStack
-from streamagent.nodes._injection import current_runtime, tool_runtime
 from streamagent.nodes.tools import ToolRouter
-from streamagent.observe import AgentObserver
+from streamagent.observability.observer import AgentObserver
+from streamagent.tools.injection import current_runtime, tool_runtime
 
 if TYPE_CHECKING:
     from langchain.agents.middleware import AgentMiddleware

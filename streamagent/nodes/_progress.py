@@ -20,10 +20,9 @@ from typing import Any
 from langchain_core.messages import ToolMessage, convert_to_messages
 from langgraph.types import Command
 
-__all__ = ["TOOL_RESULT_EVENT", "answering_message", "result_event"]
+from streamagent.streaming.protocol import EVENT_KEY, TOOL_RESULT_EVENT
 
-#: ``custom`` stream events of finished tool calls carry ``{"streamagent": TOOL_RESULT_EVENT}``.
-TOOL_RESULT_EVENT = "tool_result"
+__all__ = ["answering_message", "result_event"]
 
 
 def answering_message(output: Any, call_id: str) -> ToolMessage | None:
@@ -42,7 +41,7 @@ def answering_message(output: Any, call_id: str) -> ToolMessage | None:
 def result_event(agent: str, message: ToolMessage) -> dict[str, Any]:
     """The ``custom`` stream event reporting one finished call."""
     return {
-        "streamagent": TOOL_RESULT_EVENT,
+        EVENT_KEY: TOOL_RESULT_EVENT,
         "agent": agent,
         "tool_call_id": message.tool_call_id,
         "name": message.name,

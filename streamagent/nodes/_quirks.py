@@ -35,9 +35,9 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.tools import BaseTool
 
-from streamagent.cost import Usage
+from streamagent.accounting.cost import Usage
+from streamagent.accounting.tokens import TokenCounter
 from streamagent.errors import StreamBrokenError
-from streamagent.tokens import TokenCounter
 
 __all__ = ["dedupe_tool_names", "estimated_usage", "infer_finish_reason", "stream_error"]
 

@@ -36,13 +36,12 @@ from langgraph.config import get_stream_writer
 from langgraph.constants import TAG_NOSTREAM
 from tenacity import AsyncRetrying, RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
-from streamagent._token_sink import TokenSink, graph_namespace, sink_of
 from streamagent._upstream import fast_path_available, langgraph_private
 from streamagent._upstream import langchain_core_private as lcp
-from streamagent._usage_tracker import without_tracker
-from streamagent.chunk_merge import CompactChunks
+from streamagent.accounting.cost import CostCalculator, Usage
+from streamagent.accounting.tokens import TokenCounter
+from streamagent.accounting.usage import without_tracker
 from streamagent.config import AgentConfig
-from streamagent.cost import CostCalculator, Usage
 from streamagent.errors import (
     BudgetExceededError,
     StepLimitExceededError,
@@ -50,25 +49,25 @@ from streamagent.errors import (
     StreamBrokenError,
 )
 from streamagent.llm import create_chat_model
+from streamagent.llm.chunk_merge import CompactChunks
+from streamagent.llm.responses import responses_finish_reason
+from streamagent.llm.retry import RetryPolicy, classify_error
 from streamagent.nodes._quirks import (
     dedupe_tool_names,
     estimated_usage,
     infer_finish_reason,
     stream_error,
 )
-from streamagent.nodes._responses import responses_finish_reason
 from streamagent.nodes._v3 import protocol_streaming
-from streamagent.observe import AgentObserver, NullObserver
-from streamagent.retry import RetryPolicy, classify_error
-from streamagent.tokens import TokenCounter
-from streamagent.tracing import annotate_current_run, model_run_metadata
+from streamagent.observability.observer import AgentObserver, NullObserver
+from streamagent.observability.tracing import annotate_current_run, model_run_metadata
+from streamagent.streaming.protocol import AGENT_METADATA_KEY, EVENT_KEY, RETRY_EVENT
+from streamagent.streaming.sink import TokenSink, graph_namespace, sink_of
 
-__all__ = ["RETRY_EVENT", "ModelNode"]
+__all__ = ["ModelNode"]
 
 logger = logging.getLogger(__name__)
 
-#: ``custom`` stream events written by this node carry ``{"streamagent": RETRY_EVENT, ...}``.
-RETRY_EVENT = "retry"
 _OVERRIDABLE = ("model", "base_url", "temperature", "max_tokens")
 
 
@@ -81,7 +80,7 @@ class _Attempt:
     first_token_at: float | None = None
     number: int = 0
     model: str = ""
-    # where astream_chunks reads this run directly (see streamagent._token_sink)
+    # where astream_chunks reads this run directly (see streamagent.streaming.sink)
     sink: TokenSink | None = None
     namespace: tuple[str, ...] = ()
     # output-token cap of this call (what the token budget leaves), None = the configured one
@@ -306,7 +305,7 @@ class ModelNode:
         self.counter = TokenCounter(self.model_name)
         self.observer: AgentObserver = observer or NullObserver()
         self._tags = [f"streamagent:{name}"]
-        self._metadata = {"streamagent_agent": name}
+        self._metadata = {AGENT_METADATA_KEY: name}
 
     def _fast_path(self) -> bool:
         """Whether this node hands its tokens to ``astream_chunks``' sink (the fast path)."""
@@ -526,7 +525,7 @@ class ModelNode:
         )
         self.observer.on_retry(model=attempt.model or self.model_name, error=error)
         if attempt.emitted:
-            event = {"streamagent": RETRY_EVENT, "agent": self.name, **info}
+            event = {EVENT_KEY: RETRY_EVENT, "agent": self.name, **info}
             if attempt.sink is not None:  # in order with the tokens it withdraws
                 attempt.sink.put((attempt.namespace, "custom", event))
             else:

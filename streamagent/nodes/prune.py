@@ -1,7 +1,7 @@
 """The prune node: keep the model's input inside its token budget.
 
 Budget = context window - max output tokens - tool-schema tokens - a safety margin, further
-capped by ``PruningConfig.max_tokens``. The maths lives in :mod:`streamagent.pruning`
+capped by ``PruningConfig.max_tokens``. The maths lives in :mod:`streamagent.accounting.pruning`
 (system messages and the latest user turn always kept, oldest turns dropped first, tool-call
 pairs never split, oversized tool outputs shrunk first).
 
@@ -36,11 +36,11 @@ from langchain_core.messages import (
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 
+from streamagent.accounting.pruning import PruneResult, prune_messages, shrink_text
+from streamagent.accounting.tokens import TokenCounter, aget_encoding, encoding_ready
 from streamagent.config import AgentConfig
 from streamagent.errors import ContextTooLongError, InvalidInputError, StreamAgentError
-from streamagent.observe import AgentObserver, NullObserver
-from streamagent.pruning import PruneResult, prune_messages, shrink_text
-from streamagent.tokens import TokenCounter, aget_encoding, encoding_ready
+from streamagent.observability.observer import AgentObserver, NullObserver
 
 __all__ = ["PRUNE_NODE", "PruneNode", "validate_thread"]
 

@@ -1,6 +1,7 @@
 """The structured-output node: after the final answer, one call that returns the schema.
 
-Runs only when the graph was built with ``response_format=`` (see :mod:`streamagent.structured`).
+Runs only when the graph was built with ``response_format=``
+(see :mod:`streamagent.llm.structured`).
 It asks the agent's chat model (the same one, without the agent's tools) for the schema, with
 the model node's retry policy, validates the answer, gives invalid output one repair attempt,
 and writes ``structured_response`` plus the call's usage and cost. Its tokens are not streamed
@@ -16,11 +17,11 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import Runnable, RunnableConfig
 from tenacity import AsyncRetrying, Retrying
 
-from streamagent.cost import Usage
+from streamagent.accounting.cost import Usage
+from streamagent.llm.retry import classify_error
+from streamagent.llm.structured import ResponseFormat, invalid
 from streamagent.nodes._quirks import estimated_usage
 from streamagent.nodes.model import ModelNode, _Attempt, _unbind
-from streamagent.retry import classify_error
-from streamagent.structured import ResponseFormat, invalid
 
 __all__ = ["StructuredNode"]
 

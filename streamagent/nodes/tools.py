@@ -15,7 +15,7 @@ The router is written from scratch rather than on ``langgraph.prebuilt.ToolNode`
 needs per-call timeouts, approval before execution and the one-message-per-id guarantee for
 invalid tool calls, none of which ToolNode offers together. It keeps ToolNode's dialect,
 though: ``InjectedState``, ``InjectedStore``, ``InjectedToolCallId`` and ``ToolRuntime``
-parameters are filled in (:mod:`streamagent.nodes._injection`) and a tool may return a
+parameters are filled in (:mod:`streamagent.tools.injection`) and a tool may return a
 ``Command`` (:mod:`streamagent.nodes._commands`), combined as ToolNode combines them.
 """
 
@@ -46,16 +46,16 @@ from streamagent.nodes._commands import (
     is_command_result,
     normalize_result,
 )
-from streamagent.nodes._injection import current_runtime, inject, injection_plan, tool_runtime
 from streamagent.nodes._progress import answering_message, result_event
-from streamagent.observe import AgentObserver, NullObserver
+from streamagent.observability.observer import AgentObserver, NullObserver
+from streamagent.tools.approval import APPROVAL_METADATA_KEY
+from streamagent.tools.injection import current_runtime, inject, injection_plan, tool_runtime
 
 __all__ = ["APPROVAL_INTERRUPT_TYPE", "ApprovalDecision", "ToolRouter"]
 
 logger = logging.getLogger(__name__)
 
 APPROVAL_INTERRUPT_TYPE = "tool_approval"
-_APPROVAL_KEY = "streamagent_approval"
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ class ToolRouter:
         if name in rules or (operation is not None and f"{name}:{operation}" in rules):
             return True
         tool = self.tools.get(name)
-        flag = (tool.metadata or {}).get(_APPROVAL_KEY) if tool is not None else None
+        flag = (tool.metadata or {}).get(APPROVAL_METADATA_KEY) if tool is not None else None
         if flag is True:
             return True
         return bool(isinstance(flag, frozenset | set) and operation in flag)

@@ -36,8 +36,13 @@ from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import ConfigDict
 
 from streamagent.errors import ConfigurationError
+from streamagent.tools.injection import injected_parameters
 
-__all__ = ["DictFunctionTool", "as_tool"]
+__all__ = ["DictFunctionTool", "ToolLike", "as_tool"]
+
+#: What :func:`as_tool` (and ``build_agent(tools=...)``) accepts: a LangChain tool, a (decorated)
+#: function, or the TypeScript service's dict form.
+ToolLike = BaseTool | Callable[..., Any] | Mapping[str, Any]
 
 _MAX_REPORTED_ERRORS = 5
 
@@ -144,7 +149,6 @@ def _from_dict(spec: Mapping[str, Any]) -> BaseTool:
         raise ConfigurationError(
             f"dict tool {name!r} has an invalid JSON schema: {exc.message}"
         ) from None
-    from streamagent.nodes._injection import injected_parameters
 
     injected = injected_parameters(handler)
     return DictFunctionTool(
@@ -157,7 +161,7 @@ def _from_dict(spec: Mapping[str, Any]) -> BaseTool:
     )
 
 
-def as_tool(obj: BaseTool | Callable[..., Any] | Mapping[str, Any]) -> BaseTool:
+def as_tool(obj: ToolLike) -> BaseTool:
     """Return a LangChain tool for a tool, a function (sync or async) or the dict form.
 
     Example:

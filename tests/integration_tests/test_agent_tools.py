@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import StreamChunk, astream_chunks, build_agent, default_tools
+from streamagent import StreamChunk, astream_chunks, build_agent
 from streamagent.testing import Reply, ToolCall
+from streamagent.tools import default_tools
 from tests.conftest import config_for
 
 pytestmark = pytest.mark.sandbox

@@ -15,7 +15,7 @@ from langchain_core.outputs import LLMResult
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from streamagent.fast_openai import LeanChatOpenAI
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ToolCall
 
 WORDS = " ".join(f"word{i}" for i in range(300))

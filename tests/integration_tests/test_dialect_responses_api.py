@@ -11,7 +11,7 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import astream_chunks, create_agent_graph, stream_chunks
-from streamagent.cost import CostCalculator, Usage
+from streamagent.accounting.cost import CostCalculator, Usage
 from streamagent.testing import Fault, Reply, ToolCall
 from tests.conftest import config_for
 

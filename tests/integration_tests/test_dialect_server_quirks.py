@@ -13,8 +13,8 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import StreamChunk, astream_chunks, create_agent_graph
+from streamagent.accounting.tokens import TokenCounter
 from streamagent.testing import RawReply, Reply, sse
-from streamagent.tokens import TokenCounter
 from tests.conftest import config_for
 
 

@@ -15,7 +15,7 @@ from typing_extensions import TypedDict
 
 from streamagent import astream_chunks, create_agent_graph, stream_chunks
 from streamagent.errors import ConfigurationError
-from streamagent.structured import ResponseFormat
+from streamagent.llm.structured import ResponseFormat
 from streamagent.testing import Reply, ToolCall
 from tests.conftest import config_for
 

@@ -16,7 +16,7 @@ from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 
 from streamagent import astream_chunks, create_agent_graph, stream_chunks
-from streamagent.cost import CostCalculator, Usage
+from streamagent.accounting.cost import CostCalculator, Usage
 from streamagent.testing import Reply
 from tests.conftest import config_for
 

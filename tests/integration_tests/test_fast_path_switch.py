@@ -17,8 +17,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent, stream_chunks
 from streamagent.config import FAST_PATH_ENV, ModelConfig, fast_path_from_env
-from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from tests.conftest import config_for
 

@@ -25,20 +25,14 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import (
-    AgentConfig,
-    ModelConfig,
-    PruningConfig,
-    astream_chunks,
-    build_agent,
-    fast_openai,
-)
-from streamagent._aio_transport import READ_BUFFER_BYTES, SHARED_SESSIONS, client_timeout
+from streamagent import AgentConfig, ModelConfig, PruningConfig, astream_chunks, build_agent
+from streamagent.accounting.tokens import get_encoding
 from streamagent.errors import ContextTooLongError, InvalidInputError
-from streamagent.fast_openai import LeanChatOpenAI
+from streamagent.llm.lean import chat_model as fast_openai
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
+from streamagent.llm.lean.transport import READ_BUFFER_BYTES, SHARED_SESSIONS, client_timeout
 from streamagent.nodes import prune as prune_module
 from streamagent.nodes.prune import PruneNode
-from streamagent.tokens import get_encoding
 from tests.conftest import config_for
 
 NOOP = {"run_steps": 0, "context_view": {"kept_ids": None, "shrunk": {}}}

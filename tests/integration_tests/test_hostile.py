@@ -16,16 +16,17 @@ from langchain_core.messages import AIMessage, HumanMessage, convert_to_messages
 from langchain_core.tools import ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import OpenAIService, RetryConfig, StreamChunk, astream_chunks, build_agent
-from streamagent.cost import Usage
+from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent
+from streamagent.accounting.cost import Usage
+from streamagent.accounting.tokens import TokenCounter
+from streamagent.compat import OpenAIService
 from streamagent.errors import (
     InvalidInputError,
     ModelUnavailableError,
     RateLimitedError,
 )
-from streamagent.metrics import AgentMetrics
+from streamagent.observability.metrics import AgentMetrics
 from streamagent.testing import Fault, Reply, ToolCall
-from streamagent.tokens import TokenCounter
 from streamagent.tools import default_tools
 from tests.conftest import config_for
 

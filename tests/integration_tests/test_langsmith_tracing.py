@@ -37,7 +37,7 @@ CHILD = textwrap.dedent(
     from langgraph.checkpoint.memory import InMemorySaver
     from streamagent import AgentConfig, ModelConfig, build_agent, stream_chunks
     from streamagent.testing import Reply, ScriptedOpenAIServer, ToolCall
-    from streamagent.tracing import annotate_current_run
+    from streamagent.observability.tracing import annotate_current_run
 
     @tool
     def multiply(a: int, b: int) -> int:
@@ -45,7 +45,7 @@ CHILD = textwrap.dedent(
         return a * b
 
     # the tokenizer loaded first: START -> model is then decided on counts, not on timing
-    from streamagent.tokens import TokenCounter
+    from streamagent.accounting.tokens import TokenCounter
     TokenCounter("gpt-4o").count_text("warm up")
 
     script = [
@@ -192,7 +192,7 @@ def test_annotation_helper_adds_metadata_and_tags_to_the_current_run(traced):
 
 
 def test_model_node_runs_carry_usage_and_cost_metadata(traced):
-    # needs ModelNode.state_update to call streamagent.tracing.annotate_current_run (see report)
+    # needs ModelNode.state_update to call streamagent.observability.tracing.annotate_current_run (see report)
     capture, _ = traced
     root = root_of(capture)
     steps = [s for s in children_of(capture, str(root["id"])) if s["name"] == "model"]

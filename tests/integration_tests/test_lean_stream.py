@@ -24,8 +24,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import SecretStr
 
 from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent, stream_chunks
-from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from tests.conftest import config_for
 
@@ -419,7 +419,7 @@ async def test_cancel_from_outside_stays_a_cancellation_even_when_the_chunk_time
     import asyncio
     import time
 
-    from streamagent.fast_openai import _ChunkWatchdog
+    from streamagent.llm.lean.chat_model import _ChunkWatchdog
 
     seen: dict[str, bool] = {}
     watchdogs: list[_ChunkWatchdog] = []

@@ -15,8 +15,8 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.capabilities import DetectedCapabilities
 
 from streamagent.memory import AsyncRedisSaver, RedisSaver
-from streamagent.metrics import AgentMetrics
-from streamagent.metrics_saver import InstrumentedSaver
+from streamagent.observability.metrics import AgentMetrics
+from streamagent.observability.saver_timing import InstrumentedSaver
 from tests import redis_fixtures
 
 SPECS = 81

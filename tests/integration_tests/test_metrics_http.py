@@ -11,11 +11,12 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamagent import RetryConfig, astream_chunks, build_agent, calculate_cost
-from streamagent.cost import Usage
+from streamagent import RetryConfig, astream_chunks, build_agent
+from streamagent.accounting import calculate_cost
+from streamagent.accounting.cost import Usage
 from streamagent.errors import RateLimitedError
-from streamagent.metrics import AgentMetrics, start_metrics_server
-from streamagent.metrics_saver import InstrumentedSaver
+from streamagent.observability.metrics import AgentMetrics, start_metrics_server
+from streamagent.observability.saver_timing import InstrumentedSaver
 from streamagent.testing import Fault, Reply, ToolCall
 from tests.conftest import config_for
 

@@ -24,7 +24,7 @@ def test_encoding_is_built_without_network_or_tiktoken_cache(tmp_path: Path) -> 
         socket.create_connection = refuse
         socket.getaddrinfo = refuse
 
-        from streamagent.tokens import count_message_tokens, count_tokens
+        from streamagent.accounting.tokens import count_message_tokens, count_tokens
         print(count_tokens("hello world", model="gpt-4o"), count_tokens("hello world", model="gpt-4"))
         print(count_message_tokens([{"role": "user", "content": "Hi!"}]))
         """

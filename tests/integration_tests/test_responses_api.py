@@ -16,8 +16,8 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent
-from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from tests.conftest import config_for
 

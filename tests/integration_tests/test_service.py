@@ -8,7 +8,7 @@ import pytest
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import OpenAIService
+from streamagent.compat import OpenAIService
 from streamagent.errors import ConfigurationError, ModelRequestError
 from streamagent.testing import Fault, Reply, ToolCall
 from tests.conftest import config_for

@@ -26,8 +26,8 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 from streamagent import RetryConfig, astream_chunks, build_agent
-from streamagent._token_sink import TokenSink, graph_namespace
 from streamagent.llm import create_chat_model
+from streamagent.streaming.sink import TokenSink, graph_namespace
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from tests.conftest import config_for
 
@@ -251,7 +251,7 @@ class _Connection:
 def _reader(timeout: float) -> tuple[Any, Any, _Connection]:
     import aiohttp
 
-    from streamagent._aio_transport import BodyReader
+    from streamagent.llm.lean.transport import BodyReader
 
     connection = _Connection()
     loop = asyncio.get_running_loop()
@@ -306,7 +306,8 @@ async def test_without_a_timeout_aiohttp_keeps_timing_the_body() -> None:
 async def test_a_sink_is_only_used_on_the_loop_that_reads_it() -> None:
     import threading
 
-    from streamagent._token_sink import SINK_KEY, sink_of
+    from streamagent.streaming.protocol import SINK_KEY
+    from streamagent.streaming.sink import sink_of
 
     sink = TokenSink()
     config: dict[str, Any] = {"configurable": {SINK_KEY: sink}}

@@ -11,7 +11,7 @@ from langchain_core.messages.tool import tool_call_chunk
 from langchain_core.outputs import ChatGenerationChunk
 from langchain_core.outputs.chat_generation import merge_chat_generation_chunks
 
-from streamagent.chunk_merge import CompactChunks
+from streamagent.llm.chunk_merge import CompactChunks
 
 RUN = "lc_run--1"
 META = {"model_provider": "openai"}

@@ -9,8 +9,8 @@ from decimal import Decimal
 import pytest
 from langchain_core.messages import AIMessage
 
+from streamagent.accounting.cost import CostCalculator, Usage, calculate_cost
 from streamagent.config import ModelPrice
-from streamagent.cost import CostCalculator, Usage, calculate_cost
 from streamagent.state import USAGE_KEYS, add_usage
 
 MILLION = 1_000_000
@@ -134,7 +134,7 @@ def test_unknown_model_costs_none_with_exactly_one_warning(
 ) -> None:
     model = f"unknown-model-{uuid.uuid4().hex[:8]}"
     usage = Usage(input_tokens=10, output_tokens=10, requests=1)
-    with caplog.at_level(logging.WARNING, logger="streamagent.cost"):
+    with caplog.at_level(logging.WARNING, logger="streamagent.accounting.cost"):
         assert calculate_cost(usage, model=model) is None
         assert CostCalculator().cost(usage, model=model) is None
     warnings = [
@@ -163,7 +163,7 @@ def test_fast_genai_cost_equals_genai_prices_on_its_whole_catalogue() -> None:
 
     from genai_prices import data_snapshot
 
-    from streamagent.cost import _exact_genai_cost, _genai_cost, _GenaiPrice
+    from streamagent.accounting.cost import _exact_genai_cost, _genai_cost, _GenaiPrice
 
     rng = random.Random(11)
     compared = 0

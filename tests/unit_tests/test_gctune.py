@@ -6,8 +6,8 @@ import gc
 
 import pytest
 
-import streamagent
-from streamagent.gctune import DEFAULT_THRESHOLDS, GcSettings, restore_gc, tune_gc
+import streamagent.observability
+from streamagent.observability.gc import DEFAULT_THRESHOLDS, GcSettings, restore_gc, tune_gc
 
 
 def test_tune_freezes_sets_thresholds_and_restore_undoes_both() -> None:
@@ -51,5 +51,6 @@ def test_invalid_thresholds_are_refused_without_changing_anything() -> None:
     assert gc.get_threshold() == before and gc.get_freeze_count() == 0
 
 
-def test_exported_at_top_level() -> None:
-    assert streamagent.tune_gc is tune_gc and streamagent.restore_gc is restore_gc
+def test_exported_from_observability() -> None:
+    assert streamagent.observability.tune_gc is tune_gc
+    assert streamagent.observability.restore_gc is restore_gc

@@ -8,11 +8,11 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from rich.console import Console
 
-from streamagent._terminal import safe_markup, safe_text
+from streamagent.cli.terminal import safe_markup, safe_text
 from streamagent.config import RetryConfig
 from streamagent.errors import InvalidInputError, ModelUnavailableError, RateLimitedError
-from streamagent.input_policy import check_messages, check_thread_id, is_invisible
-from streamagent.retry import RetryPolicy, classify_error, endpoint_of
+from streamagent.llm.retry import RetryPolicy, classify_error, endpoint_of
+from streamagent.streaming.input_policy import check_messages, check_thread_id, is_invisible
 
 
 # --------------------------------------------------------------------------- terminal
@@ -115,7 +115,7 @@ def test_classify_keeps_an_already_classified_error_and_names_the_endpoint():
 
 
 def test_the_cli_printer_shows_hostile_text_literally(capsys):
-    from streamagent.cli import ChunkPrinter
+    from streamagent.cli.printer import ChunkPrinter
     from streamagent.streaming import StreamChunk
 
     printer = ChunkPrinter(json_lines=False)

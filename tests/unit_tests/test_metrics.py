@@ -12,11 +12,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamagent.cost import Usage
+from streamagent.accounting.cost import Usage
 from streamagent.errors import ModelUnavailableError, RateLimitedError, StreamBrokenError
-from streamagent.metrics import AgentMetrics, metrics_asgi_app
-from streamagent.metrics_saver import InstrumentedSaver
-from streamagent.observe import AgentObserver
+from streamagent.observability.metrics import AgentMetrics, metrics_asgi_app
+from streamagent.observability.observer import AgentObserver
+from streamagent.observability.saver_timing import InstrumentedSaver
 
 
 def samples(metrics: AgentMetrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

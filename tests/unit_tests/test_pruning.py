@@ -17,9 +17,9 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from streamagent.accounting.pruning import PruneResult, prune_messages, shrink_text
+from streamagent.accounting.tokens import TokenCounter, count_tokens
 from streamagent.errors import ContextTooLongError
-from streamagent.pruning import PruneResult, prune_messages, shrink_text
-from streamagent.tokens import TokenCounter, count_tokens
 
 COUNTER = TokenCounter("gpt-4o")
 count = COUNTER.message_tokens
@@ -501,7 +501,7 @@ def test_shrink_text_rejects_a_non_positive_budget() -> None:
 
 
 def test_shrink_text_caches_results_without_retaining_the_text() -> None:
-    from streamagent import pruning
+    from streamagent.accounting import pruning
 
     text = "cache me " * 4_000 + "unique-tail-7f3a"
     first = shrink_text(text, 60)

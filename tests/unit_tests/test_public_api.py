@@ -2,52 +2,61 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
+import inspect
+
+import pytest
 
 import streamagent
 
-EXPECTED_TOP_LEVEL = {
+EXPECTED_TOP_LEVEL = [
     "AgentConfig",
     "AgentRunError",
     "AgentState",
-    "AsyncRedisSaver",
-    "CompletionResult",
-    "ConversationManager",
-    "CostCalculator",
     "MemoryConfig",
     "ModelConfig",
-    "ModelPrice",
-    "OpenAIService",
     "PruningConfig",
-    "RedisSaver",
     "RetryConfig",
     "StreamAgentError",
     "StreamChunk",
-    "Usage",
     "UserError",
-    "as_tool",
     "astream_chunks",
     "build_agent",
-    "calculate_cost",
-    "count_message_tokens",
-    "count_tokens",
     "create_agent_graph",
-    "create_openai_config",
-    "default_tools",
     "stream_chunks",
-    "AgentMetrics",
-    "PruneResult",
-    "TokenCounter",
-    "get_token_counter",
-    "prune_messages",
-    "shrink_text",
-    "tune_gc",
-    "restore_gc",
-}
+]
 
 
 def test_top_level_all_is_pinned():
-    assert set(streamagent.__all__) == EXPECTED_TOP_LEVEL
+    assert streamagent.__all__ == EXPECTED_TOP_LEVEL
+
+
+def test_type_checking_imports_match_the_export_table():
+    """The TYPE_CHECKING block (for type checkers) names exactly the lazily exported names,
+    each from the module the export table names: the table stays the one source of truth."""
+    tree = ast.parse(inspect.getsource(streamagent))
+    block = next(
+        node
+        for node in tree.body
+        if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING"
+    )
+    imported = {
+        alias.name: node.module
+        for node in block.body
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    assert imported == streamagent._EXPORTS
+
+
+@pytest.mark.parametrize("name", sorted(streamagent._MOVED))
+def test_names_that_left_the_top_level_warn_and_name_their_home(name: str) -> None:
+    home = streamagent._MOVED[name]
+    with pytest.warns(DeprecationWarning, match=rf"import it from {home}"):
+        value = getattr(streamagent, name)
+    assert value is getattr(importlib.import_module(home), name)
+    assert name not in streamagent.__all__
 
 
 def test_every_exported_name_resolves():
@@ -68,15 +77,21 @@ def test_submodules_declare_all():
     for mod in (
         "streamagent.config",
         "streamagent.errors",
+        "streamagent.accounting",
+        "streamagent.observability",
+        "streamagent.llm",
+        "streamagent.llm.lean",
+        "streamagent.compat",
+        "streamagent.streaming.protocol",
         "streamagent.streaming",
-        "streamagent.retry",
+        "streamagent.llm.retry",
         "streamagent.state",
-        "streamagent.service",
+        "streamagent.compat.service",
         "streamagent.graphs",
         "streamagent.nodes",
-        "streamagent.tokens",
-        "streamagent.cost",
-        "streamagent.pruning",
+        "streamagent.accounting.tokens",
+        "streamagent.accounting.cost",
+        "streamagent.accounting.pruning",
         "streamagent.testing",
         "streamagent.tools",
         "streamagent.memory",

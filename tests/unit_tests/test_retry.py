@@ -20,7 +20,7 @@ from streamagent.errors import (
     RateLimitedError,
     StreamBrokenError,
 )
-from streamagent.retry import RetryPolicy, classify_error, retry_after_seconds
+from streamagent.llm.retry import RetryPolicy, classify_error, retry_after_seconds
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 

@@ -9,7 +9,7 @@ import orjson
 import pytest
 from openai._streaming import SSEDecoder
 
-from streamagent.sse import SseDecoder, decode_payload
+from streamagent.llm.lean.sse import SseDecoder, decode_payload
 from streamagent.testing.wire import DONE_EVENT, MALFORMED_EVENT
 
 

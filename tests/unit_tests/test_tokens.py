@@ -12,9 +12,12 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.tools import tool
 
-from streamagent._offline_bpe import build_encoding, bundled_rank_file, load_verified_ranks
-from streamagent.errors import ConfigurationError
-from streamagent.tokens import (
+from streamagent.accounting.offline_bpe import (
+    build_encoding,
+    bundled_rank_file,
+    load_verified_ranks,
+)
+from streamagent.accounting.tokens import (
     IMAGE_TOKENS_ESTIMATE,
     IMAGE_TOKENS_LOW_DETAIL,
     TokenCounter,
@@ -23,6 +26,7 @@ from streamagent.tokens import (
     encoding_name_for_model,
     get_encoding,
 )
+from streamagent.errors import ConfigurationError
 
 # The example conversations of the OpenAI cookbook "How to count tokens with tiktoken", with
 # the prompt-token counts the OpenAI API reported for them there.
@@ -351,7 +355,7 @@ async def test_aget_encoding_builds_off_the_event_loop_and_caches() -> None:
     import asyncio
     import threading
 
-    from streamagent import tokens
+    from streamagent.accounting import tokens
 
     loop_thread = threading.get_ident()
     built_in: list[int] = []
@@ -386,7 +390,7 @@ async def test_aget_encoding_builds_off_the_event_loop_and_caches() -> None:
 
 
 def test_preload_encoding_builds_in_a_daemon_thread() -> None:
-    from streamagent import tokens
+    from streamagent.accounting import tokens
 
     tokens._encodings.pop("cl100k_base", None)
     thread = tokens.preload_encoding("gpt-4")

@@ -26,8 +26,8 @@ from streamagent._upstream import (
     openai_private,
 )
 from streamagent.config import ModelConfig
-from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
 
 ALL_PIECES = [
     piece

@@ -8,7 +8,7 @@ from langchain_core.callbacks import AsyncCallbackManager, StdOutCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from streamagent._usage_tracker import UsageTracker, agent_of_metadata, without_tracker
+from streamagent.accounting.usage import UsageTracker, agent_of_metadata, without_tracker
 
 
 def test_streamagent_calls_are_not_dispatched_to_the_tracker() -> None:

@@ -1,6 +1,7 @@
 """Which ``ChatOpenAI`` calls the lean transport takes: an allowlist (pure, no I/O).
 
-The lean path (``streamagent.fast_openai``) sends ``ChatOpenAI``'s own request body and feeds
+The lean path (``streamagent.llm.lean.chat_model``) sends ``ChatOpenAI``'s own request body and
+feeds
 every chunk through ``ChatOpenAI``'s own conversion, so it is byte-identical to the stock path
 *for the request shapes the differential tests cover*. Only those are taken:
 

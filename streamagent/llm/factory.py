@@ -3,7 +3,8 @@
 With the fast path on (``ModelConfig.fast_path``, the default unless
 ``STREAMAGENT_FAST_PATH=0``) and every private piece it needs present in the installed
 libraries (:mod:`streamagent._upstream`), the client is a
-:class:`~streamagent.fast_openai.LeanChatOpenAI` (a ``ChatOpenAI`` whose streamed calls skip the
+:class:`~streamagent.llm.lean.chat_model.LeanChatOpenAI` (a ``ChatOpenAI`` whose streamed
+calls skip the
 openai SDK's typed chunk objects, ~2x less client CPU per chunk); otherwise, or with
 ``lean=False``, the stock ``ChatOpenAI``. Both send the same request and produce the same
 chunks, callbacks, usage and errors.
@@ -29,7 +30,7 @@ from pydantic import SecretStr
 
 from streamagent._upstream import fast_path_available
 from streamagent.config import ModelConfig
-from streamagent.fast_openai import LeanChatOpenAI
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
 
 __all__ = ["create_chat_model"]
 
@@ -40,7 +41,7 @@ _PLACEHOLDER_KEY = "not-needed"
 def create_chat_model(config: ModelConfig, *, lean: bool | None = None) -> ChatOpenAI:
     """A streaming ``ChatOpenAI`` with usage reporting, explicit timeouts and no SDK retries.
 
-    The model node owns retries (see :mod:`streamagent.retry`), so the SDK's are off.
+    The model node owns retries (see :mod:`streamagent.llm.retry`), so the SDK's are off.
     ``lean`` overrides ``config.fast_path``; the lean class is used only when the fast path's
     private pieces are all present (else one warning names the missing one). No network I/O
     happens here.

@@ -66,7 +66,7 @@ async def _turn(
 
 
 async def _run(*, json_lines: bool, token_delay_seconds: float) -> int:
-    from streamagent.cli import ChunkPrinter
+    from streamagent.cli.printer import ChunkPrinter
     from streamagent.graphs.agent import build_agent
     from streamagent.tools._workspace import Workspace
     from streamagent.tools.files import ReadFileTool, WriteFileTool

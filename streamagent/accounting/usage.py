@@ -36,7 +36,7 @@ from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, LLMResult
 
-from streamagent.cost import CostCalculator, Usage
+from streamagent.accounting.cost import CostCalculator, Usage
 
 __all__ = ["AgentUsage", "UsageTracker", "agent_of_metadata", "without_tracker"]
 

@@ -9,18 +9,19 @@ changes only the transport of a streamed Chat Completions call:
   SDK client's own headers (``Authorization``, organization/project, default headers) to
   ``{base_url}chat/completions`` — the URL the SDK builds — with the SDK client's timeouts,
   over a pooled ``aiohttp`` session per event loop for async streams
-  (:mod:`streamagent._aio_transport`: a third of the CPU per socket read of ``httpx2``) and a
+  (:mod:`streamagent.llm.lean.transport`: a third of the CPU per socket read of ``httpx2``) and a
   pooled ``httpx2`` client for sync ones;
-- the SSE body is decoded by :class:`streamagent.sse.SseDecoder` (``orjson``, each event parsed
+- the SSE body is decoded by :class:`streamagent.llm.lean.sse.SseDecoder` (``orjson``, each
+  event parsed
   when the stream reaches it) and each chunk dict goes through ``ChatOpenAI``'s own
   ``_convert_chunk_to_generation_chunk`` — the same message chunks, ``response_metadata``
   (``finish_reason``, ``model_name``, ``system_fingerprint``), ``usage_metadata`` and
   ``on_llm_new_token`` callbacks — except a plain text delta, whose identical objects
-  :mod:`streamagent._text_chunks` builds without validation;
+  :mod:`streamagent.llm.lean.text_chunks` builds without validation;
 - failures become the exceptions the SDK raises (``openai.APIStatusError`` subclasses built
   from the response, ``APITimeoutError``, ``APIConnectionError``, ``json.JSONDecodeError`` for
   a malformed chunk, ``APIError`` for an in-stream error event), wrapped by ``ChatOpenAI``'s own
-  handlers, so :func:`streamagent.retry.classify_error` sees exactly what it sees today;
+  handlers, so :func:`streamagent.llm.retry.classify_error` sees exactly what it sees today;
 - async streams honour ``stream_chunk_timeout`` (time between parsed chunks) with one timer
   per call instead of a task per chunk.
 
@@ -56,7 +57,14 @@ from langchain_core.runnables import RunnableConfig
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, PrivateAttr
 
-from streamagent._aio_transport import (
+from streamagent._upstream import fast_path_available
+from streamagent._upstream import langchain_openai_private as lco
+from streamagent._upstream import openai_private as oai
+from streamagent.llm.lean.astream import astream_compact
+from streamagent.llm.lean.eligibility import payload_is_lean, unsupported_fields
+from streamagent.llm.lean.sse import SseDecoder, decode_payload
+from streamagent.llm.lean.text_chunks import TextChunkFactory
+from streamagent.llm.lean.transport import (
     SHARED_SESSIONS,
     TRANSPORT_ERRORS,
     AioSessions,
@@ -66,13 +74,6 @@ from streamagent._aio_transport import (
     env_proxy_for,
     status_response,
 )
-from streamagent._lean_astream import astream_compact
-from streamagent._lean_eligibility import payload_is_lean, unsupported_fields
-from streamagent._text_chunks import TextChunkFactory
-from streamagent._upstream import fast_path_available
-from streamagent._upstream import langchain_openai_private as lco
-from streamagent._upstream import openai_private as oai
-from streamagent.sse import SseDecoder, decode_payload
 
 __all__ = ["LeanChatOpenAI", "LeanRequest"]
 
@@ -403,7 +404,7 @@ class LeanChatOpenAI(ChatOpenAI):
         **kwargs: Any,
     ) -> AsyncIterator[AIMessageChunk]:
         """``ChatOpenAI.astream`` that keeps a long reply's text, not each chunk object, for
-        the final merge (same callbacks, chunks and result; see :mod:`streamagent.chunk_merge`).
+        the final merge (same callbacks, chunks and result; see :mod:`streamagent.llm.chunk_merge`).
         """
         if not fast_path_available() or not self._should_stream(
             async_api=True, **{**kwargs, "stream": True}

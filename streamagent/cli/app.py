@@ -10,22 +10,21 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from streamagent._terminal import safe_markup, safe_text
-from streamagent.cli_migrate import import_chat_history
+from streamagent.cli.migrate import import_chat_history
+from streamagent.cli.printer import ChunkPrinter
+from streamagent.cli.terminal import safe_text
 from streamagent.config import AgentConfig, ModelConfig
 from streamagent.errors import StreamAgentError
-from streamagent.input_policy import check_thread_id
 from streamagent.streaming import StreamChunk
+from streamagent.streaming.input_policy import check_thread_id
 
-__all__ = ["ChunkPrinter", "app", "main"]
+__all__ = ["app", "main"]
 
 app = typer.Typer(
     name="streamagent",
@@ -34,102 +33,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-class ChunkPrinter:
-    """Renders chunks for a person (Rich) or as JSON lines."""
-
-    def __init__(self, *, json_lines: bool, console: Console | None = None) -> None:
-        self.json_lines = json_lines
-        # no highlighting and no ``:emoji:`` codes: text from a model is shown as it came
-        self.console = console or Console(highlight=False, soft_wrap=True, emoji=False)
-        self._in_text = False
-
-    def __call__(self, chunk: StreamChunk) -> None:
-        if self.json_lines:
-            sys.stdout.write(json.dumps(chunk.to_dict(), default=str) + "\n")
-            sys.stdout.flush()
-            return
-        handler: Callable[[StreamChunk], None] | None = getattr(self, f"_on_{chunk.type}", None)
-        if handler is not None:
-            handler(chunk)
-
-    def _end_text(self) -> None:
-        if self._in_text:
-            self.console.print()
-            self._in_text = False
-
-    # Everything shown below that came from the model, a tool or the server goes through
-    # safe_text / safe_markup (streamagent._terminal): escape sequences are shown, not obeyed.
-    def _on_content(self, chunk: StreamChunk) -> None:
-        if not self._in_text:
-            self.console.print("[bold cyan]assistant>[/] ", end="")
-            self._in_text = True
-        self.console.print(safe_text(chunk.content or ""), end="", markup=False)
-
-    def _on_reasoning(self, chunk: StreamChunk) -> None:
-        """A reasoning summary (Responses API models), dimmed, before the answer."""
-        self.console.print(safe_text(chunk.content or ""), end="", style="dim", markup=False)
-
-    def _on_tool_call(self, chunk: StreamChunk) -> None:
-        self._end_text()
-        call = chunk.tool_call or {}
-        args = json.dumps(call.get("args"), ensure_ascii=False)
-        name = safe_markup(str(call.get("name")), newlines=False)
-        self.console.print(f"[yellow]tool call[/] {name}({safe_markup(args)})", markup=True)
-
-    def _on_tool_result(self, chunk: StreamChunk) -> None:
-        result = chunk.tool_result or {}
-        style = "green" if result.get("status") != "error" else "red"
-        text = str(result.get("content", ""))
-        if len(text) > 400:
-            text = text[:400] + " …"
-        name = safe_markup(str(result.get("name")), newlines=False)
-        self.console.print(f"[{style}]tool result[/] {name}: ", end="")
-        self.console.print(safe_text(text), markup=False)
-
-    def _on_retry(self, chunk: StreamChunk) -> None:
-        self._end_text()
-        info = chunk.retry or {}
-        self.console.print(
-            f"[magenta]retrying[/] (attempt {info.get('attempt')}): discarding partial output"
-        )
-
-    def _on_interrupt(self, chunk: StreamChunk) -> None:
-        self._end_text()
-
-    def _on_error(self, chunk: StreamChunk) -> None:
-        self._end_text()
-        err = chunk.error or {}
-        kind = safe_markup(str(err.get("type")), newlines=False)
-        self.console.print(
-            f"[bold red]error[/] {kind}: {safe_markup(str(err.get('message')))}", markup=True
-        )
-
-    def cancelled(self) -> None:
-        """Note a turn the user cancelled (Ctrl-C) before the next prompt."""
-        if self.json_lines:
-            return
-        self._end_text()
-        self.console.print("[magenta]cancelled[/] (Ctrl-C): the turn stopped")
-
-    def _on_done(self, chunk: StreamChunk) -> None:
-        self._end_text()
-        usage = chunk.usage or {}
-        table = Table(show_header=True, header_style="bold", box=None)
-        for col in ("input", "cached", "output", "cost (USD)", "latency", "first token"):
-            table.add_column(col, justify="right")
-        cost = "unknown" if chunk.cost_usd is None else f"${chunk.cost_usd:.6f}"
-        ttft = chunk.time_to_first_token_seconds
-        table.add_row(
-            str(usage.get("input_tokens", 0)),
-            str(usage.get("cached_input_tokens", 0)),
-            str(usage.get("output_tokens", 0)),
-            cost,
-            f"{(chunk.latency_seconds or 0) * 1000:.0f} ms",
-            "-" if ttft is None else f"{ttft * 1000:.0f} ms",
-        )
-        self.console.print(table)
 
 
 def _approval_decision(chunk: StreamChunk, *, assume: bool | None) -> dict[str, str]:
@@ -206,7 +109,7 @@ def _build_agent(
     model_cfg.require_endpoint()
     observer = None
     if metrics_port is not None:
-        from streamagent.metrics import AgentMetrics, start_metrics_server
+        from streamagent.observability.metrics import AgentMetrics, start_metrics_server
 
         observer = AgentMetrics()
         start_metrics_server(metrics_port, metrics=observer)
@@ -347,7 +250,7 @@ def demo(
     token_delay_ms: Annotated[int, typer.Option(help="Delay between streamed tokens.")] = 15,
 ) -> None:
     """Offline demo: scripted model, real HTTP, embedded Redis memory, a real tool call."""
-    from streamagent.demo import run_demo
+    from streamagent.cli.demo import run_demo
 
     code = run_demo(json_lines=json_lines, token_delay_seconds=token_delay_ms / 1000.0)
     raise typer.Exit(code=code)

@@ -2,7 +2,7 @@
 
 ``BaseChatModel.astream`` keeps every ``ChatGenerationChunk`` of a reply in a list until the
 reply ends (for ``on_llm_end`` / ``on_llm_error``). This is the same method, statement for
-statement, with that list replaced by :class:`streamagent.chunk_merge.CompactChunks`: the
+statement, with that list replaced by :class:`streamagent.llm.chunk_merge.CompactChunks`: the
 callbacks, tracing, ids, ``chunk_position="last"`` marker and merged result are unchanged, but a
 long reply keeps its text instead of thousands of chunk objects (see ``chunk_merge``).
 ``LeanChatOpenAI.astream`` uses it.
@@ -30,7 +30,7 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import ensure_config
 
 from streamagent._upstream import langchain_core_private as lcp
-from streamagent.chunk_merge import CompactChunks
+from streamagent.llm.chunk_merge import CompactChunks
 
 __all__ = ["astream_compact"]
 

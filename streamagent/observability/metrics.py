@@ -1,4 +1,5 @@
-"""Prometheus metrics for the agent (opt-in): an :class:`~streamagent.observe.AgentObserver`.
+"""Prometheus metrics for the agent (opt-in), an
+:class:`~streamagent.observability.observer.AgentObserver`.
 
 Nothing is registered at import: :class:`AgentMetrics` creates its own ``CollectorRegistry``
 (unless given one) and registers the standard process collector (memory, CPU, open files) on
@@ -25,7 +26,7 @@ the OpenTelemetry Prometheus exporter maps them (dots → underscores, unit suff
 ``streamagent_pruned_messages_total``                        messages dropped by the prune node
 ``streamagent_pruned_tokens_total``                          tokens those messages held
 ``streamagent_checkpoint_operation_duration_seconds``        saver calls (see
-                                                             :class:`streamagent.metrics_saver.
+                                                             :class:`streamagent.observability.saver_timing.
                                                              InstrumentedSaver`)
 ==========================================================  =====================================
 
@@ -33,7 +34,7 @@ Labels never carry thread or user ids (unbounded cardinality, and personal data)
 
 Example:
     >>> from decimal import Decimal
-    >>> from streamagent.cost import Usage
+    >>> from streamagent.accounting.cost import Usage
     >>> metrics = AgentMetrics()
     >>> metrics.on_model_call(model="gpt-4o", usage=Usage(input_tokens=10, output_tokens=2),
     ...     cost_usd=Decimal("0.000045"), latency_seconds=0.4,
@@ -65,7 +66,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 if TYPE_CHECKING:
-    from streamagent.cost import Usage
+    from streamagent.accounting.cost import Usage
     from streamagent.errors import StreamAgentError
 
 __all__ = ["AgentMetrics", "metrics_asgi_app", "start_metrics_server"]
@@ -319,7 +320,7 @@ class AgentMetrics:
 
     @_never_raises
     def on_checkpoint_operation(self, *, operation: str, duration_seconds: float) -> None:
-        """Called by :class:`streamagent.metrics_saver.InstrumentedSaver`."""
+        """Called by :class:`streamagent.observability.saver_timing.InstrumentedSaver`."""
         self.checkpoint_duration.labels(operation).observe(duration_seconds)
 
     # ------------------------------------------------------------------ reading

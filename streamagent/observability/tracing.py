@@ -16,7 +16,7 @@ of attempts. :func:`annotate_current_run` adds them to the metadata of the run t
 
 Example:
     >>> from decimal import Decimal
-    >>> from streamagent.cost import Usage
+    >>> from streamagent.accounting.cost import Usage
     >>> md = model_run_metadata(model="gpt-4o", usage=Usage(input_tokens=3, output_tokens=1,
     ...     requests=1), cost_usd=Decimal("0.0000175"), attempts=1)
     >>> md["cost_usd"], md["usage"]["input_tokens"]
@@ -33,7 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from streamagent.cost import Usage
+    from streamagent.accounting.cost import Usage
 
 __all__ = ["annotate_current_run", "model_run_metadata"]
 

@@ -7,7 +7,8 @@ old ``{"type": "function", "function": {...}, "handler": fn}`` dict.
 
 Example:
     >>> import asyncio
-    >>> from streamagent import OpenAIService, create_openai_config
+    >>> from streamagent.compat import OpenAIService
+    >>> from streamagent.config import create_openai_config
     >>> from streamagent.testing import ScriptedOpenAIServer
     >>> from langgraph.checkpoint.memory import InMemorySaver
     >>> async def main() -> str:
@@ -39,9 +40,10 @@ from streamagent.errors import (
     ModelRequestError,
     StreamAgentError,
 )
-from streamagent.graphs.agent import ToolLike, build_agent
-from streamagent.observe import AgentObserver
+from streamagent.graphs.agent import build_agent
+from streamagent.observability.observer import AgentObserver
 from streamagent.streaming import StreamChunk, astream_chunks, stream_chunks
+from streamagent.tools.custom import ToolLike
 
 __all__ = ["CompletionResult", "OpenAIService"]
 
@@ -63,7 +65,8 @@ class CompletionResult:
 class OpenAIService:
     """The old service's API. The graph is compiled on first use (no I/O in the constructor).
 
-    ``messages`` follow the input policy of :mod:`streamagent.input_policy`: the old service's
+    ``messages`` follow the input policy of
+    :mod:`streamagent.streaming.input_policy`: the old service's
     ``system`` messages need ``allow_privileged_roles=True`` (or ``AgentConfig.system_prompt``).
     """
 
@@ -87,7 +90,7 @@ class OpenAIService:
         self._observer = observer
         self._name = name
         #: accept system/developer/tool messages (and assistant messages with tool calls) in
-        #: ``messages``; off by default: see :mod:`streamagent.input_policy`
+        #: ``messages``; off by default: see :mod:`streamagent.streaming.input_policy`
         self.allow_privileged_roles = allow_privileged_roles
         self._graph: CompiledStateGraph[Any, Any, Any, Any] | None = None
 

@@ -13,7 +13,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from streamagent.cost import Usage
+    from streamagent.accounting.cost import Usage
     from streamagent.errors import StreamAgentError
 
 __all__ = ["AgentObserver", "NullObserver"]

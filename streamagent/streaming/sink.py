@@ -23,11 +23,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamagent._upstream.langgraph_private import PUSH_MARKER
+from streamagent.streaming.protocol import SINK_KEY
 
 __all__ = ["SINK_KEY", "TokenSink", "graph_namespace", "sink_of"]
 
-#: ``configurable`` key of a run's sink.
-SINK_KEY = "__streamagent_token_sink"
 
 _PUSH = PUSH_MARKER  # LangGraph's ``langgraph_path`` marker of a pushed task (checked there)
 _NS_SEP = "|"

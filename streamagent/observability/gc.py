@@ -10,7 +10,8 @@ the application's call); a server can opt in once at start-up, after its imports
     import streamagent
 
     agent = streamagent.build_agent(...)
-    previous = streamagent.tune_gc()  # after warm-up; restore with restore_gc(previous)
+    previous = streamagent.observability.tune_gc()  # after warm-up
+    ...  # later: streamagent.observability.restore_gc(previous)
 
 :func:`tune_gc` collects once, then ``gc.freeze()``\\ s what is alive (imported modules, the
 built agent: never collected again, at no cost) and raises the thresholds so young collections

@@ -1,0 +1,5 @@
+"""``python -m streamagent.cli``: the ``streamagent`` command."""
+
+from streamagent.cli.app import main
+
+main()
