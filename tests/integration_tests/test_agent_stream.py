@@ -24,13 +24,8 @@ from streamagent import (
     stream_chunks,
 )
 from streamagent.testing import Fault, Reply, ToolCall
+from tests._support.agents import add
 from tests.conftest import config_for
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
 
 
 @tool

@@ -10,12 +10,12 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import RetryConfig, build_agent
 from streamagent.testing import Fault, Reply, ToolCall
 from streamagent.testing.wire import split_pieces
+from tests._support.agents import add
 from tests.conftest import config_for
 
 STORY = "Typed streams, token by token, for every model call."
@@ -23,12 +23,6 @@ STORY = "Typed streams, token by token, for every model call."
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The v3 streaming protocol:langchain_core._api.beta_decorator.LangChainBetaWarning"
 )
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
 
 
 async def texts_of(graph: Any, text: str = "hi") -> list[list[str]]:

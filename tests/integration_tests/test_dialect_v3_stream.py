@@ -8,22 +8,16 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
-from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 
 from streamagent import create_agent_graph
 from streamagent.testing import Reply, ToolCall
+from tests._support.agents import echo
 from tests.conftest import config_for
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore::langchain_core._api.beta_decorator.LangChainBetaWarning"
 )
-
-
-@tool
-def echo(text: str) -> str:
-    """Echo the text."""
-    return text
 
 
 SCRIPT = [Reply(tool_calls=[ToolCall("echo", {"text": "x"}, id="e1")]), "Hello there friend"]

@@ -23,14 +23,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import astream_chunks, build_agent, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
+from tests._support.agents import echo
 from tests.conftest import config_for
 from tests.integration_tests._middleware_diff import chat_model, differential
-
-
-@tool
-def echo(text: str) -> str:
-    """Repeat the text."""
-    return text
 
 
 class Recorder(AgentMiddleware):

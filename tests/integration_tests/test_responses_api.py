@@ -11,7 +11,6 @@ from typing import Any
 import orjson
 import pytest
 from langchain_core.messages import HumanMessage
-from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
@@ -19,15 +18,10 @@ from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent
 from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
+from tests._support.agents import add
 from tests.conftest import config_for
 
 ANSWER = "The sum is 3, as promised."
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
 
 
 def responses_config(server: ScriptedOpenAIServer, **overrides: Any) -> Any:

@@ -6,8 +6,6 @@ import asyncio
 import email.utils
 import json
 import signal
-import subprocess
-import sys
 import time
 
 import httpx
@@ -19,6 +17,7 @@ from langchain_openai import ChatOpenAI
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from streamagent.testing.script import DEFAULT_FAULT_TEXT
 from streamagent.testing.wire import estimate_prompt_tokens, split_pieces
+from tests._support.servers import start_standalone
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 
@@ -386,21 +385,6 @@ async def test_fifty_concurrent_streams_all_complete_correctly(make_server):
 
 
 # -- stand-alone mode -----------------------------------------------------------------------
-
-
-def start_standalone(*args: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "streamagent.testing", "--port", "0", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("READY "):
-        proc.kill()
-        raise AssertionError(f"no READY line: {line!r} {proc.communicate()[1]}")
-    return proc, line.split(" ", 1)[1]
 
 
 def test_standalone_server_prints_ready_streams_n_tokens_and_stops_on_sigterm(tmp_path):
