@@ -18,6 +18,7 @@ from langgraph.types import Command
 from streamagent import StreamChunk, astream_chunks, create_agent_graph, stream_chunks
 from streamagent.state import AgentState
 from streamagent.testing import Reply, ToolCall
+from tests._support.streams import tool_results
 from tests.conftest import config_for
 
 
@@ -48,10 +49,6 @@ def broken_command(call_id: Annotated[str, InjectedToolCallId]) -> Command[Any]:
     return Command(update={"notes": ["never"]})
 
 
-def _results(chunks: list[StreamChunk]) -> dict[str, dict[str, Any]]:
-    return {c.tool_result["tool_call_id"]: c.tool_result for c in chunks if c.type == "tool_result"}
-
-
 async def test_a_command_update_is_applied_with_its_tool_message(make_server: Any) -> None:
     server = make_server(
         [
@@ -65,7 +62,7 @@ async def test_a_command_update_is_applied_with_its_tool_message(make_server: An
     ).compile(checkpointer=InMemorySaver())
     chunks = [c async for c in astream_chunks(agent, "remember milk", thread_id="cmd")]
     assert chunks[-1].type == "done", chunks[-1]
-    results = _results(chunks)
+    results = tool_results(chunks)
     assert results["n1"] == {
         "tool_call_id": "n1",
         "name": "take_note",
@@ -107,7 +104,7 @@ def test_parallel_commands_combine_in_call_order_on_the_sync_path(make_server: A
     assert state["notes"] == ["start", "a", "b"]  # both Commands applied
     tool_ids = [m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)]
     assert tool_ids == ["p1", "p2", "p3"]  # the calls' order
-    assert _results(chunks)["p2"]["content"] == "start"
+    assert tool_results(chunks)["p2"]["content"] == "start"
 
 
 async def test_a_command_without_its_tool_message_becomes_an_error_result(
@@ -119,7 +116,7 @@ async def test_a_command_without_its_tool_message_becomes_an_error_result(
     ).compile(checkpointer=InMemorySaver())
     chunks = [c async for c in astream_chunks(agent, "go", thread_id="broken")]
     assert chunks[-1].type == "done", chunks[-1]
-    result = _results(chunks)["b1"]
+    result = tool_results(chunks)["b1"]
     assert result["status"] == "error"
     assert "ToolMessage" in result["content"]
     state = (await agent.aget_state({"configurable": {"thread_id": "broken"}})).values
@@ -178,7 +175,7 @@ async def test_a_swarm_hands_over_between_two_agents_and_streams(make_server: An
     assert [(c.agent, c.tool_call["name"]) for c in _by_type(chunks, "tool_call")] == [
         ("alice", "transfer_to_bob")
     ]
-    handed = _results(chunks)["h1"]
+    handed = tool_results(chunks)["h1"]
     assert handed["content"] == "Transferred to bob" and handed["status"] == "success"
     assert [c.agent for c in _by_type(chunks, "tool_result")] == ["alice"]
     text = "".join(c.content or "" for c in _by_type(chunks, "content") if c.agent == "bob")
@@ -224,7 +221,7 @@ async def test_a_supervisor_delegates_to_a_worker_and_answers(make_server: Any) 
         for agent in ("worker", "supervisor")
     }
     assert texts == {"worker": "The worker's result is 7.", "supervisor": "Final: 7."}
-    assert _results(chunks)["s1"]["content"] == "Transferred to worker"
+    assert tool_results(chunks)["s1"]["content"] == "Transferred to worker"
     assert (chunks[-1].usage or {})["requests"] == 3
     messages = (await graph.aget_state({"configurable": {"thread_id": "sup"}})).values["messages"]
     assert [m.type for m in messages] == ["human", "ai", "tool", "ai", "ai"]

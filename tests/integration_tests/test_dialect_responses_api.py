@@ -13,6 +13,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from streamagent import astream_chunks, create_agent_graph, stream_chunks
 from streamagent.cost import CostCalculator, Usage
 from streamagent.testing import Fault, Reply, ToolCall
+from tests._support.streams import text
 from tests.conftest import config_for
 
 
@@ -53,8 +54,8 @@ async def test_text_tool_calls_reasoning_usage_and_cost(make_server: Any) -> Non
     ]
     results = [c.tool_result for c in chunks if c.type == "tool_result"]
     assert results and results[0] is not None and results[0]["content"] == "Oslo: sunny"
-    text = "".join(c.content or "" for c in chunks if c.type == "content")
-    assert text == "Sunny in Oslo."
+    answer = text(chunks)
+    assert answer == "Sunny in Oslo."
     thought = "".join(c.content or "" for c in chunks if c.type == "reasoning")
     assert thought == "The tool said sunny."
     assert done.usage is not None
@@ -101,7 +102,7 @@ async def test_faults_are_retried_as_on_chat_completions(make_server: Any) -> No
     assert retries and retries[-1] is not None
     assert retries[-1]["error"]["type"] == "StreamBrokenError"
     assert len(server.requests) == 3
-    assert "".join(c.content or "" for c in chunks if c.type == "content").endswith("whole")
+    assert text(chunks).endswith("whole")
 
 
 async def test_a_stream_without_response_completed_is_broken(make_server: Any) -> None:

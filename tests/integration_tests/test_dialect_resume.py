@@ -11,6 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import astream_chunks, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
+from tests._support.streams import text
 from tests.conftest import config_for
 
 RUNS: list[str] = []
@@ -59,7 +60,7 @@ async def test_a_crashed_run_continues_and_streams(make_server: Any) -> None:
     assert results == [
         {"tool_call_id": "pay1", "name": "charge", "content": "charged 5", "status": "success"}
     ]
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == "Paid."
+    assert text(chunks) == "Paid."
     assert RUNS == ["pay1", "pay1"]  # at least once: the interrupted call ran again
     assert (chunks[-1].usage or {})["requests"] == 1  # the model was not asked again for it
     assert len(server.requests) == 2

@@ -17,6 +17,7 @@ from streamagent import astream_chunks, create_agent_graph, stream_chunks
 from streamagent.errors import ConfigurationError
 from streamagent.structured import ResponseFormat
 from streamagent.testing import Reply, ToolCall
+from tests._support.streams import text
 from tests.conftest import config_for
 
 
@@ -73,8 +74,8 @@ async def test_native_json_schema_mode_after_the_final_answer(
     [structured] = [c for c in chunks if c.type == "structured"]
     assert structured.structured == expected
     assert structured.to_dict()["structured"] == {"city": "Oslo", "celsius": 4}
-    text = "".join(c.content or "" for c in chunks if c.type == "content")
-    assert text == "It is 4 degrees in Oslo."  # the JSON is not streamed as text
+    answer = text(chunks)
+    assert answer == "It is 4 degrees in Oslo."  # the JSON is not streamed as text
     state = (await agent.aget_state({"configurable": {"thread_id": "s"}})).values
     assert state["structured_response"] == expected
     assert state["messages"][-1].text == "It is 4 degrees in Oslo."

@@ -24,6 +24,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from streamagent import astream_chunks, build_agent, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
 from tests._support.agents import echo
+from tests._support.streams import text
 from tests.conftest import config_for
 from tests.integration_tests._middleware_diff import chat_model, differential
 
@@ -114,7 +115,7 @@ def test_hooks_run_in_order_on_the_sync_path(make_server: Any) -> None:
     ).compile(checkpointer=InMemorySaver())
     chunks = list(stream_chunks(agent, "go", thread_id="sync"))
     assert chunks[-1].type == "done", chunks[-1]
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == "bye"
+    assert text(chunks) == "bye"
     assert log.count("A.wrap_tool:in") == 1
     assert log.count("A.wrap_model:in") == 2
     assert log[-1] == "A.after_agent"
@@ -152,8 +153,8 @@ async def test_wrap_model_call_streams_and_every_call_is_accounted(make_server: 
         checkpointer=InMemorySaver()
     )
     chunks = [c async for c in astream_chunks(agent, "go", thread_id="twice")]
-    text = "".join(c.content or "" for c in chunks if c.type == "content")
-    assert text == "firstsecond"  # both calls streamed their tokens
+    answer = text(chunks)
+    assert answer == "firstsecond"  # both calls streamed their tokens
     done = chunks[-1]
     assert done.type == "done"
     assert done.usage is not None and done.usage["requests"] == 2

@@ -23,6 +23,7 @@ from streamagent import StreamChunk, astream_chunks, create_agent_graph
 from streamagent.config import RetryConfig
 from streamagent.testing import Fault, Reply, ToolCall
 from tests._support.agents import echo
+from tests._support.streams import text
 from tests.conftest import config_for
 from tests.integration_tests._middleware_diff import chat_model
 
@@ -69,7 +70,7 @@ async def test_fallback_comes_after_the_nodes_retries_of_the_primary(make_server
     assert chunks[-1].type == "done", chunks[-1]
     # bound: (1 + fallbacks) x the node's attempts (max_retries + 1)
     assert (len(primary.requests), len(fallback.requests)) == (3, 1)
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == "from the fallback"
+    assert text(chunks) == "from the fallback"
 
 
 async def test_model_retry_with_fallback_is_bounded_and_never_stacked(make_server: Any) -> None:
@@ -85,7 +86,7 @@ async def test_model_retry_with_fallback_is_bounded_and_never_stacked(make_serve
     ).compile()
     chunks = await _run(agent)
     assert chunks[-1].type == "done"  # on_failure="continue": the failure becomes the answer
-    answer = "".join(c.content or "" for c in chunks if c.type == "content")
+    answer = text(chunks)
     assert answer.startswith("Model call failed after 2 attempts")
     # ModelRetryMiddleware owns retries: the node makes one attempt per call;
     # total = (max_retries + 1) x (1 + fallbacks) = 2 x 2, not x 4 more from the node

@@ -19,6 +19,7 @@ from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from tests._support.agents import add
+from tests._support.streams import text
 from tests.conftest import config_for
 
 ANSWER = "The sum is 3, as promised."
@@ -51,7 +52,7 @@ async def test_text_reasoning_tool_call_usage_and_cost_stream_through_the_agent(
     assert [r.path for r in server.requests] == ["/v1/responses", "/v1/responses"]
     reasoning = "".join(c.content or "" for c in chunks if c.type == "reasoning")
     assert reasoning == "I should use the add tool."
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == ANSWER
+    assert text(chunks) == ANSWER
     (call,) = [c.tool_call for c in chunks if c.type == "tool_call"]
     assert call["name"] == "add" and call["args"] == {"a": 1, "b": 2} and call["id"] == "call_add"
     deltas = [c for c in chunks if c.type == "tool_call_delta"]

@@ -76,7 +76,7 @@ async def test_chunks_usage_cost_and_tool_calls_are_the_same(make_server):
     on, off = (runs[s][0] for s in SWITCH)
     assert observable(off) == observable(on)
     assert on[-1].type == "done" and on[-1].cost_usd is not None
-    assert "".join(c.content or "" for c in off if c.type == "content") == STORY
+    assert text(off) == STORY
     assert [r.body for r in runs["off"][1].requests] == [r.body for r in runs["on"][1].requests]
 
 

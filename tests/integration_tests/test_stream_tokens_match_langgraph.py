@@ -28,7 +28,7 @@ from streamagent.llm import create_chat_model
 from streamagent.testing import Reply, ScriptedOpenAIServer, ToolCall
 from tests._support.agents import lookup
 from tests._support.callbacks import ModelRunRecorder
-from tests._support.streams import collect
+from tests._support.streams import collect, text
 from tests.conftest import config_for
 
 STORY = "Once upon a time there was a stream that arrived one token at a time."
@@ -199,4 +199,4 @@ async def test_an_agent_run_on_another_loop_inside_a_sync_node_still_streams(
     parent.add_edge("outer", END)
     chunks = [c async for c in astream_chunks(parent.compile(), "tell me")]
     assert chunks[-1].type == "done", chunks[-1]
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == STORY
+    assert text(chunks) == STORY
