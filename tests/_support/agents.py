@@ -32,18 +32,23 @@ def agent_for(
     )
 
 
-def chat_model(cls: type[ChatOpenAI], server: ScriptedOpenAIServer, **kwargs: Any) -> ChatOpenAI:
-    """A streaming chat model of class ``cls`` (``ChatOpenAI`` or the streamagent client)
-    reaching ``server``, without retries, reporting usage."""
-    return cls(
-        model="gpt-4o",
-        base_url=server.base_url,
-        api_key=SecretStr("sk-test"),
-        max_retries=0,
-        streaming=True,
-        stream_usage=True,
-        **kwargs,
-    )
+def chat_model(
+    server: ScriptedOpenAIServer, *, cls: type[ChatOpenAI] = ChatOpenAI, **overrides: Any
+) -> ChatOpenAI:
+    """A chat model of class ``cls`` (``ChatOpenAI`` or the streamagent client) reaching
+    ``server``: streaming with usage, no retries, a 10 s timeout, the key ``config_for`` gives;
+    ``overrides`` replace any of these or add options."""
+    options: dict[str, Any] = {
+        "model": "gpt-4o",
+        "base_url": server.base_url,
+        "api_key": SecretStr("sk-test-not-a-real-key"),
+        "max_retries": 0,
+        "streaming": True,
+        "stream_usage": True,
+        "timeout": 10,
+        **overrides,
+    }
+    return cls(**options)
 
 
 @tool

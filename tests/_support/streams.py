@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -63,3 +64,17 @@ async def run_each_way(
         agent = agent_of(server, way)
         out[way] = (await collect(agent, prompt), server, agent)
     return out
+
+
+async def stop_at_the_first_token(
+    graph: Any, messages: Any, *, thread_id: str
+) -> set[asyncio.Task[Any]]:
+    """Read ``astream_chunks`` up to its first content chunk, close it, and return the tasks
+    the run started that are still running (a reader that stops early must leave none)."""
+    before = asyncio.all_tasks()
+    stream = astream_chunks(graph, messages, thread_id=thread_id)
+    async for chunk in stream:
+        if chunk.type == "content":
+            break
+    await stream.aclose()
+    return {t for t in asyncio.all_tasks() - before if not t.done()}

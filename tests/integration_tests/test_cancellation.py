@@ -27,6 +27,7 @@ from streamagent.testing import Reply, ScriptedOpenAIServer
 from streamagent.testing.__main__ import FillerResponder
 from tests import redis_fixtures
 from tests._support.agents import lookup
+from tests._support.streams import collect, stop_at_the_first_token
 from tests.conftest import config_for
 
 
@@ -221,15 +222,8 @@ async def test_a_reader_that_stops_early_cancels_the_run_and_waits_for_it(
     )
     saver = InMemorySaver()
     agent = build_agent(config=config_for(server), checkpointer=saver)
-    before = asyncio.all_tasks()
-    stream = astream_chunks(agent, "hi", thread_id="t")
-    async for chunk in stream:
-        if chunk.type == "content":
-            break
-    await stream.aclose()
-    left = {t for t in asyncio.all_tasks() - before if not t.done()}
+    left = await stop_at_the_first_token(agent, "hi", thread_id="t")
     assert not left, f"tasks still running after the reader stopped: {left}"
-    types = [c.type async for c in astream_chunks(agent, "again", thread_id="t")]
-    assert types[-1] == "done"
+    assert (await collect(agent, "again", thread_id="t"))[-1].type == "done"
     state = await agent.aget_state({"configurable": {"thread_id": "t"}})
     assert state.values["messages"][-1].content == "Second turn."

@@ -37,7 +37,7 @@ def without_run_ids(result: LLMResult | None) -> list[list[dict[str, Any]]]:
 
 
 async def stream(cls: type[ChatOpenAI], server: Any, **bind: Any) -> tuple[list[Any], Any]:
-    llm = chat_model(cls, server)
+    llm = chat_model(server, cls=cls)
     runnable = llm.bind_tools(bind["tools"]) if bind else llm
     recorder = ModelRunRecorder()
     messages: list[Any] = []

@@ -23,10 +23,10 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import astream_chunks, build_agent, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
-from tests._support.agents import echo
+from tests._support.agents import chat_model, echo
 from tests._support.streams import text
 from tests.conftest import config_for
-from tests.integration_tests._middleware_diff import chat_model, differential
+from tests.integration_tests._middleware_diff import differential
 
 
 class Recorder(AgentMiddleware):

@@ -22,10 +22,9 @@ from langgraph.checkpoint.memory import InMemorySaver
 from streamagent import StreamChunk, astream_chunks, create_agent_graph
 from streamagent.config import RetryConfig
 from streamagent.testing import Fault, Reply, ToolCall
-from tests._support.agents import echo
+from tests._support.agents import chat_model, echo
 from tests._support.streams import text
 from tests.conftest import config_for
-from tests.integration_tests._middleware_diff import chat_model
 
 
 @tool

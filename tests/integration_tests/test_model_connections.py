@@ -78,7 +78,7 @@ async def test_dropping_a_model_leaves_the_shared_session_open_and_quiet(
 
 async def test_connection_is_reused_across_calls(make_server):
     server = make_server([STORY] * 3)
-    llm = chat_model(LeanChatOpenAI, server)
+    llm = chat_model(server, cls=LeanChatOpenAI)
     for _ in range(3):
         assert "".join([str(c.content) async for c in llm.astream("hi")]) == STORY
     assert len(server.requests) == 3
@@ -91,7 +91,7 @@ async def test_more_than_100_concurrent_streams_are_not_queued_behind_the_pool(m
     # every stream stalls after its first chunk for longer than the test may run: a request
     # queued behind the pool would never reach the server
     server = make_server([Reply(STORY, fault=Fault.stall(600.0, after_chunks=1))] * streams)
-    llm = chat_model(LeanChatOpenAI, server, timeout=600.0)
+    llm = chat_model(server, cls=LeanChatOpenAI, timeout=600.0)
 
     async def consume() -> None:
         async for _ in llm.astream("hi"):

@@ -19,7 +19,7 @@ from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from tests._support.agents import add
-from tests._support.streams import text
+from tests._support.streams import collect, stop_at_the_first_token, text
 from tests.conftest import config_for
 
 ANSWER = "The sum is 3, as promised."
@@ -160,22 +160,13 @@ def test_the_lean_transport_leaves_responses_calls_to_chat_openai(make_server):
 
 
 async def test_a_reader_that_stops_early_cancels_a_responses_run(make_server):
-    import asyncio
-
     server = make_server(
         [Reply(ANSWER * 4, token_delay_seconds=0.05), "Second turn."], token_delay_seconds=0.0
     )
     agent = build_agent(config=responses_config(server), checkpointer=InMemorySaver())
-    before = asyncio.all_tasks()
-    stream = astream_chunks(agent, "hi", thread_id="r")
-    async for chunk in stream:
-        if chunk.type == "content":
-            break
-    await stream.aclose()
-    left = {t for t in asyncio.all_tasks() - before if not t.done()}
+    left = await stop_at_the_first_token(agent, "hi", thread_id="r")
     assert not left, f"tasks still running after the reader stopped: {left}"
-    last = [c async for c in astream_chunks(agent, "again", thread_id="r")][-1]
-    assert last.type == "done"
+    assert (await collect(agent, "again", thread_id="r"))[-1].type == "done"
     state = await agent.aget_state({"configurable": {"thread_id": "r"}})
     assert state.values["messages"][-1].text == "Second turn."
 

@@ -12,11 +12,11 @@ import httpx
 import openai
 import pytest
 from langchain_core.messages import AIMessageChunk
-from langchain_openai import ChatOpenAI
 
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
 from streamagent.testing.script import DEFAULT_FAULT_TEXT
 from streamagent.testing.wire import estimate_prompt_tokens, split_pieces
+from tests._support.agents import chat_model
 from tests._support.servers import start_standalone
 
 MESSAGES = [{"role": "user", "content": "hi"}]
@@ -24,16 +24,6 @@ MESSAGES = [{"role": "user", "content": "hi"}]
 
 def aclient(server: ScriptedOpenAIServer) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=server.base_url, api_key="test", max_retries=0)
-
-
-def chat_model(server: ScriptedOpenAIServer) -> ChatOpenAI:
-    return ChatOpenAI(
-        model="gpt-4o",
-        base_url=server.base_url,
-        api_key="test",  # type: ignore[arg-type]
-        max_retries=0,
-        stream_usage=True,
-    )
 
 
 async def stream_chunks(server: ScriptedOpenAIServer, **kwargs) -> list:
@@ -131,7 +121,7 @@ async def test_chat_openai_aggregates_parallel_tool_calls_from_argument_pieces(m
 
 async def test_chat_openai_ainvoke_parses_tool_calls_and_reports_usage(make_server):
     server = make_server([Reply(tool_calls=[ToolCall("add", {"a": 2, "b": 40})], cached_tokens=3)])
-    message = await chat_model(server).ainvoke("add")
+    message = await chat_model(server, streaming=False).ainvoke("add")
     assert message.tool_calls[0]["name"] == "add"
     assert message.tool_calls[0]["args"] == {"a": 2, "b": 40}
     assert message.tool_calls[0]["id"] == "call_1"

@@ -213,7 +213,7 @@ async def test_default_model_is_lean_and_streams_through_its_own_client(make_ser
 
 async def test_unusual_options_fall_back_to_chat_openai(make_server):
     server = make_server([STORY])
-    llm = chat_model(LeanChatOpenAI, server, include_response_headers=True)
+    llm = chat_model(server, cls=LeanChatOpenAI, include_response_headers=True)
     assert llm.lean_request([HumanMessage("hi")]) is None
     chunks = [c async for c in llm.astream("hi")]
     assert "headers" in chunks[0].response_metadata, "the SDK path served it"

@@ -270,7 +270,7 @@ def test_sync_errors_match(make_server, mode):
 async def test_stream_chunk_timeout_is_honoured(make_server, cls):
     # keep the HTTP read timeout long: only the gap between parsed chunks can fire
     server = make_server([Reply(STORY, fault=Fault.stall(2.0, after_chunks=3))])
-    llm = chat_model(cls, server, stream_chunk_timeout=0.2, timeout=10.0)
+    llm = chat_model(server, cls=cls, stream_chunk_timeout=0.2, timeout=10.0)
     got: list[str] = []
     with pytest.raises(StreamChunkTimeoutError):
         async for chunk in llm.astream("hi"):
@@ -282,7 +282,7 @@ async def test_chat_model_direct_use_matches_plain(make_server):
     results = {}
     for cls in (ChatOpenAI, LeanChatOpenAI):
         server = make_server([Reply(STORY, prompt_tokens=9)] * 3)
-        llm = chat_model(cls, server)
+        llm = chat_model(server, cls=cls)
         streamed = [c async for c in llm.astream("hi")]
         merged = streamed[0]
         for c in streamed[1:]:
