@@ -191,18 +191,14 @@ def _interrupt(chunks: list[StreamChunk]) -> dict[str, Any]:
     return dict(found[0].interrupt[0]["value"])
 
 
+def _echo_and_shout_then(answer: str) -> list[Any]:
+    """A script: the model calls ``echo`` and ``shout`` at once, then answers."""
+    calls = [ToolCall("echo", {"text": "a"}, id="c1"), ToolCall("shout", {"text": "b"}, id="c2")]
+    return [Reply(tool_calls=calls), answer]
+
+
 async def test_hitl_and_streamagent_approval_both_interrupt_and_resume(make_server: Any) -> None:
-    server = make_server(
-        [
-            Reply(
-                tool_calls=[
-                    ToolCall("echo", {"text": "a"}, id="c1"),
-                    ToolCall("shout", {"text": "b"}, id="c2"),
-                ]
-            ),
-            "finished",
-        ]
-    )
+    server = make_server(_echo_and_shout_then("finished"))
     agent = create_agent_graph(
         tools=[echo, shout],
         config=config_for(server, require_approval=frozenset({"echo"})),
@@ -271,17 +267,7 @@ class Rewrite(AgentMiddleware):
 
 
 async def test_a_rewritten_ai_message_reports_only_changed_calls_again(make_server: Any) -> None:
-    server = make_server(
-        [
-            Reply(
-                tool_calls=[
-                    ToolCall("echo", {"text": "a"}, id="c1"),
-                    ToolCall("shout", {"text": "b"}, id="c2"),
-                ]
-            ),
-            "finished",
-        ]
-    )
+    server = make_server(_echo_and_shout_then("finished"))
     agent = create_agent_graph(
         tools=[echo, shout], config=config_for(server), middleware=[Rewrite()]
     ).compile(checkpointer=InMemorySaver())
