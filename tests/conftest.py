@@ -31,7 +31,9 @@ def make_server() -> Iterator[Callable[..., ScriptedOpenAIServer]]:
 
 
 def config_for(server: ScriptedOpenAIServer, **overrides: Any) -> AgentConfig:
-    """An AgentConfig reaching ``server`` with fast, jitter-free retries."""
+    """An AgentConfig reaching ``server`` with fast, jitter-free retries (``fast_path`` as
+    ``ModelConfig`` has it unless given)."""
+    switch = {"fast_path": overrides.pop("fast_path")} if "fast_path" in overrides else {}
     model = ModelConfig(
         model=overrides.pop("model", "gpt-4o"),
         base_url=server.base_url,
@@ -39,6 +41,7 @@ def config_for(server: ScriptedOpenAIServer, **overrides: Any) -> AgentConfig:
         timeout_seconds=overrides.pop("timeout_seconds", 10.0),
         context_window=overrides.pop("context_window", None),
         max_tokens=overrides.pop("max_tokens", 4096),
+        **switch,
     )
     retry = overrides.pop(
         "retry",

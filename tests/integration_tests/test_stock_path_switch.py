@@ -34,8 +34,7 @@ SWITCH = ("on", "off")
 def agent_for(
     server: ScriptedOpenAIServer, switch: str, *, tools: Any = (), **overrides: Any
 ) -> Any:
-    config = config_for(server, **overrides)
-    config = replace(config, model=replace(config.model, fast_path=switch == "on"))
+    config = config_for(server, fast_path=switch == "on", **overrides)
     return build_agent(tools=list(tools), config=config, checkpointer=InMemorySaver())
 
 
@@ -165,10 +164,8 @@ async def test_every_base_url_form_the_sdk_accepts_works_the_same_on_both_paths(
     for switch in SWITCH:
         server = make_server([STORY])
         root = server.base_url.removesuffix("/v1")
-        config = config_for(server)
-        config = replace(
-            config, model=replace(config.model, base_url=root + suffix, fast_path=switch == "on")
-        )
+        config = config_for(server, fast_path=switch == "on")
+        config = replace(config, model=replace(config.model, base_url=root + suffix))
         llm = create_chat_model(config.model)
         assert isinstance(llm, LeanChatOpenAI) is (switch == "on")
         agent = build_agent(model=llm, config=config, checkpointer=False)
