@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import astream_chunks, build_agent, default_tools
+from streamagent import build_agent, default_tools
 from streamagent.testing import Reply, ToolCall
-from tests._support.streams import text, tool_results
+from tests._support.streams import collect, text, tool_results
 from tests.conftest import config_for
 
 pytestmark = pytest.mark.sandbox
@@ -63,7 +63,7 @@ async def test_refused_actions_are_reported_to_the_model_and_the_agent_carries_o
     tools = default_tools(workspace, sandbox="bwrap")
     agent = build_agent(tools=tools, config=config_for(server), checkpointer=InMemorySaver())
 
-    first = [c async for c in astream_chunks(agent, "do risky things", thread_id="risky")]
+    first = await collect(agent, "do risky things", thread_id="risky")
     results = tool_results(first)
     assert set(results) == {"r1", "w1", "w2", "g1", "b1"}
     for call_id in ("r1", "w1", "w2", "g1"):
@@ -87,7 +87,7 @@ async def test_refused_actions_are_reported_to_the_model_and_the_agent_carries_o
     assert text(first).startswith("Some of")
 
     # the agent carries on: the next turn's allowed action succeeds on the same thread
-    second = [c async for c in astream_chunks(agent, "save notes", thread_id="risky")]
+    second = await collect(agent, "save notes", thread_id="risky")
     assert second[-1].type == "done"
     assert [r["status"] for r in tool_results(second).values()] == ["success"]
     assert (workspace / "notes.md").read_text() == "ok"

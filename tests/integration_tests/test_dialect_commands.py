@@ -15,10 +15,10 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import InjectedState
 from langgraph.types import Command
 
-from streamagent import StreamChunk, astream_chunks, create_agent_graph, stream_chunks
+from streamagent import StreamChunk, create_agent_graph, stream_chunks
 from streamagent.state import AgentState
 from streamagent.testing import Reply, ToolCall
-from tests._support.streams import tool_results
+from tests._support.streams import collect, tool_results
 from tests.conftest import config_for
 
 
@@ -60,7 +60,7 @@ async def test_a_command_update_is_applied_with_its_tool_message(make_server: An
     agent = create_agent_graph(
         tools=[take_note, read_notes], config=config_for(server), state_schema=NotesState
     ).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "remember milk", thread_id="cmd")]
+    chunks = await collect(agent, "remember milk", thread_id="cmd")
     assert chunks[-1].type == "done", chunks[-1]
     results = tool_results(chunks)
     assert results["n1"] == {
@@ -114,7 +114,7 @@ async def test_a_command_without_its_tool_message_becomes_an_error_result(
     agent = create_agent_graph(
         tools=[broken_command], config=config_for(server), state_schema=NotesState
     ).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "go", thread_id="broken")]
+    chunks = await collect(agent, "go", thread_id="broken")
     assert chunks[-1].type == "done", chunks[-1]
     result = tool_results(chunks)["b1"]
     assert result["status"] == "error"
@@ -170,7 +170,7 @@ async def test_a_swarm_hands_over_between_two_agents_and_streams(make_server: An
     )
     swarm = builder.compile(checkpointer=InMemorySaver())
 
-    chunks = [c async for c in astream_chunks(swarm, "what is the answer?", thread_id="sw")]
+    chunks = await collect(swarm, "what is the answer?", thread_id="sw")
     assert chunks[-1].type == "done", chunks[-1]
     assert [(c.agent, c.tool_call["name"]) for c in _by_type(chunks, "tool_call")] == [
         ("alice", "transfer_to_bob")
@@ -187,7 +187,7 @@ async def test_a_swarm_hands_over_between_two_agents_and_streams(make_server: An
     assert [m.type for m in state["messages"]] == ["human", "ai", "tool", "ai"]
 
     # the next turn starts with the active agent
-    again = [c async for c in astream_chunks(swarm, "and again?", thread_id="sw")]
+    again = await collect(swarm, "and again?", thread_id="sw")
     assert {c.agent for c in _by_type(again, "content")} == {"bob"}
     assert len(server.requests) == 3
 
@@ -212,7 +212,7 @@ async def test_a_supervisor_delegates_to_a_worker_and_answers(make_server: Any) 
     builder.add_edge("worker", "supervisor")
     graph = builder.compile(checkpointer=InMemorySaver())
 
-    chunks = [c async for c in astream_chunks(graph, "compute", thread_id="sup")]
+    chunks = await collect(graph, "compute", thread_id="sup")
     assert chunks[-1].type == "done", chunks[-1]
     order = [c.agent for c in _by_type(chunks, "content")]
     assert order[0] == "worker" and order[-1] == "supervisor"

@@ -16,7 +16,7 @@ from langgraph.store.memory import InMemoryStore
 
 from streamagent import astream_chunks, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
-from tests._support.streams import tool_results
+from tests._support.streams import collect, tool_results
 from tests.conftest import config_for
 
 SEEN: dict[str, Any] = {}
@@ -129,7 +129,7 @@ def test_injection_on_the_sync_path(make_server: Any) -> None:
 async def test_a_store_tool_without_a_store_is_a_configuration_error(make_server: Any) -> None:
     server = make_server([Reply(tool_calls=[ToolCall("remember", {"fact": "x"}, id="r1")]), "ok"])
     agent = create_agent_graph(tools=[remember], config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hello")]
+    chunks = await collect(agent, "hello", thread_id=None)
     assert chunks[-1].type == "error"
     assert chunks[-1].error is not None
     assert chunks[-1].error["type"] == "ConfigurationError"
@@ -142,7 +142,7 @@ async def test_validation_errors_name_only_the_models_arguments(
 ) -> None:
     server = make_server([Reply(tool_calls=[ToolCall("count_messages", forged, id="v1")]), "ok"])
     agent = create_agent_graph(tools=[count_messages], config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hello")]
+    chunks = await collect(agent, "hello", thread_id=None)
     result = tool_results(chunks)["v1"]
     assert result["status"] == "error"
     assert "word" in result["content"]
@@ -192,7 +192,7 @@ async def test_the_dict_form_handlers_get_injected_arguments(
         ]
     )
     agent = create_agent_graph(tools=[_dict_tool(handler)], config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "look tea up", context={"user": "ada"})]
+    chunks = await collect(agent, "look tea up", context={"user": "ada"}, thread_id=None)
     result = tool_results(chunks)["d1"]
     # the model's value for the injected name was dropped: the schema (no additional
     # properties) held, and the handler got the trusted value

@@ -15,10 +15,11 @@ from langchain_core.messages import AIMessage
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 
-from streamagent import astream_chunks, create_agent_graph, stream_chunks
+from streamagent import create_agent_graph, stream_chunks
 from streamagent.cost import CostCalculator, Usage
 from streamagent.testing import Reply
 from tests._support.agents import chat_model
+from tests._support.streams import collect
 from tests.conftest import config_for
 
 
@@ -61,7 +62,7 @@ async def test_a_prebuilt_react_agent_next_to_a_streamagent_agent_is_counted(
     editor = create_agent_graph(config=config_for(server), name="editor").compile(name="editor")
     graph = _one_after_the_other(writer=writer, editor=editor)
 
-    chunks = [c async for c in astream_chunks(graph, "write something")]
+    chunks = await collect(graph, "write something", thread_id=None)
     done = chunks[-1]
     assert done.type == "done", done
     assert done.usage is not None
@@ -93,7 +94,7 @@ async def test_langchain_create_agent_next_to_a_streamagent_agent_is_counted(
     editor = create_agent_graph(config=config_for(server), name="editor").compile(name="editor")
     graph = _one_after_the_other(writer=writer, editor=editor)
 
-    done = [c async for c in astream_chunks(graph, "write something")][-1]
+    done = (await collect(graph, "write something", thread_id=None))[-1]
     assert done.type == "done", done
     assert done.usage is not None and done.usage["requests"] == 2
     assert done.cost_usd == _cost(120, 12) + _cost(220, 22)

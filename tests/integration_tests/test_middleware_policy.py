@@ -19,11 +19,11 @@ from langchain.agents.middleware import (
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import StreamChunk, astream_chunks, create_agent_graph
+from streamagent import StreamChunk, create_agent_graph
 from streamagent.config import RetryConfig
 from streamagent.testing import Fault, Reply, ToolCall
 from tests._support.agents import chat_model, echo
-from tests._support.streams import text
+from tests._support.streams import collect, text
 from tests.conftest import config_for
 
 
@@ -41,7 +41,7 @@ class PassThrough(AgentMiddleware):
 
 
 async def _run(agent: Any, text: Any = "go", **kwargs: Any) -> list[StreamChunk]:
-    return [c async for c in astream_chunks(agent, text, thread_id="policy", **kwargs)]
+    return await collect(agent, text, thread_id="policy", **kwargs)
 
 
 # ---------------------------------------------------------------------------- retries
@@ -141,7 +141,7 @@ async def _converse(agent: Any, n: int) -> list[dict[str, Any]]:
     """Run ``n`` turns; the prune node's view after each (its ``context_view``)."""
     views = []
     for i in range(n):
-        chunks = [c async for c in astream_chunks(agent, f"question {i}", thread_id="ctx")]
+        chunks = await collect(agent, f"question {i}", thread_id="ctx")
         assert chunks[-1].type == "done", chunks[-1]
         state = (await agent.aget_state({"configurable": {"thread_id": "ctx"}})).values
         views.append(dict(state.get("context_view") or {}))

@@ -14,7 +14,7 @@ from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent
+from streamagent import RetryConfig, StreamChunk, build_agent
 from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
@@ -26,12 +26,11 @@ ANSWER = "The sum is 3, as promised."
 
 
 def responses_config(server: ScriptedOpenAIServer, **overrides: Any) -> Any:
-    config = config_for(server, **overrides)
-    return replace(config, model=replace(config.model, use_responses_api=True))
+    return config_for(server, use_responses_api=True, **overrides)
 
 
 async def run(agent: Any, text: str = "1 + 2?") -> list[StreamChunk]:
-    return [c async for c in astream_chunks(agent, text, thread_id="r")]
+    return await collect(agent, text, thread_id="r")
 
 
 async def test_text_reasoning_tool_call_usage_and_cost_stream_through_the_agent(make_server):
@@ -175,8 +174,8 @@ async def test_a_token_budget_is_checked_before_a_responses_call(make_server):
     server = make_server([Reply(ANSWER, prompt_tokens=500, completion_tokens=50), ANSWER])
     config = replace(responses_config(server), max_total_tokens=560)
     agent = build_agent(config=config, checkpointer=InMemorySaver())
-    first = [c async for c in astream_chunks(agent, "one", thread_id="b")][-1]
+    first = (await collect(agent, "one", thread_id="b"))[-1]
     assert first.type == "done"
-    second = [c async for c in astream_chunks(agent, "two", thread_id="b")][-1]
+    second = (await collect(agent, "two", thread_id="b"))[-1]
     assert second.type == "error" and second.error["type"] == "BudgetExceededError"
     assert len(server.requests) == 1, "refused before any request"

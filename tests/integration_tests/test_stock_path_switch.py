@@ -9,7 +9,6 @@ the environment, an unusual option) goes through the stock SDK path on its own.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ from langchain_core.messages import AIMessageChunk, HumanMessage
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import RetryConfig, astream_chunks, build_agent, stream_chunks
+from streamagent import RetryConfig, build_agent, stream_chunks
 from streamagent.config import FAST_PATH_ENV, ModelConfig, fast_path_from_env
 from streamagent.fast_openai import LeanChatOpenAI
 from streamagent.llm import create_chat_model
@@ -164,12 +163,11 @@ async def test_every_base_url_form_the_sdk_accepts_works_the_same_on_both_paths(
     for switch in SWITCH:
         server = make_server([STORY])
         root = server.base_url.removesuffix("/v1")
-        config = config_for(server, fast_path=switch == "on")
-        config = replace(config, model=replace(config.model, base_url=root + suffix))
+        config = config_for(server, fast_path=switch == "on", base_url=root + suffix)
         llm = create_chat_model(config.model)
         assert isinstance(llm, LeanChatOpenAI) is (switch == "on")
         agent = build_agent(model=llm, config=config, checkpointer=False)
-        chunks = [c async for c in astream_chunks(agent, "hi")]
+        chunks = await collect(agent, "hi", thread_id=None)
         assert chunks[-1].type == "done", chunks[-1]
         paths[switch] = [r.path for r in server.requests]
     assert paths["on"] == paths["off"]

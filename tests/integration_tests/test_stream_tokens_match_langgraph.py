@@ -109,7 +109,7 @@ async def test_a_foreign_chat_model_in_a_composed_graph_still_streams(
     parent.add_edge("narrator", "agent")
     parent.add_edge("agent", END)
     graph = parent.compile()
-    chunks = [c async for c in astream_chunks(graph, "tell me")]
+    chunks = await collect(graph, "tell me", thread_id=None)
     by_source: dict[str, str] = {}
     for c in chunks:
         if c.type == "content":
@@ -197,6 +197,6 @@ async def test_an_agent_run_on_another_loop_inside_a_sync_node_still_streams(
     parent.add_node("outer", sync_node)
     parent.add_edge(START, "outer")
     parent.add_edge("outer", END)
-    chunks = [c async for c in astream_chunks(parent.compile(), "tell me")]
+    chunks = await collect(parent.compile(), "tell me", thread_id=None)
     assert chunks[-1].type == "done", chunks[-1]
     assert text(chunks) == STORY
