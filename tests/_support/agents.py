@@ -20,6 +20,18 @@ def add(a: int, b: int) -> int:
     return a + b
 
 
+@tool
+def lookup(text: str) -> str:
+    """Look a word up (returns it upper-cased)."""
+    return text.upper()
+
+
+@tool
+def echo(text: str) -> str:
+    """Repeat the text."""
+    return text
+
+
 def agent_for(
     server: ScriptedOpenAIServer, *, tools: Any = (), saver: Any = None, **overrides: Any
 ) -> Any:
@@ -49,15 +61,3 @@ def chat_model(
         **overrides,
     }
     return cls(**options)
-
-
-@tool
-def lookup(text: str) -> str:
-    """Look a word up (returns it upper-cased)."""
-    return text.upper()
-
-
-@tool
-def echo(text: str) -> str:
-    """Repeat the text."""
-    return text
