@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -31,14 +32,23 @@ def make_server() -> Iterator[Callable[..., ScriptedOpenAIServer]]:
 
 
 def config_for(server: ScriptedOpenAIServer, **overrides: Any) -> AgentConfig:
-    """An AgentConfig reaching ``server`` with fast, jitter-free retries."""
+    """An AgentConfig reaching ``server`` with fast, jitter-free retries.
+
+    ``overrides`` named after a ``ModelConfig`` field (``model`` is the model's name,
+    ``fast_path``, ``use_responses_api``, ``temperature`` ...) configure the model; the others
+    are ``AgentConfig`` fields."""
+    model_fields = {f.name for f in dataclasses.fields(ModelConfig)} - {"model"}
+    model_options = {name: overrides.pop(name) for name in model_fields & overrides.keys()}
     model = ModelConfig(
         model=overrides.pop("model", "gpt-4o"),
-        base_url=server.base_url,
-        api_key="sk-test-not-a-real-key",
-        timeout_seconds=overrides.pop("timeout_seconds", 10.0),
-        context_window=overrides.pop("context_window", None),
-        max_tokens=overrides.pop("max_tokens", 4096),
+        **{
+            "base_url": server.base_url,
+            "api_key": "sk-test-not-a-real-key",
+            "timeout_seconds": 10.0,
+            "context_window": None,
+            "max_tokens": 4096,
+            **model_options,
+        },
     )
     retry = overrides.pop(
         "retry",

@@ -14,7 +14,8 @@ chunks that carry anything more (the first one, tool-call deltas, finish reason,
 ``chunk_position="last"`` marker) and, for each run of plain chunks, only their text (``str``,
 not tracked by the collector); :meth:`CompactChunks.chunks` returns the kept chunks with each
 run replaced by one synthetic plain chunk holding the run's joined text. Merging that list gives
-exactly what merging every chunk gives (``tests/unit_tests/test_chunk_merge.py`` proves it on
+exactly what merging every chunk gives
+(``tests/unit_tests/test_chunk_merging_matches_langchain.py`` proves it on
 real streams and on edge cases). Whenever the conditions for that are not met (list content,
 conflicting metadata values), chunks are simply kept.
 

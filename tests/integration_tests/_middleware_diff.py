@@ -11,31 +11,18 @@ from typing import Any
 
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
-from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from streamagent import StreamChunk, astream_chunks, create_agent_graph
 from streamagent.testing import ScriptedOpenAIServer
+from tests._support.agents import chat_model
 from tests.conftest import config_for
 
 #: script items for the agent's model; extra servers (summary / fallback / selector models)
 Servers = Callable[..., ScriptedOpenAIServer]
 #: builds the middleware from the run's extra servers (one fresh set per agent)
 MiddlewareFactory = Callable[[dict[str, ScriptedOpenAIServer]], list[Any]]
-
-
-def chat_model(server: ScriptedOpenAIServer) -> ChatOpenAI:
-    """A ChatOpenAI on ``server`` (a middleware's own model, or create_agent's model)."""
-    return ChatOpenAI(
-        model="gpt-4o",
-        base_url=server.base_url,
-        api_key="sk-test-not-a-real-key",  # type: ignore[arg-type]
-        max_retries=0,
-        streaming=True,
-        stream_usage=True,
-        timeout=10,
-    )
 
 
 def message_view(message: BaseMessage) -> tuple[Any, ...]:

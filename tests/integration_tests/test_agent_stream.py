@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from decimal import Decimal
-from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -17,45 +15,20 @@ from langgraph.types import Command
 
 from streamagent import (
     PruningConfig,
-    StreamChunk,
-    astream_chunks,
     build_agent,
     create_agent_graph,
     stream_chunks,
 )
 from streamagent.testing import Fault, Reply, ToolCall
+from tests._support.agents import add
+from tests._support.streams import collect, kinds, text
 from tests.conftest import config_for
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-
-
-@tool
-async def slow_echo(text: str, seconds: float) -> str:
-    """Echo text after sleeping."""
-    await asyncio.sleep(seconds)
-    return text
 
 
 @tool
 def explode(reason: str) -> str:
     """Always fails."""
     raise RuntimeError(f"boom: {reason}")
-
-
-async def collect(agent: Any, messages: Any, thread_id: str = "t", **kw: Any) -> list[StreamChunk]:
-    return [c async for c in astream_chunks(agent, messages, thread_id=thread_id, **kw)]
-
-
-def types(chunks: list[StreamChunk]) -> list[str]:
-    out: list[str] = []
-    for c in chunks:
-        if not out or out[-1] != c.type:
-            out.append(c.type)
-    return out
 
 
 @pytest.mark.smoke
@@ -65,7 +38,7 @@ async def test_plain_reply_streams_content_tokens_then_done_with_usage_and_cost(
     )
     agent = build_agent(config=config_for(server), checkpointer=InMemorySaver())
     chunks = await collect(agent, "hi")
-    assert types(chunks) == ["content", "done"]
+    assert kinds(chunks) == ["content", "done"]
     contents = [c.content for c in chunks if c.type == "content"]
     assert len(contents) > 3, "tokens must arrive one by one, not as one block"
     assert "".join(contents) == "Hello there, streaming world!"
@@ -96,7 +69,7 @@ async def test_tool_loop_streams_deltas_call_result_and_final_answer(make_server
     )
     agent = build_agent(tools=[add], config=config_for(server), checkpointer=InMemorySaver())
     chunks = await collect(agent, "what is 2+40?")
-    assert types(chunks) == ["tool_call_delta", "tool_call", "tool_result", "content", "done"]
+    assert kinds(chunks) == ["tool_call_delta", "tool_call", "tool_result", "content", "done"]
     deltas = "".join(c.tool_call["args_delta"] for c in chunks if c.type == "tool_call_delta")
     assert json.loads(deltas) == {"a": 2, "b": 40}
     call = next(c.tool_call for c in chunks if c.type == "tool_call")
@@ -114,26 +87,41 @@ async def test_tool_loop_streams_deltas_call_result_and_final_answer(make_server
 
 
 async def test_parallel_tool_calls_run_concurrently_and_each_id_gets_one_message(make_server):
+    calls = 3
+    events: list[tuple[str, str]] = []
+    all_started = asyncio.Event()
+
+    @tool
+    async def rendezvous(text: str) -> str:
+        """Wait until every call of this turn has started, then echo the text."""
+        events.append(("start", text))
+        if len(events) == calls:
+            all_started.set()
+        # run one after another, the first call would wait here for ever (a hang guard ends it)
+        await asyncio.wait_for(all_started.wait(), timeout=30)
+        events.append(("end", text))
+        return text
+
     server = make_server(
         [
             Reply(
                 tool_calls=[
-                    ToolCall("slow_echo", {"text": "a", "seconds": 0.4}, id="c1"),
-                    ToolCall("slow_echo", {"text": "b", "seconds": 0.4}, id="c2"),
-                    ToolCall("slow_echo", {"text": "c", "seconds": 0.4}, id="c3"),
+                    ToolCall("rendezvous", {"text": "a"}, id="c1"),
+                    ToolCall("rendezvous", {"text": "b"}, id="c2"),
+                    ToolCall("rendezvous", {"text": "c"}, id="c3"),
                 ]
             ),
             Reply("done"),
         ]
     )
-    agent = build_agent(tools=[slow_echo], config=config_for(server), checkpointer=InMemorySaver())
-    started = time.monotonic()
+    agent = build_agent(tools=[rendezvous], config=config_for(server), checkpointer=InMemorySaver())
     chunks = await collect(agent, "echo three")
-    elapsed = time.monotonic() - started
     results = [c.tool_result for c in chunks if c.type == "tool_result"]
     assert [r["tool_call_id"] for r in results] == ["c1", "c2", "c3"]
-    assert [r["content"] for r in results] == ["a", "b", "c"]
-    assert elapsed < 1.1, f"three 0.4 s tools took {elapsed:.2f}s: not parallel"
+    assert [r["content"] for r in results] == ["a", "b", "c"], results
+    assert [kind for kind, _ in events] == ["start"] * calls + ["end"] * calls, (
+        f"every call started before any ended: {events}"
+    )
 
 
 async def test_unknown_tool_broken_args_and_tool_exception_become_error_tool_messages(make_server):
@@ -173,19 +161,29 @@ async def test_unknown_tool_broken_args_and_tool_exception_become_error_tool_mes
 
 
 async def test_tool_timeout_becomes_error_message(make_server):
-    server = make_server(
-        [Reply(tool_calls=[ToolCall("slow_echo", {"text": "x", "seconds": 5}, id="t1")]), "ok"]
-    )
+    outcome: list[str] = []
+
+    @tool
+    async def never_ends(text: str) -> str:
+        """Wait for ever (until cancelled)."""
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return text
+
+    server = make_server([Reply(tool_calls=[ToolCall("never_ends", {"text": "x"}, id="t1")]), "ok"])
     agent = build_agent(
-        tools=[slow_echo],
+        tools=[never_ends],
         config=config_for(server, tool_timeout_seconds=0.3),
         checkpointer=InMemorySaver(),
     )
-    started = time.monotonic()
     chunks = await collect(agent, "slow")
-    assert time.monotonic() - started < 3
     result = next(c.tool_result for c in chunks if c.type == "tool_result")
     assert result["status"] == "error" and "timed out after 0.3s" in result["content"]
+    assert outcome == ["cancelled"], "the timed-out call was cancelled, not left running"
+    assert text(chunks) == "ok" and chunks[-1].type == "done", "the turn went on"
 
 
 @pytest.mark.smoke
@@ -220,8 +218,8 @@ async def test_sync_stream_chunks_match_async(make_server):
     server = make_server([Reply(tool_calls=[ToolCall("add", {"a": 1, "b": 2})]), "three"])
     agent = build_agent(tools=[add], config=config_for(server), checkpointer=InMemorySaver())
     chunks = await asyncio.to_thread(lambda: list(stream_chunks(agent, "1+2", thread_id="sync")))
-    assert types(chunks) == ["tool_call_delta", "tool_call", "tool_result", "content", "done"]
-    assert "".join(c.content for c in chunks if c.type == "content") == "three"
+    assert kinds(chunks) == ["tool_call_delta", "tool_call", "tool_result", "content", "done"]
+    assert text(chunks) == "three"
 
 
 async def test_bad_input_gives_error_chunk_and_leaves_thread_intact(make_server):
@@ -319,7 +317,7 @@ async def test_approval_interrupt_then_resume_approve_and_reject(make_server):
         and "rejected" in result["content"]
         and "not now" in result["content"]
     )
-    assert "".join(c.content for c in rejected if c.type == "content") == "rejection seen"
+    assert text(rejected) == "rejection seen"
 
 
 async def test_fault_exhausted_retries_error_chunk_and_thread_continues(make_server):
@@ -335,7 +333,7 @@ async def test_fault_exhausted_retries_error_chunk_and_thread_continues(make_ser
     assert chunks[-1].error["type"] == "ModelUnavailableError"
     assert chunks[-1].error["attempts"] == 2 and chunks[-1].error["retryable"] is True
     again = await collect(agent, "hi again", thread_id="f")
-    assert "".join(c.content for c in again if c.type == "content") == "recovered"
+    assert text(again) == "recovered"
     state = await agent.aget_state({"configurable": {"thread_id": "f"}})
     kinds = [type(m) for m in state.values["messages"]]
     assert kinds == [HumanMessage, HumanMessage, AIMessage]

@@ -12,18 +12,15 @@ from typing import Any
 import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import StreamChunk, astream_chunks, build_agent
+from streamagent import build_agent
 from streamagent.testing import Reply, ToolCall
 from streamagent.tools import default_tools
+from tests._support.streams import collect, text, tool_results
 from tests.conftest import config_for
 
 pytestmark = pytest.mark.sandbox
 
 SECRET = "sk-agent-secret-0123456789abcdef"
-
-
-def _results(chunks: list[StreamChunk]) -> dict[str, dict[str, Any]]:
-    return {c.tool_result["tool_call_id"]: c.tool_result for c in chunks if c.type == "tool_result"}
 
 
 @pytest.fixture
@@ -67,8 +64,8 @@ async def test_refused_actions_are_reported_to_the_model_and_the_agent_carries_o
     tools = default_tools(workspace, sandbox="bwrap")
     agent = build_agent(tools=tools, config=config_for(server), checkpointer=InMemorySaver())
 
-    first = [c async for c in astream_chunks(agent, "do risky things", thread_id="risky")]
-    results = _results(first)
+    first = await collect(agent, "do risky things", thread_id="risky")
+    results = tool_results(first)
     assert set(results) == {"r1", "w1", "w2", "g1", "b1"}
     for call_id in ("r1", "w1", "w2", "g1"):
         assert results[call_id]["status"] == "error", results[call_id]
@@ -88,10 +85,10 @@ async def test_refused_actions_are_reported_to_the_model_and_the_agent_carries_o
     # the model saw one error ToolMessage per refused call, and answered
     tool_msgs = [m for m in server.requests[1].messages if m["role"] == "tool"]
     assert sorted(m["tool_call_id"] for m in tool_msgs) == ["b1", "g1", "r1", "w1", "w2"]
-    assert "".join(c.content or "" for c in first if c.type == "content").startswith("Some of")
+    assert text(first).startswith("Some of")
 
     # the agent carries on: the next turn's allowed action succeeds on the same thread
-    second = [c async for c in astream_chunks(agent, "save notes", thread_id="risky")]
+    second = await collect(agent, "save notes", thread_id="risky")
     assert second[-1].type == "done"
-    assert [r["status"] for r in _results(second).values()] == ["success"]
+    assert [r["status"] for r in tool_results(second).values()] == ["success"]
     assert (workspace / "notes.md").read_text() == "ok"

@@ -12,26 +12,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
-from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import astream_chunks, build_agent
+from streamagent.llm.lean.chat_model import _ChunkWatchdog
 from streamagent.memory import AsyncRedisSaver
-from streamagent.testing import ScriptedOpenAIServer
+from streamagent.testing import Reply, ScriptedOpenAIServer
 from streamagent.testing.__main__ import FillerResponder
 from tests import redis_fixtures
+from tests._support.agents import lookup
+from tests._support.streams import collect, stop_at_the_first_token
 from tests.conftest import config_for
-
-
-@tool("lookup")
-def lookup(text: str) -> str:
-    """Look a word up (returns it upper-cased)."""
-    return text.upper()
 
 
 def _swallow_at_the_end(graph: Any, at_the_end: Callable[[], object]) -> None:
@@ -184,3 +181,49 @@ async def test_cancelling_many_busy_sessions_mid_turn_ends_them_all_and_loses_no
             redis_fixtures.delete_prefix(cleanup, key_prefix)
         finally:
             cleanup.close()
+
+
+async def test_cancel_from_outside_stays_a_cancellation_even_when_the_chunk_timer_fired():
+    seen: dict[str, bool] = {}
+    watchdogs: list[_ChunkWatchdog] = []
+    started = asyncio.Event()
+
+    async def stream(name: str) -> None:
+        watchdog = _ChunkWatchdog(0.01)
+        watchdogs.append(watchdog)
+        started.set()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen[name] = watchdog.caused_cancellation()
+            raise
+        finally:
+            watchdog.close()
+
+    for external in (False, True):
+        started.clear()
+        task = asyncio.create_task(stream(f"external={external}"))
+        await started.wait()
+        time.sleep(0.02)  # the stream waited longer than its 10 ms chunk timeout
+        watchdogs[-1]._check()  # the timer fires: it cancels the task
+        assert watchdogs[-1].fired
+        if external:
+            task.cancel()  # and, before the task runs again, the caller gives up too
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert seen == {"external=False": True, "external=True": False}
+
+
+async def test_a_reader_that_stops_early_cancels_the_run_and_waits_for_it(
+    make_server: Callable[..., ScriptedOpenAIServer],
+) -> None:
+    server = make_server(
+        [Reply("Once upon a time, a reader left early.", token_delay_seconds=0.05), "Second turn."]
+    )
+    saver = InMemorySaver()
+    agent = build_agent(config=config_for(server), checkpointer=saver)
+    left = await stop_at_the_first_token(agent, "hi", thread_id="t")
+    assert not left, f"tasks still running after the reader stopped: {left}"
+    assert (await collect(agent, "again", thread_id="t"))[-1].type == "done"
+    state = await agent.aget_state({"configurable": {"thread_id": "t"}})
+    assert state.values["messages"][-1].content == "Second turn."

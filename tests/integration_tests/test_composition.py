@@ -23,9 +23,10 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from streamagent import RetryConfig, StreamChunk, astream_chunks, create_agent_graph
+from streamagent import RetryConfig, create_agent_graph
 from streamagent.state import AgentState
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
+from tests._support.streams import collect, text
 from tests.conftest import config_for
 from tests.redis_fixtures import (  # noqa: F401 - fixtures
     key_prefix,
@@ -89,14 +90,6 @@ def servers(
     return make_server(), make_server()
 
 
-async def collect(graph: Any, messages: Any, thread_id: str, **kw: Any) -> list[StreamChunk]:
-    return [c async for c in astream_chunks(graph, messages, thread_id=thread_id, **kw)]
-
-
-def text_of(chunks: list[StreamChunk], agent: str) -> str:
-    return "".join(c.content or "" for c in chunks if c.type == "content" and c.agent == agent)
-
-
 async def thread_messages(graph: Any, thread_id: str) -> list[BaseMessage]:
     state = await graph.aget_state({"configurable": {"thread_id": thread_id}})
     messages: list[BaseMessage] = state.values["messages"]
@@ -121,8 +114,8 @@ async def test_tokens_from_both_subgraphs_stream_attributed_to_their_agent(serve
     assert set(agents) == {"researcher", "writer"}
     assert agents == sorted(agents), "the researcher's tokens all come before the writer's"
     assert agents.count("researcher") > 3 and agents.count("writer") > 3
-    assert text_of(chunks, "researcher") == "Otters hold hands while they sleep."
-    assert text_of(chunks, "writer") == "Note: sleeping otters hold hands."
+    assert text(chunks, agent="researcher") == "Otters hold hands while they sleep."
+    assert text(chunks, agent="writer") == "Note: sleeping otters hold hands."
     for c in content:
         assert c.namespace[0].split(":", 1)[0] == c.agent
     done = chunks[-1]
@@ -259,7 +252,7 @@ async def test_approval_interrupt_inside_a_subgraph_resumes_through_the_parent(s
             "status": "success",
         }
     ]
-    assert text_of(resumed, "writer") == "Saved the plan."
+    assert text(resumed, agent="writer") == "Saved the plan."
     assert resumed[-1].type == "done"
     assert len(writer_server.requests) == 2, "resuming must not call the model again"
     messages = await thread_messages(app, "plan")
@@ -307,7 +300,7 @@ async def test_model_fault_mid_run_ends_with_error_and_next_run_keeps_history(se
     assert failed[-1].type == "error"
     assert failed[-1].error is not None
     assert failed[-1].error["type"] == "ModelUnavailableError"
-    assert text_of(failed, "researcher") == "Comets have two tails."
+    assert text(failed, agent="researcher") == "Comets have two tails."
     assert summary(await thread_messages(app, "comets")) == [
         ("human", None, "research comets"),
         ("ai", "researcher", "Comets have two tails."),
@@ -316,7 +309,7 @@ async def test_model_fault_mid_run_ends_with_error_and_next_run_keeps_history(se
     again = await collect(app, "write it up", thread_id="comets")
 
     assert again[-1].type == "done"
-    assert text_of(again, "writer") == "Comets: two tails."
+    assert text(again, agent="writer") == "Comets: two tails."
     assert len(researcher_server.requests) == 1
     assert [m["content"] for m in writer_server.requests[-1].messages] == [
         "research comets",

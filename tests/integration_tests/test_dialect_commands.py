@@ -15,9 +15,10 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.prebuilt import InjectedState
 from langgraph.types import Command
 
-from streamagent import StreamChunk, astream_chunks, create_agent_graph, stream_chunks
+from streamagent import StreamChunk, create_agent_graph, stream_chunks
 from streamagent.state import AgentState
 from streamagent.testing import Reply, ToolCall
+from tests._support.streams import collect, tool_results
 from tests.conftest import config_for
 
 
@@ -48,10 +49,6 @@ def broken_command(call_id: Annotated[str, InjectedToolCallId]) -> Command[Any]:
     return Command(update={"notes": ["never"]})
 
 
-def _results(chunks: list[StreamChunk]) -> dict[str, dict[str, Any]]:
-    return {c.tool_result["tool_call_id"]: c.tool_result for c in chunks if c.type == "tool_result"}
-
-
 async def test_a_command_update_is_applied_with_its_tool_message(make_server: Any) -> None:
     server = make_server(
         [
@@ -63,9 +60,9 @@ async def test_a_command_update_is_applied_with_its_tool_message(make_server: An
     agent = create_agent_graph(
         tools=[take_note, read_notes], config=config_for(server), state_schema=NotesState
     ).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "remember milk", thread_id="cmd")]
+    chunks = await collect(agent, "remember milk", thread_id="cmd")
     assert chunks[-1].type == "done", chunks[-1]
-    results = _results(chunks)
+    results = tool_results(chunks)
     assert results["n1"] == {
         "tool_call_id": "n1",
         "name": "take_note",
@@ -107,7 +104,7 @@ def test_parallel_commands_combine_in_call_order_on_the_sync_path(make_server: A
     assert state["notes"] == ["start", "a", "b"]  # both Commands applied
     tool_ids = [m.tool_call_id for m in state["messages"] if isinstance(m, ToolMessage)]
     assert tool_ids == ["p1", "p2", "p3"]  # the calls' order
-    assert _results(chunks)["p2"]["content"] == "start"
+    assert tool_results(chunks)["p2"]["content"] == "start"
 
 
 async def test_a_command_without_its_tool_message_becomes_an_error_result(
@@ -117,9 +114,9 @@ async def test_a_command_without_its_tool_message_becomes_an_error_result(
     agent = create_agent_graph(
         tools=[broken_command], config=config_for(server), state_schema=NotesState
     ).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "go", thread_id="broken")]
+    chunks = await collect(agent, "go", thread_id="broken")
     assert chunks[-1].type == "done", chunks[-1]
-    result = _results(chunks)["b1"]
+    result = tool_results(chunks)["b1"]
     assert result["status"] == "error"
     assert "ToolMessage" in result["content"]
     state = (await agent.aget_state({"configurable": {"thread_id": "broken"}})).values
@@ -173,12 +170,12 @@ async def test_a_swarm_hands_over_between_two_agents_and_streams(make_server: An
     )
     swarm = builder.compile(checkpointer=InMemorySaver())
 
-    chunks = [c async for c in astream_chunks(swarm, "what is the answer?", thread_id="sw")]
+    chunks = await collect(swarm, "what is the answer?", thread_id="sw")
     assert chunks[-1].type == "done", chunks[-1]
     assert [(c.agent, c.tool_call["name"]) for c in _by_type(chunks, "tool_call")] == [
         ("alice", "transfer_to_bob")
     ]
-    handed = _results(chunks)["h1"]
+    handed = tool_results(chunks)["h1"]
     assert handed["content"] == "Transferred to bob" and handed["status"] == "success"
     assert [c.agent for c in _by_type(chunks, "tool_result")] == ["alice"]
     text = "".join(c.content or "" for c in _by_type(chunks, "content") if c.agent == "bob")
@@ -190,7 +187,7 @@ async def test_a_swarm_hands_over_between_two_agents_and_streams(make_server: An
     assert [m.type for m in state["messages"]] == ["human", "ai", "tool", "ai"]
 
     # the next turn starts with the active agent
-    again = [c async for c in astream_chunks(swarm, "and again?", thread_id="sw")]
+    again = await collect(swarm, "and again?", thread_id="sw")
     assert {c.agent for c in _by_type(again, "content")} == {"bob"}
     assert len(server.requests) == 3
 
@@ -215,7 +212,7 @@ async def test_a_supervisor_delegates_to_a_worker_and_answers(make_server: Any) 
     builder.add_edge("worker", "supervisor")
     graph = builder.compile(checkpointer=InMemorySaver())
 
-    chunks = [c async for c in astream_chunks(graph, "compute", thread_id="sup")]
+    chunks = await collect(graph, "compute", thread_id="sup")
     assert chunks[-1].type == "done", chunks[-1]
     order = [c.agent for c in _by_type(chunks, "content")]
     assert order[0] == "worker" and order[-1] == "supervisor"
@@ -224,7 +221,7 @@ async def test_a_supervisor_delegates_to_a_worker_and_answers(make_server: Any) 
         for agent in ("worker", "supervisor")
     }
     assert texts == {"worker": "The worker's result is 7.", "supervisor": "Final: 7."}
-    assert _results(chunks)["s1"]["content"] == "Transferred to worker"
+    assert tool_results(chunks)["s1"]["content"] == "Transferred to worker"
     assert (chunks[-1].usage or {})["requests"] == 3
     messages = (await graph.aget_state({"configurable": {"thread_id": "sup"}})).values["messages"]
     assert [m.type for m in messages] == ["human", "ai", "tool", "ai", "ai"]

@@ -14,8 +14,9 @@ from langgraph.prebuilt import InjectedState, InjectedStore, ToolRuntime
 from langgraph.store.base import BaseStore
 from langgraph.store.memory import InMemoryStore
 
-from streamagent import StreamChunk, astream_chunks, create_agent_graph, stream_chunks
+from streamagent import astream_chunks, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
+from tests._support.streams import collect, tool_results
 from tests.conftest import config_for
 
 SEEN: dict[str, Any] = {}
@@ -52,10 +53,6 @@ def whoami(greeting: str, runtime: ToolRuntime[dict[str, Any], Any]) -> str:
 def whole_state(state: Annotated[dict[str, Any], InjectedState]) -> str:
     """Report the state's keys."""
     return ",".join(sorted(state))
-
-
-def _results(chunks: list[StreamChunk]) -> dict[str, dict[str, Any]]:
-    return {c.tool_result["tool_call_id"]: c.tool_result for c in chunks if c.type == "tool_result"}
 
 
 def _schema(request_tools: list[dict[str, Any]], name: str) -> dict[str, Any]:
@@ -96,7 +93,7 @@ async def test_injected_arguments_are_filled_in_and_hidden_from_the_model(
         c async for c in astream_chunks(agent, "hello", thread_id="inj", context={"user": "ada"})
     ]
     assert chunks[-1].type == "done", chunks[-1]
-    results = _results(chunks)
+    results = tool_results(chunks)
     assert {k: v["status"] for k, v in results.items()} == dict.fromkeys(
         ("c1", "c2", "c3", "c4"), "success"
     ), results
@@ -125,14 +122,14 @@ def test_injection_on_the_sync_path(make_server: Any) -> None:
     )
     chunks = list(stream_chunks(agent, "hello", thread_id="sync-inj"))
     assert chunks[-1].type == "done", chunks[-1]
-    assert _results(chunks)["s1"]["content"] == "w: 2 messages"
+    assert tool_results(chunks)["s1"]["content"] == "w: 2 messages"
     assert SEEN["count"] == ("w", 2, "s1")
 
 
 async def test_a_store_tool_without_a_store_is_a_configuration_error(make_server: Any) -> None:
     server = make_server([Reply(tool_calls=[ToolCall("remember", {"fact": "x"}, id="r1")]), "ok"])
     agent = create_agent_graph(tools=[remember], config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hello")]
+    chunks = await collect(agent, "hello", thread_id=None)
     assert chunks[-1].type == "error"
     assert chunks[-1].error is not None
     assert chunks[-1].error["type"] == "ConfigurationError"
@@ -145,8 +142,8 @@ async def test_validation_errors_name_only_the_models_arguments(
 ) -> None:
     server = make_server([Reply(tool_calls=[ToolCall("count_messages", forged, id="v1")]), "ok"])
     agent = create_agent_graph(tools=[count_messages], config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hello")]
-    result = _results(chunks)["v1"]
+    chunks = await collect(agent, "hello", thread_id=None)
+    result = tool_results(chunks)["v1"]
     assert result["status"] == "error"
     assert "word" in result["content"]
     assert "messages:" not in result["content"] and "call_id:" not in result["content"]
@@ -195,8 +192,8 @@ async def test_the_dict_form_handlers_get_injected_arguments(
         ]
     )
     agent = create_agent_graph(tools=[_dict_tool(handler)], config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "look tea up", context={"user": "ada"})]
-    result = _results(chunks)["d1"]
+    chunks = await collect(agent, "look tea up", context={"user": "ada"}, thread_id=None)
+    result = tool_results(chunks)["d1"]
     # the model's value for the injected name was dropped: the schema (no additional
     # properties) held, and the handler got the trusted value
     assert result == {

@@ -4,15 +4,15 @@ the scripted server's ``/v1/responses`` (the real event stream, over real HTTP).
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import Any
 
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import astream_chunks, create_agent_graph, stream_chunks
+from streamagent import create_agent_graph, stream_chunks
 from streamagent.accounting.cost import CostCalculator, Usage
 from streamagent.testing import Fault, Reply, ToolCall
+from tests._support.streams import collect, text
 from tests.conftest import config_for
 
 
@@ -20,11 +20,6 @@ from tests.conftest import config_for
 def lookup(city: str) -> str:
     """Look the weather up."""
     return f"{city}: sunny"
-
-
-def _responses_config(server: Any, **model: Any) -> Any:
-    cfg = config_for(server)
-    return replace(cfg, model=replace(cfg.model, **model))
 
 
 SCRIPT = [
@@ -42,9 +37,9 @@ SCRIPT = [
 
 async def test_text_tool_calls_reasoning_usage_and_cost(make_server: Any) -> None:
     server = make_server(SCRIPT)
-    cfg = _responses_config(server, use_responses_api=True)
+    cfg = config_for(server, use_responses_api=True)
     agent = create_agent_graph(tools=[lookup], config=cfg).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "weather in Oslo?", thread_id="r")]
+    chunks = await collect(agent, "weather in Oslo?", thread_id="r")
     done = chunks[-1]
     assert done.type == "done", done
     assert [r.path for r in server.requests] == ["/v1/responses", "/v1/responses"]
@@ -53,8 +48,8 @@ async def test_text_tool_calls_reasoning_usage_and_cost(make_server: Any) -> Non
     ]
     results = [c.tool_result for c in chunks if c.type == "tool_result"]
     assert results and results[0] is not None and results[0]["content"] == "Oslo: sunny"
-    text = "".join(c.content or "" for c in chunks if c.type == "content")
-    assert text == "Sunny in Oslo."
+    answer = text(chunks)
+    assert answer == "Sunny in Oslo."
     thought = "".join(c.content or "" for c in chunks if c.type == "reasoning")
     assert thought == "The tool said sunny."
     assert done.usage is not None
@@ -77,7 +72,7 @@ async def test_text_tool_calls_reasoning_usage_and_cost(make_server: Any) -> Non
 
 def test_reasoning_options_switch_to_the_responses_api_on_the_sync_path(make_server: Any) -> None:
     server = make_server([Reply("ok", reasoning_summary="short")])
-    cfg = _responses_config(server, reasoning={"effort": "low", "summary": "auto"})
+    cfg = config_for(server, reasoning={"effort": "low", "summary": "auto"})
     agent = create_agent_graph(config=cfg).compile()
     chunks = list(stream_chunks(agent, "hi"))
     assert chunks[-1].type == "done", chunks[-1]
@@ -94,20 +89,20 @@ async def test_faults_are_retried_as_on_chat_completions(make_server: Any) -> No
             Reply("whole"),
         ]
     )
-    agent = create_agent_graph(config=_responses_config(server, use_responses_api=True)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hi")]
+    agent = create_agent_graph(config=config_for(server, use_responses_api=True)).compile()
+    chunks = await collect(agent, "hi", thread_id=None)
     assert chunks[-1].type == "done", chunks[-1]
     retries = [c.retry for c in chunks if c.type == "retry"]
     assert retries and retries[-1] is not None
     assert retries[-1]["error"]["type"] == "StreamBrokenError"
     assert len(server.requests) == 3
-    assert "".join(c.content or "" for c in chunks if c.type == "content").endswith("whole")
+    assert text(chunks).endswith("whole")
 
 
 async def test_a_stream_without_response_completed_is_broken(make_server: Any) -> None:
     server = make_server([Reply("no end", fault=Fault.no_done())] * 4)
-    agent = create_agent_graph(config=_responses_config(server, use_responses_api=True)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hi")]
+    agent = create_agent_graph(config=config_for(server, use_responses_api=True)).compile()
+    chunks = await collect(agent, "hi", thread_id=None)
     error = chunks[-1].error
     assert chunks[-1].type == "error" and error is not None
     assert error["type"] == "StreamBrokenError" and error["attempts"] == 4
@@ -115,7 +110,7 @@ async def test_a_stream_without_response_completed_is_broken(make_server: Any) -
 
 async def test_the_v3_typed_stream_carries_responses_api_text(make_server: Any) -> None:
     server = make_server([Reply("Hello there friend", reasoning_summary="hm")])
-    agent = create_agent_graph(config=_responses_config(server, use_responses_api=True)).compile()
+    agent = create_agent_graph(config=config_for(server, use_responses_api=True)).compile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # v3 is experimental in LangGraph 1.2
         run = await agent.astream_events({"messages": [("user", "hi")]}, version="v3")

@@ -11,6 +11,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import astream_chunks, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
+from tests._support.streams import collect, text
 from tests.conftest import config_for
 
 RUNS: list[str] = []
@@ -53,13 +54,13 @@ async def test_a_crashed_run_continues_and_streams(make_server: Any) -> None:
     snapshot = await agent.aget_state({"configurable": {"thread_id": "crash"}})
     assert snapshot.next == ("tools",)
 
-    chunks = [c async for c in astream_chunks(agent, None, thread_id="crash")]
+    chunks = await collect(agent, None, thread_id="crash")
     assert chunks[-1].type == "done", chunks[-1]
     results = [c.tool_result for c in chunks if c.type == "tool_result"]
     assert results == [
         {"tool_call_id": "pay1", "name": "charge", "content": "charged 5", "status": "success"}
     ]
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == "Paid."
+    assert text(chunks) == "Paid."
     assert RUNS == ["pay1", "pay1"]  # at least once: the interrupted call ran again
     assert (chunks[-1].usage or {})["requests"] == 1  # the model was not asked again for it
     assert len(server.requests) == 2
@@ -68,9 +69,9 @@ async def test_a_crashed_run_continues_and_streams(make_server: Any) -> None:
 async def test_continuing_a_thread_without_a_pending_run_is_refused(make_server: Any) -> None:
     server = make_server(["hi"])
     agent = create_agent_graph(config=config_for(server)).compile(checkpointer=InMemorySaver())
-    done = [c async for c in astream_chunks(agent, "hello", thread_id="idle")]
+    done = await collect(agent, "hello", thread_id="idle")
     assert done[-1].type == "done"
-    chunks = [c async for c in astream_chunks(agent, None, thread_id="idle")]
+    chunks = await collect(agent, None, thread_id="idle")
     assert [c.type for c in chunks] == ["error"]
     assert chunks[0].error is not None and chunks[0].error["type"] == "InvalidInputError"
     assert "no pending run" in chunks[0].error["message"]

@@ -12,9 +12,10 @@ from langchain_core.messages import AIMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import StreamChunk, astream_chunks, create_agent_graph
+from streamagent import StreamChunk, create_agent_graph
 from streamagent.accounting.tokens import TokenCounter
 from streamagent.testing import RawReply, Reply, sse
+from tests._support.streams import collect
 from tests.conftest import config_for
 
 
@@ -73,7 +74,7 @@ async def test_a_tool_name_repeated_in_every_delta_is_one_name(make_server: Any)
     agent = create_agent_graph(tools=[read_file], config=config_for(server)).compile(
         checkpointer=InMemorySaver()
     )
-    chunks = [c async for c in astream_chunks(agent, "read my notes", thread_id="llama")]
+    chunks = await collect(agent, "read my notes", thread_id="llama")
     assert chunks[-1].type == "done", chunks[-1]
     [call] = _of(chunks, "tool_call")
     assert call.tool_call == {"id": "call_llama", "name": "read_file", "args": {"path": "notes.md"}}
@@ -88,7 +89,7 @@ async def test_missing_usage_is_estimated_with_tool_schemas_and_marked(make_serv
     agent = create_agent_graph(tools=[read_file], config=config_for(server)).compile(
         checkpointer=InMemorySaver()
     )
-    chunks = [c async for c in astream_chunks(agent, "read my notes", thread_id="est")]
+    chunks = await collect(agent, "read my notes", thread_id="est")
     done = chunks[-1]
     assert done.type == "done" and done.usage_estimated is True
     assert done.to_dict()["usage_estimated"] is True
@@ -110,7 +111,7 @@ async def test_missing_usage_is_estimated_with_tool_schemas_and_marked(make_serv
 async def test_real_usage_is_not_marked_estimated(make_server: Any) -> None:
     server = make_server(["hello"])
     agent = create_agent_graph(config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hi")]
+    chunks = await collect(agent, "hi", thread_id=None)
     assert chunks[-1].type == "done" and chunks[-1].usage_estimated is False
     assert "usage_estimated" not in chunks[-1].to_dict()
 
@@ -118,7 +119,7 @@ async def test_real_usage_is_not_marked_estimated(make_server: Any) -> None:
 async def test_an_empty_event_stream_is_a_retried_stream_broken_error(make_server: Any) -> None:
     server = make_server([RawReply(b""), RawReply(b"data: [DONE]\n\n"), "recovered"])
     agent = create_agent_graph(config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hi")]
+    chunks = await collect(agent, "hi", thread_id=None)
     assert chunks[-1].type == "done", chunks[-1]
     assert "".join(c.content or "" for c in _of(chunks, "content")) == "recovered"
     assert len(server.requests) == 3
@@ -129,7 +130,7 @@ async def test_empty_event_streams_every_time_end_in_stream_broken_error(
 ) -> None:
     server = make_server([RawReply(b"data: [DONE]\n\n")] * 4)
     agent = create_agent_graph(config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hi")]
+    chunks = await collect(agent, "hi", thread_id=None)
     error = chunks[-1].error
     assert chunks[-1].type == "error" and error is not None
     assert error["type"] == "StreamBrokenError", error
@@ -140,7 +141,7 @@ async def test_empty_event_streams_every_time_end_in_stream_broken_error(
 async def test_no_finish_reason_but_a_usage_chunk_is_a_finished_reply(make_server: Any) -> None:
     server = make_server([RawReply(NO_FINISH_WITH_USAGE)])
     agent = create_agent_graph(config=config_for(server)).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "hi", thread_id="nf")]
+    chunks = await collect(agent, "hi", thread_id="nf")
     assert chunks[-1].type == "done", chunks[-1]
     assert not _of(chunks, "retry") and len(server.requests) == 1
     assert chunks[-1].usage is not None and chunks[-1].usage["input_tokens"] == 30
@@ -153,7 +154,7 @@ async def test_no_finish_reason_but_a_usage_chunk_is_a_finished_reply(make_serve
 async def test_no_finish_reason_and_no_usage_is_a_truncated_stream(make_server: Any) -> None:
     server = make_server([RawReply(NO_FINISH_NO_USAGE), Reply("whole")])
     agent = create_agent_graph(config=config_for(server)).compile()
-    chunks = [c async for c in astream_chunks(agent, "hi")]
+    chunks = await collect(agent, "hi", thread_id=None)
     assert chunks[-1].type == "done", chunks[-1]
     [retry] = _of(chunks, "retry")
     assert retry.retry is not None

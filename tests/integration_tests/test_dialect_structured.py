@@ -13,10 +13,11 @@ from langgraph.checkpoint.memory import InMemorySaver
 from pydantic import BaseModel
 from typing_extensions import TypedDict
 
-from streamagent import astream_chunks, create_agent_graph, stream_chunks
+from streamagent import create_agent_graph, stream_chunks
 from streamagent.errors import ConfigurationError
 from streamagent.llm.structured import ResponseFormat
 from streamagent.testing import Reply, ToolCall
+from tests._support.streams import collect, text
 from tests.conftest import config_for
 
 
@@ -68,13 +69,13 @@ async def test_native_json_schema_mode_after_the_final_answer(
     agent = create_agent_graph(
         tools=[forecast], config=config_for(server), response_format=schema
     ).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "weather in Oslo?", thread_id="s")]
+    chunks = await collect(agent, "weather in Oslo?", thread_id="s")
     assert chunks[-1].type == "done", chunks[-1]
     [structured] = [c for c in chunks if c.type == "structured"]
     assert structured.structured == expected
     assert structured.to_dict()["structured"] == {"city": "Oslo", "celsius": 4}
-    text = "".join(c.content or "" for c in chunks if c.type == "content")
-    assert text == "It is 4 degrees in Oslo."  # the JSON is not streamed as text
+    answer = text(chunks)
+    assert answer == "It is 4 degrees in Oslo."  # the JSON is not streamed as text
     state = (await agent.aget_state({"configurable": {"thread_id": "s"}})).values
     assert state["structured_response"] == expected
     assert state["messages"][-1].text == "It is 4 degrees in Oslo."
@@ -111,7 +112,7 @@ def test_tool_strategy_on_the_sync_path(make_server: Any) -> None:
 async def test_invalid_output_gets_one_repair_attempt(make_server: Any) -> None:
     server = make_server(["Oslo is cold.", '{"city": "Oslo"}', '{"city": "Oslo", "celsius": -2}'])
     agent = create_agent_graph(config=config_for(server), response_format=Weather).compile()
-    chunks = [c async for c in astream_chunks(agent, "weather?")]
+    chunks = await collect(agent, "weather?", thread_id=None)
     assert chunks[-1].type == "done", chunks[-1]
     [structured] = [c for c in chunks if c.type == "structured"]
     assert structured.structured == Weather(city="Oslo", celsius=-2)
@@ -123,7 +124,7 @@ async def test_invalid_output_gets_one_repair_attempt(make_server: Any) -> None:
 async def test_output_still_invalid_after_the_repair_is_a_typed_error(make_server: Any) -> None:
     server = make_server(["Oslo is cold.", "not json", '{"city": 3}'])
     agent = create_agent_graph(config=config_for(server), response_format=Weather).compile()
-    chunks = [c async for c in astream_chunks(agent, "weather?")]
+    chunks = await collect(agent, "weather?", thread_id=None)
     error = chunks[-1].error
     assert chunks[-1].type == "error" and error is not None
     assert error["type"] == "StructuredOutputError" and error["attempts"] == 2

@@ -15,16 +15,27 @@ from langchain_core.messages import AIMessage
 from langchain_openai import ChatOpenAI
 from langgraph.graph import START, MessagesState, StateGraph
 
-from streamagent import astream_chunks, create_agent_graph, stream_chunks
+from streamagent import create_agent_graph, stream_chunks
 from streamagent.accounting.cost import CostCalculator, Usage
 from streamagent.testing import Reply
+from tests._support.agents import chat_model
+from tests._support.streams import collect
 from tests.conftest import config_for
 
 
 def _llm(server: Any, model: str = "gpt-4o") -> ChatOpenAI:
-    return ChatOpenAI(
-        model=model, base_url=server.base_url, api_key="sk-test", max_retries=0, stream_usage=True
-    )
+    return chat_model(server, model=model, streaming=False)
+
+
+def _one_after_the_other(**nodes: Any) -> Any:
+    """A ``MessagesState`` graph running ``nodes`` in the order given."""
+    builder = StateGraph(MessagesState)
+    for name, node in nodes.items():
+        builder.add_node(name, node)
+    names = [START, *nodes]
+    for a, b in zip(names, names[1:]):
+        builder.add_edge(a, b)
+    return builder.compile()
 
 
 def _cost(input_tokens: int, output_tokens: int, model: str = "gpt-4o") -> Decimal:
@@ -49,14 +60,9 @@ async def test_a_prebuilt_react_agent_next_to_a_streamagent_agent_is_counted(
 
         writer = create_react_agent(_llm(server), tools=[], name="writer")
     editor = create_agent_graph(config=config_for(server), name="editor").compile(name="editor")
-    builder = StateGraph(MessagesState)
-    builder.add_node("writer", writer)
-    builder.add_node("editor", editor)
-    builder.add_edge(START, "writer")
-    builder.add_edge("writer", "editor")
-    graph = builder.compile()
+    graph = _one_after_the_other(writer=writer, editor=editor)
 
-    chunks = [c async for c in astream_chunks(graph, "write something")]
+    chunks = await collect(graph, "write something", thread_id=None)
     done = chunks[-1]
     assert done.type == "done", done
     assert done.usage is not None
@@ -86,14 +92,9 @@ async def test_langchain_create_agent_next_to_a_streamagent_agent_is_counted(
     )
     writer = create_agent(_llm(server), tools=[], name="writer")
     editor = create_agent_graph(config=config_for(server), name="editor").compile(name="editor")
-    builder = StateGraph(MessagesState)
-    builder.add_node("writer", writer)
-    builder.add_node("editor", editor)
-    builder.add_edge(START, "writer")
-    builder.add_edge("writer", "editor")
-    graph = builder.compile()
+    graph = _one_after_the_other(writer=writer, editor=editor)
 
-    done = [c async for c in astream_chunks(graph, "write something")][-1]
+    done = (await collect(graph, "write something", thread_id=None))[-1]
     assert done.type == "done", done
     assert done.usage is not None and done.usage["requests"] == 2
     assert done.cost_usd == _cost(120, 12) + _cost(220, 22)
@@ -117,12 +118,7 @@ def test_a_model_without_usage_or_price_makes_the_cost_unknown(make_server: Any)
         return {"messages": [reply]}
 
     agent = create_agent_graph(config=config_for(server), name="agent").compile(name="agent")
-    builder = StateGraph(MessagesState)
-    builder.add_node("summarise", summarise)
-    builder.add_node("agent", agent)
-    builder.add_edge(START, "summarise")
-    builder.add_edge("summarise", "agent")
-    chunks = list(stream_chunks(builder.compile(), "hello"))
+    chunks = list(stream_chunks(_one_after_the_other(summarise=summarise, agent=agent), "hello"))
     done = chunks[-1]
     assert done.type == "done", done
     assert done.usage is not None and done.usage["requests"] == 2

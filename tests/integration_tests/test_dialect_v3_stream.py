@@ -4,15 +4,14 @@ text deltas, tool calls and usage, nested under ``run.subgraphs``, fast path on 
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import Any
 
 import pytest
-from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 
 from streamagent import create_agent_graph
 from streamagent.testing import Reply, ToolCall
+from tests._support.agents import echo
 from tests.conftest import config_for
 
 pytestmark = pytest.mark.filterwarnings(
@@ -20,18 +19,7 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-@tool
-def echo(text: str) -> str:
-    """Echo the text."""
-    return text
-
-
 SCRIPT = [Reply(tool_calls=[ToolCall("echo", {"text": "x"}, id="e1")]), "Hello there friend"]
-
-
-def _config(server: Any, fast_path: bool) -> Any:
-    cfg = config_for(server)
-    return replace(cfg, model=replace(cfg.model, fast_path=fast_path))
 
 
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path", "stock-path"])
@@ -39,7 +27,9 @@ async def test_v3_messages_carry_text_deltas_tool_calls_and_usage(
     make_server: Any, fast_path: bool
 ) -> None:
     server = make_server(SCRIPT)
-    agent = create_agent_graph(tools=[echo], config=_config(server, fast_path)).compile()
+    agent = create_agent_graph(
+        tools=[echo], config=config_for(server, fast_path=fast_path)
+    ).compile()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         run = await agent.astream_events({"messages": [("user", "hi")]}, version="v3")

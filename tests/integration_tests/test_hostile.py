@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, convert_to_messages
 from langchain_core.tools import ToolException, tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent
+from streamagent import RetryConfig, astream_chunks, build_agent
 from streamagent.accounting.cost import Usage
 from streamagent.accounting.tokens import TokenCounter
 from streamagent.compat import OpenAIService
@@ -28,20 +28,9 @@ from streamagent.errors import (
 from streamagent.observability.metrics import AgentMetrics
 from streamagent.testing import Fault, Reply, ToolCall
 from streamagent.tools import default_tools
+from tests._support.agents import agent_for
+from tests._support.streams import collect
 from tests.conftest import config_for
-
-
-async def collect(agent: Any, messages: Any, **kw: Any) -> list[StreamChunk]:
-    kw.setdefault("thread_id", "t")
-    return [c async for c in astream_chunks(agent, messages, **kw)]
-
-
-def agent_for(server: Any, *, tools: Any = (), saver: Any = None, **overrides: Any) -> Any:
-    return build_agent(
-        tools=list(tools),
-        config=config_for(server, **overrides),
-        checkpointer=saver if saver is not None else InMemorySaver(),
-    )
 
 
 # --------------------------------------------------------------------------- retries

@@ -10,9 +10,10 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 import streamagent.testing.langsmith as capture_module
-from streamagent import astream_chunks, build_agent
+from streamagent import build_agent
 from streamagent.testing import Reply, ToolCall
 from streamagent.testing.langsmith import LangSmithCapture
+from tests._support.streams import collect
 from tests.conftest import config_for
 
 
@@ -32,7 +33,7 @@ async def test_a_traced_agent_run_reads_back_as_graph_nodes_model_and_tools(make
     agent = build_agent(tools=[multiply], config=config_for(server), checkpointer=InMemorySaver())
     with LangSmithCapture() as capture:
         with capture.tracing(project_name="my-tests"):
-            chunks = [c async for c in astream_chunks(agent, "6 times 7?", thread_id="t-1")]
+            chunks = await collect(agent, "6 times 7?", thread_id="t-1")
         assert chunks[-1].type == "done"
         roots = [r for r in capture.tree() if r.name == "agent"]
     assert len(roots) == 1, [r.name for r in capture.tree()]

@@ -11,13 +11,14 @@ from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from prometheus_client.parser import text_string_to_metric_families
 
-from streamagent import RetryConfig, astream_chunks, build_agent
+from streamagent import RetryConfig, build_agent
 from streamagent.accounting import calculate_cost
 from streamagent.accounting.cost import Usage
 from streamagent.errors import RateLimitedError
 from streamagent.observability.metrics import AgentMetrics, start_metrics_server
 from streamagent.observability.saver_timing import InstrumentedSaver
 from streamagent.testing import Fault, Reply, ToolCall
+from tests._support.streams import collect
 from tests.conftest import config_for
 
 THREAD_ID = "thread-7f3a9c-user-alice"
@@ -82,7 +83,7 @@ async def test_scraped_metrics_match_a_scripted_conversation(make_server, metric
         checkpointer=InstrumentedSaver(InMemorySaver(), metrics),
         observer=metrics,
     )
-    chunks = [c async for c in astream_chunks(agent, "6 times 7?", thread_id=THREAD_ID)]
+    chunks = await collect(agent, "6 times 7?", thread_id=THREAD_ID)
     assert chunks[-1].type == "done"
 
     values = scrape(port)
@@ -127,8 +128,8 @@ async def test_surfaced_errors_are_counted_by_type(make_server, metrics_server):
         server, retry=RetryConfig(max_retries=1, initial_delay_seconds=0.01, jitter=False)
     )
     agent = build_agent(config=cfg, checkpointer=InMemorySaver(), observer=metrics)
-    first = [c async for c in astream_chunks(agent, "a", thread_id=THREAD_ID)]
-    second = [c async for c in astream_chunks(agent, "b", thread_id=THREAD_ID)]
+    first = await collect(agent, "a", thread_id=THREAD_ID)
+    second = await collect(agent, "b", thread_id=THREAD_ID)
     assert first[-1].error["type"] == "AuthenticationError"
     assert second[-1].error["type"] == "ModelUnavailableError"
     values = scrape(port)
@@ -147,9 +148,9 @@ async def test_budget_refusals_are_counted_as_errors(make_server, metrics_server
         checkpointer=InMemorySaver(),
         observer=metrics,
     )
-    first = [c async for c in astream_chunks(agent, "one", thread_id=THREAD_ID)]
+    first = await collect(agent, "one", thread_id=THREAD_ID)
     assert first[-1].type == "done"
-    refused = [c async for c in astream_chunks(agent, "two", thread_id=THREAD_ID)]
+    refused = await collect(agent, "two", thread_id=THREAD_ID)
     assert refused[-1].error["type"] == "BudgetExceededError"
     values = scrape(port)
     assert get(values, "streamagent_errors_total", type="BudgetExceededError") >= 1

@@ -21,16 +21,12 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import astream_chunks, build_agent, create_agent_graph, stream_chunks
+from streamagent import build_agent, create_agent_graph, stream_chunks
 from streamagent.testing import Reply, ToolCall
+from tests._support.agents import chat_model, echo
+from tests._support.streams import collect, text
 from tests.conftest import config_for
-from tests.integration_tests._middleware_diff import chat_model, differential
-
-
-@tool
-def echo(text: str) -> str:
-    """Repeat the text."""
-    return text
+from tests.integration_tests._middleware_diff import differential
 
 
 class Recorder(AgentMiddleware):
@@ -96,7 +92,7 @@ async def test_hooks_run_in_create_agents_order(make_server: Any) -> None:
         config=config_for(server),
         middleware=[Recorder("A", ours), Recorder("B", ours)],
     ).compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "go", thread_id="order")]
+    chunks = await collect(agent, "go", thread_id="order")
     assert chunks[-1].type == "done"
 
     theirs: list[str] = []
@@ -119,7 +115,7 @@ def test_hooks_run_in_order_on_the_sync_path(make_server: Any) -> None:
     ).compile(checkpointer=InMemorySaver())
     chunks = list(stream_chunks(agent, "go", thread_id="sync"))
     assert chunks[-1].type == "done", chunks[-1]
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == "bye"
+    assert text(chunks) == "bye"
     assert log.count("A.wrap_tool:in") == 1
     assert log.count("A.wrap_model:in") == 2
     assert log[-1] == "A.after_agent"
@@ -134,7 +130,7 @@ async def test_before_model_jump_to_end_skips_the_model(make_server: Any) -> Non
     agent = create_agent_graph(config=config_for(server), middleware=[refuse]).compile(
         checkpointer=InMemorySaver()
     )
-    chunks = [c async for c in astream_chunks(agent, "go", thread_id="jump")]
+    chunks = await collect(agent, "go", thread_id="jump")
     assert chunks[-1].type == "done"
     assert server.requests == []
     state = await agent.aget_state({"configurable": {"thread_id": "jump"}})
@@ -156,9 +152,9 @@ async def test_wrap_model_call_streams_and_every_call_is_accounted(make_server: 
     agent = create_agent_graph(config=config_for(server), middleware=[CallTwice()]).compile(
         checkpointer=InMemorySaver()
     )
-    chunks = [c async for c in astream_chunks(agent, "go", thread_id="twice")]
-    text = "".join(c.content or "" for c in chunks if c.type == "content")
-    assert text == "firstsecond"  # both calls streamed their tokens
+    chunks = await collect(agent, "go", thread_id="twice")
+    answer = text(chunks)
+    assert answer == "firstsecond"  # both calls streamed their tokens
     done = chunks[-1]
     assert done.type == "done"
     assert done.usage is not None and done.usage["requests"] == 2
@@ -178,7 +174,7 @@ async def test_dynamic_prompt_sets_the_system_message(make_server: Any) -> None:
     agent = create_agent_graph(
         config=config_for(server, system_prompt="static prompt"), middleware=[prompt]
     ).compile()
-    chunks = [c async for c in astream_chunks(agent, "go")]
+    chunks = await collect(agent, "go", thread_id=None)
     assert chunks[-1].type == "done"
     assert server.requests[0].messages[0] == {
         "role": "system",
@@ -210,7 +206,7 @@ async def test_middleware_state_and_tools_join_the_agent(make_server: Any) -> No
     server = make_server([Reply(tool_calls=[ToolCall("ping", {}, id="p1")]), "done"])
     agent = create_agent_graph(tools=[echo], config=config_for(server), middleware=[Counting()])
     app = agent.compile(checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(app, "go", thread_id="state")]
+    chunks = await collect(app, "go", thread_id="state")
     results = [c.tool_result for c in chunks if c.type == "tool_result"]
     assert results == [
         {"tool_call_id": "p1", "name": "ping", "content": "pong", "status": "success"}

@@ -25,13 +25,8 @@ from langchain_core.tools import tool
 from langgraph.types import Command
 
 from streamagent.testing import Fault, Reply, ToolCall
-from tests.integration_tests._middleware_diff import chat_model, differential
-
-
-@tool
-def echo(text: str) -> str:
-    """Repeat the text."""
-    return text
+from tests._support.agents import chat_model, echo
+from tests.integration_tests._middleware_diff import differential
 
 
 @tool

@@ -19,17 +19,12 @@ from langchain.agents.middleware import (
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import StreamChunk, astream_chunks, create_agent_graph
+from streamagent import StreamChunk, create_agent_graph
 from streamagent.config import RetryConfig
 from streamagent.testing import Fault, Reply, ToolCall
+from tests._support.agents import chat_model, echo
+from tests._support.streams import collect, text
 from tests.conftest import config_for
-from tests.integration_tests._middleware_diff import chat_model
-
-
-@tool
-def echo(text: str) -> str:
-    """Repeat the text."""
-    return text
 
 
 @tool
@@ -46,7 +41,7 @@ class PassThrough(AgentMiddleware):
 
 
 async def _run(agent: Any, text: Any = "go", **kwargs: Any) -> list[StreamChunk]:
-    return [c async for c in astream_chunks(agent, text, thread_id="policy", **kwargs)]
+    return await collect(agent, text, thread_id="policy", **kwargs)
 
 
 # ---------------------------------------------------------------------------- retries
@@ -74,7 +69,7 @@ async def test_fallback_comes_after_the_nodes_retries_of_the_primary(make_server
     assert chunks[-1].type == "done", chunks[-1]
     # bound: (1 + fallbacks) x the node's attempts (max_retries + 1)
     assert (len(primary.requests), len(fallback.requests)) == (3, 1)
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == "from the fallback"
+    assert text(chunks) == "from the fallback"
 
 
 async def test_model_retry_with_fallback_is_bounded_and_never_stacked(make_server: Any) -> None:
@@ -90,7 +85,7 @@ async def test_model_retry_with_fallback_is_bounded_and_never_stacked(make_serve
     ).compile()
     chunks = await _run(agent)
     assert chunks[-1].type == "done"  # on_failure="continue": the failure becomes the answer
-    answer = "".join(c.content or "" for c in chunks if c.type == "content")
+    answer = text(chunks)
     assert answer.startswith("Model call failed after 2 attempts")
     # ModelRetryMiddleware owns retries: the node makes one attempt per call;
     # total = (max_retries + 1) x (1 + fallbacks) = 2 x 2, not x 4 more from the node
@@ -146,7 +141,7 @@ async def _converse(agent: Any, n: int) -> list[dict[str, Any]]:
     """Run ``n`` turns; the prune node's view after each (its ``context_view``)."""
     views = []
     for i in range(n):
-        chunks = [c async for c in astream_chunks(agent, f"question {i}", thread_id="ctx")]
+        chunks = await collect(agent, f"question {i}", thread_id="ctx")
         assert chunks[-1].type == "done", chunks[-1]
         state = (await agent.aget_state({"configurable": {"thread_id": "ctx"}})).values
         views.append(dict(state.get("context_view") or {}))
@@ -196,18 +191,14 @@ def _interrupt(chunks: list[StreamChunk]) -> dict[str, Any]:
     return dict(found[0].interrupt[0]["value"])
 
 
+def _echo_and_shout_then(answer: str) -> list[Any]:
+    """A script: the model calls ``echo`` and ``shout`` at once, then answers."""
+    calls = [ToolCall("echo", {"text": "a"}, id="c1"), ToolCall("shout", {"text": "b"}, id="c2")]
+    return [Reply(tool_calls=calls), answer]
+
+
 async def test_hitl_and_streamagent_approval_both_interrupt_and_resume(make_server: Any) -> None:
-    server = make_server(
-        [
-            Reply(
-                tool_calls=[
-                    ToolCall("echo", {"text": "a"}, id="c1"),
-                    ToolCall("shout", {"text": "b"}, id="c2"),
-                ]
-            ),
-            "finished",
-        ]
-    )
+    server = make_server(_echo_and_shout_then("finished"))
     agent = create_agent_graph(
         tools=[echo, shout],
         config=config_for(server, require_approval=frozenset({"echo"})),
@@ -276,17 +267,7 @@ class Rewrite(AgentMiddleware):
 
 
 async def test_a_rewritten_ai_message_reports_only_changed_calls_again(make_server: Any) -> None:
-    server = make_server(
-        [
-            Reply(
-                tool_calls=[
-                    ToolCall("echo", {"text": "a"}, id="c1"),
-                    ToolCall("shout", {"text": "b"}, id="c2"),
-                ]
-            ),
-            "finished",
-        ]
-    )
+    server = make_server(_echo_and_shout_then("finished"))
     agent = create_agent_graph(
         tools=[echo, shout], config=config_for(server), middleware=[Rewrite()]
     ).compile(checkpointer=InMemorySaver())

@@ -1,5 +1,6 @@
-"""A fresh interpreter imports streamagent and counts tokens without any network access
-(process-level checks: each runs a child Python whose sockets refuse to connect)."""
+"""A fresh interpreter imports streamagent and counts tokens without any network access, and
+without importing langchain (process-level checks: each runs a child Python; where the network
+is the question, its sockets refuse to connect)."""
 
 from __future__ import annotations
 
@@ -55,3 +56,13 @@ def test_importing_does_not_touch_the_network(monkeypatch):
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "ok"
     assert socket.socket is not None
+
+
+def test_importing_streamagent_does_not_import_langchain() -> None:
+    code = (
+        "import sys, streamagent, streamagent.middleware, streamagent.graphs\n"
+        "assert 'langchain' not in sys.modules, 'langchain imported'\n"
+        "assert 'langchain.agents' not in sys.modules\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr

@@ -1,11 +1,14 @@
 """Retries, error classification and budgets, proven with faults injected over real HTTP.
 
 Every test talks to a :class:`~streamagent.testing.ScriptedOpenAIServer` through the real
-ChatOpenAI client; delays are tiny and jitter is off so request spacing can be asserted.
+ChatOpenAI client; delays are tiny and jitter is off, so the waits the agent plans (its
+"retrying in" log lines) can be asserted exactly, and the spacing of the requests the server
+received proves each wait really happened (lower bounds only: a slow machine waits longer).
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from typing import Any
 
@@ -14,9 +17,10 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent
+from streamagent import RetryConfig, StreamChunk
 from streamagent.testing import Fault, Reply, ToolCall
-from tests.conftest import config_for
+from tests._support import agents
+from tests._support.streams import collect, text
 
 ANSWER = "The complete answer, streamed after the retry."
 SECRET_KEY = "sk-test-not-a-real-key"  # the key config_for() gives the model client
@@ -35,14 +39,6 @@ def fast_retry(max_retries: int = 3, **kw: Any) -> RetryConfig:
     return RetryConfig(**opts)
 
 
-async def collect(agent: Any, messages: Any, thread_id: str = "t") -> list[StreamChunk]:
-    return [c async for c in astream_chunks(agent, messages, thread_id=thread_id)]
-
-
-def text(chunks: list[StreamChunk]) -> str:
-    return "".join(c.content or "" for c in chunks if c.type == "content")
-
-
 def text_after_last_retry(chunks: list[StreamChunk]) -> str:
     last = max((i for i, c in enumerate(chunks) if c.type == "retry"), default=-1)
     return text(chunks[last + 1 :])
@@ -53,6 +49,12 @@ def gaps(server: Any) -> list[float]:
     return [b - a for a, b in zip(times, times[1:], strict=False)]
 
 
+def planned_delays(caplog: pytest.LogCaptureFixture) -> list[float]:
+    """The waits the model node announced before each retry ("... retrying in 0.05s")."""
+    found = (re.search(r"retrying in ([0-9.]+)s", r.getMessage()) for r in caplog.records)
+    return [float(m.group(1)) for m in found if m]
+
+
 async def final_ai(agent: Any, thread_id: str) -> AIMessage:
     state = await agent.aget_state({"configurable": {"thread_id": thread_id}})
     last = state.values["messages"][-1]
@@ -60,13 +62,9 @@ async def final_ai(agent: Any, thread_id: str) -> AIMessage:
     return last
 
 
-def agent_for(server: Any, *, saver: Any = None, tools: Any = (), **overrides: Any) -> Any:
+def agent_for(server: Any, **overrides: Any) -> Any:
     overrides.setdefault("retry", fast_retry())
-    return build_agent(
-        tools=list(tools),
-        config=config_for(server, **overrides),
-        checkpointer=saver or InMemorySaver(),
-    )
+    return agents.agent_for(server, **overrides)
 
 
 # --------------------------------------------------------------------------- retryable classes
@@ -86,7 +84,7 @@ RETRYABLE = [
 
 @pytest.mark.parametrize(("fault", "reason"), RETRYABLE)
 async def test_retryable_fault_is_retried_silently_with_the_configured_backoff(
-    make_server, fault, reason
+    make_server, caplog, fault, reason
 ):
     server = make_server([fault, fault, ANSWER])
     agent = agent_for(server)
@@ -95,26 +93,30 @@ async def test_retryable_fault_is_retried_silently_with_the_configured_backoff(
     assert text(chunks) == ANSWER
     assert not any(c.type == "retry" for c in chunks), "no token was shown: the retry is silent"
     assert len(server.requests) == 3
+    # delays 0.05 s then 0.1 s (initial 0.05, factor 2), and each was waited
+    assert planned_delays(caplog) == pytest.approx([0.05, 0.1])
     first, second = gaps(server)
-    # delays 0.05 s then 0.1 s (initial 0.05, factor 2): generous upper margins for slow CI
-    assert 0.045 <= first < 0.05 + 0.5, first
-    assert 0.095 <= second < 0.1 + 0.5, second
+    assert first >= 0.045 and second >= 0.095, (first, second)
     assert (await final_ai(agent, "t")).response_metadata["attempts"] == 3
 
 
-async def test_timeout_from_a_stalled_response_is_retried_after_the_read_timeout(make_server):
+async def test_timeout_from_a_stalled_response_is_retried_after_the_read_timeout(
+    make_server, caplog
+):
     server = make_server([Fault.stall(3.0), ANSWER])
     agent = agent_for(server, timeout_seconds=0.3)
     chunks = await collect(agent, "hi")
     assert chunks[-1].type == "done", chunks[-1]
     assert text(chunks) == ANSWER
     assert len(server.requests) == 2
+    # the read timeout (0.3 s) fired (without it the stalled reply would have been the answer
+    # after 3 s, in one request), then the first backoff delay (0.05 s) was waited
+    assert planned_delays(caplog) == pytest.approx([0.05])
     (gap,) = gaps(server)
-    # the read timeout (0.3 s) fires, then the first backoff delay (0.05 s)
-    assert 0.33 <= gap < 0.35 + 1.0, gap
+    assert gap >= 0.33, gap
 
 
-async def test_backoff_is_capped_by_max_delay(make_server):
+async def test_backoff_is_capped_by_max_delay(make_server, caplog):
     server = make_server([Fault.http(503)] * 3 + [ANSWER])
     agent = agent_for(
         server,
@@ -122,9 +124,10 @@ async def test_backoff_is_capped_by_max_delay(make_server):
     )
     chunks = await collect(agent, "hi")
     assert chunks[-1].type == "done"
+    # 0.1 s, then 1.0 s and 10 s capped to 0.15 s
+    assert planned_delays(caplog) == pytest.approx([0.1, 0.15, 0.15])
     first, second, third = gaps(server)
-    assert 0.095 <= first < 0.6
-    assert 0.145 <= second < 0.65 and 0.145 <= third < 0.65  # 1.0 s and 10 s capped to 0.15 s
+    assert first >= 0.095 and second >= 0.145 and third >= 0.145, (first, second, third)
 
 
 # --------------------------------------------------------------------------- Retry-After
@@ -132,34 +135,39 @@ CAP = 0.5
 
 
 @pytest.mark.parametrize(
-    ("fault", "low", "high"),
+    ("fault", "wait"),
     [
-        pytest.param(Fault.http(429, retry_after_seconds=0.4), 0.39, 1.0, id="seconds"),
-        pytest.param(Fault.http(429, retry_after_ms=300), 0.29, 0.9, id="retry-after-ms"),
-        pytest.param(Fault.http(503, retry_after_seconds=0.4), 0.39, 1.0, id="on-503"),
+        pytest.param(Fault.http(429, retry_after_seconds=0.4), 0.4, id="seconds"),
+        pytest.param(Fault.http(429, retry_after_ms=300), 0.3, id="retry-after-ms"),
+        pytest.param(Fault.http(503, retry_after_seconds=0.4), 0.4, id="on-503"),
     ],
 )
-async def test_retry_after_within_max_delay_is_honoured(make_server, fault, low, high):
+async def test_retry_after_within_max_delay_is_honoured(make_server, caplog, fault, wait):
     # a wait above max_delay_seconds fails fast instead: tests/integration_tests/test_hostile.py
     server = make_server([fault, ANSWER])
     # the computed backoff would be 0.01 s: any longer wait comes from the header
     agent = agent_for(server, retry=fast_retry(initial_delay_seconds=0.01, max_delay_seconds=CAP))
     chunks = await collect(agent, "hi")
     assert chunks[-1].type == "done", chunks[-1]
+    assert planned_delays(caplog) == pytest.approx([wait])
     (gap,) = gaps(server)
-    assert low <= gap < high, gap
+    assert gap >= wait - 0.01, gap
 
 
-async def test_retry_after_http_date_is_honoured(make_server):
+async def test_retry_after_http_date_is_honoured(make_server, caplog):
     server = make_server(
-        [Fault.http(429, retry_after_seconds=2, retry_after_http_date=True), ANSWER]
+        [Fault.http(429, retry_after_seconds=3, retry_after_http_date=True), ANSWER]
     )
     agent = agent_for(server, retry=fast_retry(initial_delay_seconds=0.01, max_delay_seconds=5))
     chunks = await collect(agent, "hi")
     assert chunks[-1].type == "done", chunks[-1]
+    # an HTTP date has whole-second resolution: "now + 3 s" truncated is 2 to 3 s ahead when
+    # the server sends it (a little less when the client reads it), never more than 3 s; the
+    # computed backoff alone would have been 0.01 s
+    (planned,) = planned_delays(caplog)
+    assert 1.0 <= planned <= 3.0, planned
     (gap,) = gaps(server)
-    # an HTTP date has whole-second resolution: "now + 2 s" truncated waits between 1 and 2 s
-    assert 0.9 <= gap < 2.6, gap
+    assert gap >= planned - 0.01, (gap, planned)
 
 
 # --------------------------------------------------------------------------- non-retryable

@@ -11,32 +11,26 @@ from typing import Any
 import orjson
 import pytest
 from langchain_core.messages import HumanMessage
-from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent
+from streamagent import RetryConfig, StreamChunk, build_agent
 from streamagent.llm import create_chat_model
 from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
+from tests._support.agents import add
+from tests._support.streams import collect, stop_at_the_first_token, text
 from tests.conftest import config_for
 
 ANSWER = "The sum is 3, as promised."
 
 
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
-
-
 def responses_config(server: ScriptedOpenAIServer, **overrides: Any) -> Any:
-    config = config_for(server, **overrides)
-    return replace(config, model=replace(config.model, use_responses_api=True))
+    return config_for(server, use_responses_api=True, **overrides)
 
 
 async def run(agent: Any, text: str = "1 + 2?") -> list[StreamChunk]:
-    return [c async for c in astream_chunks(agent, text, thread_id="r")]
+    return await collect(agent, text, thread_id="r")
 
 
 async def test_text_reasoning_tool_call_usage_and_cost_stream_through_the_agent(make_server):
@@ -57,7 +51,7 @@ async def test_text_reasoning_tool_call_usage_and_cost_stream_through_the_agent(
     assert [r.path for r in server.requests] == ["/v1/responses", "/v1/responses"]
     reasoning = "".join(c.content or "" for c in chunks if c.type == "reasoning")
     assert reasoning == "I should use the add tool."
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == ANSWER
+    assert text(chunks) == ANSWER
     (call,) = [c.tool_call for c in chunks if c.type == "tool_call"]
     assert call["name"] == "add" and call["args"] == {"a": 1, "b": 2} and call["id"] == "call_add"
     deltas = [c for c in chunks if c.type == "tool_call_delta"]
@@ -165,22 +159,13 @@ def test_the_lean_transport_leaves_responses_calls_to_chat_openai(make_server):
 
 
 async def test_a_reader_that_stops_early_cancels_a_responses_run(make_server):
-    import asyncio
-
     server = make_server(
         [Reply(ANSWER * 4, token_delay_seconds=0.05), "Second turn."], token_delay_seconds=0.0
     )
     agent = build_agent(config=responses_config(server), checkpointer=InMemorySaver())
-    before = asyncio.all_tasks()
-    stream = astream_chunks(agent, "hi", thread_id="r")
-    async for chunk in stream:
-        if chunk.type == "content":
-            break
-    await stream.aclose()
-    left = {t for t in asyncio.all_tasks() - before if not t.done()}
+    left = await stop_at_the_first_token(agent, "hi", thread_id="r")
     assert not left, f"tasks still running after the reader stopped: {left}"
-    last = [c async for c in astream_chunks(agent, "again", thread_id="r")][-1]
-    assert last.type == "done"
+    assert (await collect(agent, "again", thread_id="r"))[-1].type == "done"
     state = await agent.aget_state({"configurable": {"thread_id": "r"}})
     assert state.values["messages"][-1].text == "Second turn."
 
@@ -189,8 +174,8 @@ async def test_a_token_budget_is_checked_before_a_responses_call(make_server):
     server = make_server([Reply(ANSWER, prompt_tokens=500, completion_tokens=50), ANSWER])
     config = replace(responses_config(server), max_total_tokens=560)
     agent = build_agent(config=config, checkpointer=InMemorySaver())
-    first = [c async for c in astream_chunks(agent, "one", thread_id="b")][-1]
+    first = (await collect(agent, "one", thread_id="b"))[-1]
     assert first.type == "done"
-    second = [c async for c in astream_chunks(agent, "two", thread_id="b")][-1]
+    second = (await collect(agent, "two", thread_id="b"))[-1]
     assert second.type == "error" and second.error["type"] == "BudgetExceededError"
     assert len(server.requests) == 1, "refused before any request"

@@ -7,6 +7,7 @@ import json
 import random
 
 import httpx
+import httpx2
 import openai
 import pytest
 
@@ -20,7 +21,7 @@ from streamagent.errors import (
     RateLimitedError,
     StreamBrokenError,
 )
-from streamagent.llm.retry import RetryPolicy, classify_error, retry_after_seconds
+from streamagent.llm.retry import RetryPolicy, classify_error, endpoint_of, retry_after_seconds
 
 REQUEST = httpx.Request("POST", "http://127.0.0.1/v1/chat/completions")
 
@@ -156,3 +157,27 @@ def test_should_retry_respects_max_retries_and_class():
     assert policy.should_retry(RateLimitedError("x"), attempt=2)
     assert not policy.should_retry(RateLimitedError("x"), attempt=3)
     assert not policy.should_retry(AuthenticationError("x"), attempt=1)
+
+
+def _rate_limited(wait: float | None) -> RateLimitedError:
+    return RateLimitedError("429", retry_after_seconds=wait)
+
+
+def test_a_server_wait_above_max_delay_is_not_retried():
+    policy = RetryPolicy(RetryConfig(max_delay_seconds=30, jitter=False))
+    assert policy.retries(_rate_limited(None))
+    assert policy.retries(_rate_limited(30))
+    assert not policy.retries(_rate_limited(30.5))
+    assert _rate_limited(3600).retryable is True
+    assert policy.delay_seconds(_rate_limited(12), attempt=1) == 12
+    assert _rate_limited(3600).to_dict()["retry_after_seconds"] == 3600
+
+
+def test_classify_keeps_an_already_classified_error_and_names_the_endpoint():
+    error = ModelUnavailableError("x")
+    assert classify_error(error) is error
+    request = httpx2.Request("POST", "https://u:pw@api.example:8443/v1/chat/completions?key=s")
+    connection = classify_error(openai.APIConnectionError(request=request))
+    assert "https://api.example:8443/v1/chat/completions" in connection.message
+    assert "pw" not in connection.message and "key=s" not in connection.message
+    assert endpoint_of(ValueError("no request")) is None

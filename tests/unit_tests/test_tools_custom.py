@@ -130,11 +130,11 @@ def test_require_approval_typos_are_configuration_errors(tmp_path: Path, entry: 
         default_tools(tmp_path, sandbox="none", require_approval=[entry])
 
 
-def test_invalid_limits_and_sandbox_mode_refused(tmp_path: Path):
+def test_invalid_limits_refused(tmp_path: Path):
+    # (an unknown sandbox mode: tests/integration_tests/test_tools_bash.py, where the probe for
+    # bubblewrap that default_tools runs first may start a process)
     with pytest.raises(ConfigurationError, match="bash_timeout_seconds"):
         default_tools(tmp_path, sandbox="none", bash_timeout_seconds=0)
-    with pytest.raises(ConfigurationError, match="sandbox must be"):
-        default_tools(tmp_path, sandbox="docker")  # type: ignore[arg-type]
 
 
 # ----------------------------------------------------------------------------- standard tests

@@ -18,7 +18,8 @@ a role other than assistant, tool-call or function-call deltas, a finish reason,
 usage, non-string content, an unknown envelope), and only when a self-check at first use finds
 the direct objects identical to ``ChatOpenAI``'s for sample deltas; if an upgraded
 langchain-core or langchain-openai builds them differently, the factory turns itself off and
-every chunk takes ``ChatOpenAI``'s own path. ``tests/unit_tests/test_text_chunks.py`` compares
+every chunk takes ``ChatOpenAI``'s own path.
+``tests/unit_tests/test_text_delta_chunks_match_chat_openai.py`` compares
 the two paths on every delta shape, and the integration tests compare whole streams with plain
 ``ChatOpenAI``.
 """

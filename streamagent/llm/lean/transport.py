@@ -222,7 +222,8 @@ class BodyReader:
 def _pending(content: aiohttp.StreamReader) -> Sequence[bytes]:
     """The bytes aiohttp received but nobody read yet. Its reader keeps them in a private
     buffer (:mod:`streamagent._upstream.aiohttp_private`), which it drops when it records an
-    error; ``test_compact_astream.py`` (partial reply of a broken stream) and the first-token
+    error; ``test_llm_results_identical_to_stock_chat_openai.py`` (partial reply of a broken
+    stream) and the first-token
     tests check we see it."""
     return aiohttp_private.pending_bytes(content)
 

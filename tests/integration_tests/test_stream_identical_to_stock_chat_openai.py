@@ -11,33 +11,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
 import pytest
-from langchain_core.callbacks import AsyncCallbackHandler, BaseCallbackHandler
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
-from langchain_core.outputs import LLMResult
-from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langchain_openai.chat_models._client_utils import StreamChunkTimeoutError
 from langgraph.checkpoint.memory import InMemorySaver
-from pydantic import SecretStr
 
 from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent, stream_chunks
 from streamagent.llm import create_chat_model
 from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
+from tests._support.agents import add, chat_model
+from tests._support.callbacks import ModelRunRecorder, SyncTokenRecorder
+from tests._support.streams import observable, run_each_way
 from tests.conftest import config_for
 
 MODES = ("plain", "lean")
 STORY = "Once upon a time, a small agent streamed 42 tokens — and nobody lost one."
-TIMING = ("latency_seconds", "time_to_first_token_seconds")
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
 
 
 def agent_for(server: ScriptedOpenAIServer, mode: str, *, tools: Any = (), **overrides: Any) -> Any:
@@ -47,39 +38,16 @@ def agent_for(server: ScriptedOpenAIServer, mode: str, *, tools: Any = (), **ove
     return build_agent(model=llm, tools=list(tools), config=config, checkpointer=InMemorySaver())
 
 
-def observable(chunks: list[StreamChunk]) -> list[dict[str, Any]]:
-    """Chunks as dicts without wall-clock fields."""
-    return [{k: v for k, v in c.to_dict().items() if k not in TIMING} for c in chunks]
-
-
 async def run_both(
     make_server: Callable[..., ScriptedOpenAIServer],
     script: list[Any],
     *,
     tools: Any = (),
-    prompt: str = "hi",
     **overrides: Any,
 ) -> dict[str, tuple[list[StreamChunk], ScriptedOpenAIServer, Any]]:
-    out = {}
-    for mode in MODES:
-        server = make_server(list(script))
-        agent = agent_for(server, mode, tools=tools, **overrides)
-        chunks = [c async for c in astream_chunks(agent, prompt, thread_id="t")]
-        out[mode] = (chunks, server, agent)
-    return out
-
-
-@pytest.mark.fast_path
-async def test_default_model_is_lean_and_streams_through_its_own_client(make_server):
-    server = make_server([STORY])
-    config = config_for(server)
-    llm = create_chat_model(config.model)
-    assert isinstance(llm, LeanChatOpenAI)
-    agent = build_agent(model=llm, config=config, checkpointer=InMemorySaver())
-    chunks = [c async for c in astream_chunks(agent, "hi", thread_id="t")]
-    assert "".join(c.content or "" for c in chunks if c.type == "content") == STORY
-    assert len(llm._lean_async_clients) == 1, "the lean transport served the call"
-    assert len(server.requests) == 1 and server.requests[0].path.endswith("/chat/completions")
+    return await run_each_way(
+        make_server, script, MODES, lambda s, m: agent_for(s, m, tools=tools, **overrides)
+    )
 
 
 async def test_request_on_the_wire_is_the_same(make_server):
@@ -151,30 +119,12 @@ async def test_langgraph_messages_mode_carries_the_same_tokens(make_server):
     assert "".join(tokens["lean"]) == STORY and len(tokens["lean"]) > 10
 
 
-class Recorder(AsyncCallbackHandler):
-    def __init__(self) -> None:
-        self.events: list[str] = []
-        self.tokens: list[str] = []
-        self.result: LLMResult | None = None
-
-    async def on_chat_model_start(self, serialized: Any, messages: Any, **kw: Any) -> None:
-        self.events.append("start")
-
-    async def on_llm_new_token(self, token: str, *, run_id: UUID, **kw: Any) -> None:
-        assert kw.get("chunk") is not None
-        self.tokens.append(token)
-
-    async def on_llm_end(self, response: LLMResult, **kw: Any) -> None:
-        self.events.append("end")
-        self.result = response
-
-
 async def test_callbacks_see_start_every_token_and_end_with_usage(make_server):
     recorders = {}
     for mode in MODES:
         server = make_server([Reply(STORY, prompt_tokens=50)])
         agent = agent_for(server, mode)
-        recorder = Recorder()
+        recorder = ModelRunRecorder()
         async for _ in astream_chunks(
             agent, "hi", thread_id="cb", config={"callbacks": [recorder]}
         ):
@@ -182,6 +132,7 @@ async def test_callbacks_see_start_every_token_and_end_with_usage(make_server):
         recorders[mode] = recorder
     plain, lean = recorders["plain"], recorders["lean"]
     assert lean.events == plain.events == ["start", "end"]
+    assert all(c is not None for c in lean.token_chunks), "each token comes with its chunk"
     assert lean.tokens == plain.tokens and "".join(lean.tokens) == STORY
     assert lean.result is not None and plain.result is not None
     l_gen, p_gen = lean.result.generations[0][0], plain.result.generations[0][0]
@@ -305,14 +256,6 @@ async def test_sync_stream_chunks_are_identical(make_server):
     assert chunks["lean"][-1].type == "done"
 
 
-class SyncRecorder(BaseCallbackHandler):
-    def __init__(self) -> None:
-        self.tokens: list[str] = []
-
-    def on_llm_new_token(self, token: str, **kw: Any) -> None:
-        self.tokens.append(token)
-
-
 @pytest.mark.parametrize("mode", MODES)
 def test_sync_errors_match(make_server, mode):
     server = make_server([Reply(STORY, fault=Fault.malformed(after_chunks=3)), Fault.http(503)])
@@ -323,23 +266,11 @@ def test_sync_errors_match(make_server, mode):
     )
 
 
-def _chat(cls: type[ChatOpenAI], server: ScriptedOpenAIServer, **kw: Any) -> ChatOpenAI:
-    return cls(
-        model="gpt-4o",
-        base_url=server.base_url,
-        api_key=SecretStr("sk-test"),
-        max_retries=0,
-        streaming=True,
-        stream_usage=True,
-        **kw,
-    )
-
-
 @pytest.mark.parametrize("cls", [ChatOpenAI, LeanChatOpenAI])
 async def test_stream_chunk_timeout_is_honoured(make_server, cls):
     # keep the HTTP read timeout long: only the gap between parsed chunks can fire
     server = make_server([Reply(STORY, fault=Fault.stall(2.0, after_chunks=3))])
-    llm = _chat(cls, server, stream_chunk_timeout=0.2, timeout=10.0)
+    llm = chat_model(server, cls=cls, stream_chunk_timeout=0.2, timeout=10.0)
     got: list[str] = []
     with pytest.raises(StreamChunkTimeoutError):
         async for chunk in llm.astream("hi"):
@@ -351,13 +282,13 @@ async def test_chat_model_direct_use_matches_plain(make_server):
     results = {}
     for cls in (ChatOpenAI, LeanChatOpenAI):
         server = make_server([Reply(STORY, prompt_tokens=9)] * 3)
-        llm = _chat(cls, server)
+        llm = chat_model(server, cls=cls)
         streamed = [c async for c in llm.astream("hi")]
         merged = streamed[0]
         for c in streamed[1:]:
             merged = merged + c
         invoked = await llm.ainvoke("hi")
-        sync_tokens = SyncRecorder()
+        sync_tokens = SyncTokenRecorder()
         sync_msg = llm.invoke("hi", config={"callbacks": [sync_tokens]})
         results[cls.__name__] = (
             [c.content for c in streamed],
@@ -369,83 +300,3 @@ async def test_chat_model_direct_use_matches_plain(make_server):
         )
     assert results["LeanChatOpenAI"] == results["ChatOpenAI"]
     assert results["LeanChatOpenAI"][2] == STORY
-
-
-async def test_unusual_options_fall_back_to_chat_openai(make_server):
-    server = make_server([STORY])
-    llm = _chat(LeanChatOpenAI, server, include_response_headers=True)
-    assert llm.lean_request([HumanMessage("hi")]) is None
-    chunks = [c async for c in llm.astream("hi")]
-    assert "headers" in chunks[0].response_metadata, "the SDK path served it"
-    assert "".join(str(c.content) for c in chunks) == STORY
-
-
-async def test_connection_is_reused_across_calls(make_server):
-    server = make_server([STORY] * 3)
-    llm = _chat(LeanChatOpenAI, server)
-    for _ in range(3):
-        assert "".join([str(c.content) async for c in llm.astream("hi")]) == STORY
-    assert len(server.requests) == 3
-    assert len({r.peer for r in server.requests}) == 1, "the body is read to its end after [DONE]"
-
-
-async def test_more_than_100_concurrent_streams_are_not_queued_behind_the_pool(make_server):
-    """httpx's default pool (100 connections) would hold stream 101+ back until others end."""
-    import asyncio
-
-    streams = 120
-    server = make_server([Reply(STORY, fault=Fault.stall(30.0, after_chunks=1))] * streams)
-    llm = _chat(LeanChatOpenAI, server, timeout=60.0)
-
-    async def consume() -> None:
-        async for _ in llm.astream("hi"):
-            pass
-
-    tasks = [asyncio.create_task(consume()) for _ in range(streams)]
-    try:
-        for _ in range(400):  # until every request reached the server (all are stalled 30 s)
-            if len(server.requests) == streams:
-                break
-            await asyncio.sleep(0.05)
-        assert len(server.requests) == streams, f"only {len(server.requests)} reached the server"
-        assert not any(t.done() for t in tasks), "all streams are open at the same time"
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def test_cancel_from_outside_stays_a_cancellation_even_when_the_chunk_timer_fired():
-    import asyncio
-    import time
-
-    from streamagent.llm.lean.chat_model import _ChunkWatchdog
-
-    seen: dict[str, bool] = {}
-    watchdogs: list[_ChunkWatchdog] = []
-    started = asyncio.Event()
-
-    async def stream(name: str) -> None:
-        watchdog = _ChunkWatchdog(0.01)
-        watchdogs.append(watchdog)
-        started.set()
-        try:
-            await asyncio.sleep(10)
-        except asyncio.CancelledError:
-            seen[name] = watchdog.caused_cancellation()
-            raise
-        finally:
-            watchdog.close()
-
-    for external in (False, True):
-        started.clear()
-        task = asyncio.create_task(stream(f"external={external}"))
-        await started.wait()
-        time.sleep(0.02)  # the stream waited longer than its 10 ms chunk timeout
-        watchdogs[-1]._check()  # the timer fires: it cancels the task
-        assert watchdogs[-1].fired
-        if external:
-            task.cancel()  # and, before the task runs again, the caller gives up too
-        with pytest.raises(asyncio.CancelledError):
-            await task
-    assert seen == {"external=False": True, "external=True": False}

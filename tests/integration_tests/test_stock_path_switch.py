@@ -1,60 +1,48 @@
 """The fast path is optional: switched off, the agent is stock ``ChatOpenAI`` over the openai
 SDK and stock LangGraph ``messages`` streaming — with the same chunks, usage, cost, retries and
-errors as with it on. Each test runs the same script over real HTTP with the fast path on
+errors as with it on. Each comparison runs the same script over real HTTP with the fast path on
 (the default) and off (``ModelConfig(fast_path=False)`` or ``STREAMAGENT_FAST_PATH=0``).
+
+The fast path is the default, and a call it cannot serve as ``ChatOpenAI`` would (a proxy from
+the environment, an unusual option) goes through the stock SDK path on its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessageChunk, HumanMessage
-from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
-from streamagent import RetryConfig, StreamChunk, astream_chunks, build_agent, stream_chunks
+from streamagent import RetryConfig, build_agent, stream_chunks
 from streamagent.config import FAST_PATH_ENV, ModelConfig, fast_path_from_env
 from streamagent.llm import create_chat_model
 from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ScriptedOpenAIServer, ToolCall
+from tests._support.agents import add, chat_model
+from tests._support.callbacks import ModelRunRecorder
+from tests._support.streams import collect, observable, run_each_way, text
 from tests.conftest import config_for
 
 STORY = "The switch is off, and every token still arrives — in order, once."
-TIMING = ("latency_seconds", "time_to_first_token_seconds")
 SWITCH = ("on", "off")
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
 
 
 def agent_for(
     server: ScriptedOpenAIServer, switch: str, *, tools: Any = (), **overrides: Any
 ) -> Any:
-    config = config_for(server, **overrides)
-    config = replace(config, model=replace(config.model, fast_path=switch == "on"))
+    config = config_for(server, fast_path=switch == "on", **overrides)
     return build_agent(tools=list(tools), config=config, checkpointer=InMemorySaver())
-
-
-def observable(chunks: list[StreamChunk]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in c.to_dict().items() if k not in TIMING} for c in chunks]
 
 
 async def run_both(
     make_server: Any, script: list[Any], *, tools: Any = (), **overrides: Any
 ) -> dict[str, Any]:
-    out = {}
-    for switch in SWITCH:
-        server = make_server(list(script))
-        agent = agent_for(server, switch, tools=tools, **overrides)
-        chunks = [c async for c in astream_chunks(agent, "hi", thread_id="t")]
-        out[switch] = (chunks, server, agent)
-    return out
+    return await run_each_way(
+        make_server, script, SWITCH, lambda s, w: agent_for(s, w, tools=tools, **overrides)
+    )
 
 
 def test_the_switch_and_its_environment_variable(monkeypatch):
@@ -86,7 +74,7 @@ async def test_chunks_usage_cost_and_tool_calls_are_the_same(make_server):
     on, off = (runs[s][0] for s in SWITCH)
     assert observable(off) == observable(on)
     assert on[-1].type == "done" and on[-1].cost_usd is not None
-    assert "".join(c.content or "" for c in off if c.type == "content") == STORY
+    assert text(off) == STORY
     assert [r.body for r in runs["off"][1].requests] == [r.body for r in runs["on"][1].requests]
 
 
@@ -132,30 +120,14 @@ async def test_each_error_is_the_same(make_server, fault, expected):
 async def test_switched_off_tokens_travel_through_langgraph_messages_mode(make_server, monkeypatch):
     """Off: no token sink — the model run is not tagged ``nostream`` and LangGraph's
     ``messages`` handler sees every token (on: the node hands them to the sink itself)."""
-    from langchain_core.callbacks import AsyncCallbackHandler
-
-    class Tags(AsyncCallbackHandler):
-        def __init__(self) -> None:
-            self.tags: list[list[str]] = []
-
-        async def on_chat_model_start(
-            self, serialized: Any, messages: Any, *, tags: Any = None, **kw: Any
-        ) -> None:
-            self.tags.append(list(tags or []))
-
     monkeypatch.delenv(FAST_PATH_ENV, raising=False)
     seen = {}
     for switch in SWITCH:
         server = make_server([STORY])
         agent = agent_for(server, switch)
-        handler = Tags()
-        chunks = [
-            c
-            async for c in astream_chunks(
-                agent, "hi", thread_id="t", config={"callbacks": [handler]}
-            )
-        ]
-        assert "".join(c.content or "" for c in chunks if c.type == "content") == STORY
+        handler = ModelRunRecorder()
+        chunks = await collect(agent, "hi", config={"callbacks": [handler]})
+        assert text(chunks) == STORY
         seen[switch] = any("nostream" in tags for tags in handler.tags)
     assert seen == {"on": True, "off": False}
 
@@ -191,16 +163,53 @@ async def test_every_base_url_form_the_sdk_accepts_works_the_same_on_both_paths(
     for switch in SWITCH:
         server = make_server([STORY])
         root = server.base_url.removesuffix("/v1")
-        config = config_for(server)
-        config = replace(
-            config, model=replace(config.model, base_url=root + suffix, fast_path=switch == "on")
-        )
+        config = config_for(server, fast_path=switch == "on", base_url=root + suffix)
         llm = create_chat_model(config.model)
         assert isinstance(llm, LeanChatOpenAI) is (switch == "on")
         agent = build_agent(model=llm, config=config, checkpointer=False)
-        chunks = [c async for c in astream_chunks(agent, "hi")]
+        chunks = await collect(agent, "hi", thread_id=None)
         assert chunks[-1].type == "done", chunks[-1]
         paths[switch] = [r.path for r in server.requests]
     assert paths["on"] == paths["off"]
     expected = "/v1/chat/completions" if suffix.startswith("/v1") else "/chat/completions"
     assert paths["on"] == [expected]
+
+
+async def test_a_proxy_from_the_environment_sends_the_call_through_the_sdk_path(
+    make_server, monkeypatch
+) -> None:
+    # The scripted server doubles as a forward proxy (it serves absolute-form request targets):
+    # the endpoint's host does not exist, so the reply proves the proxy was used.
+    server = make_server(["via the proxy"])
+    monkeypatch.setenv("HTTP_PROXY", server.base_url.removesuffix("/v1"))
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    llm = LeanChatOpenAI(
+        model="gpt-4o", base_url="http://model.invalid/v1", api_key="sk-t", max_retries=0
+    )
+    assert llm.lean_request([HumanMessage("hi")]) is None, "proxied: not the lean transport"
+    reply = "".join([str(c.content) async for c in llm.astream("hi")])
+    assert reply == "via the proxy"
+    assert len(llm._lean_async_clients) == 0
+
+
+@pytest.mark.fast_path
+async def test_default_model_is_lean_and_streams_through_its_own_client(make_server):
+    server = make_server([STORY])
+    config = config_for(server)
+    llm = create_chat_model(config.model)
+    assert isinstance(llm, LeanChatOpenAI)
+    agent = build_agent(model=llm, config=config, checkpointer=InMemorySaver())
+    chunks = await collect(agent, "hi")
+    assert text(chunks) == STORY
+    assert len(llm._lean_async_clients) == 1, "the lean transport served the call"
+    assert len(server.requests) == 1 and server.requests[0].path.endswith("/chat/completions")
+
+
+async def test_unusual_options_fall_back_to_chat_openai(make_server):
+    server = make_server([STORY])
+    llm = chat_model(server, cls=LeanChatOpenAI, include_response_headers=True)
+    assert llm.lean_request([HumanMessage("hi")]) is None
+    chunks = [c async for c in llm.astream("hi")]
+    assert "headers" in chunks[0].response_metadata, "the SDK path served it"
+    assert "".join(str(c.content) for c in chunks) == STORY

@@ -1,4 +1,5 @@
-"""``LeanChatOpenAI.astream`` keeps a reply compactly yet reports exactly what ``ChatOpenAI`` does.
+"""The streamagent chat model reports a streamed reply to its callbacks exactly as ``ChatOpenAI``
+does (it keeps the reply compactly meanwhile).
 
 Same script over real HTTP through the plain ``ChatOpenAI`` and the lean model: the streamed
 messages, the ``LLMResult`` given to ``on_llm_end`` and the partial result given to
@@ -10,27 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import AsyncCallbackHandler
 from langchain_core.outputs import LLMResult
 from langchain_openai import ChatOpenAI
-from pydantic import SecretStr
 
 from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.testing import Fault, Reply, ToolCall
+from tests._support.agents import chat_model
+from tests._support.callbacks import ModelRunRecorder
 
 WORDS = " ".join(f"word{i}" for i in range(300))
-
-
-class EndRecorder(AsyncCallbackHandler):
-    def __init__(self) -> None:
-        self.end: LLMResult | None = None
-        self.error: LLMResult | None = None
-
-    async def on_llm_end(self, response: LLMResult, **kw: Any) -> None:
-        self.end = response
-
-    async def on_llm_error(self, error: BaseException, **kw: Any) -> None:
-        self.error = kw.get("response")
 
 
 def without_run_ids(result: LLMResult | None) -> list[list[dict[str, Any]]]:
@@ -48,16 +37,9 @@ def without_run_ids(result: LLMResult | None) -> list[list[dict[str, Any]]]:
 
 
 async def stream(cls: type[ChatOpenAI], server: Any, **bind: Any) -> tuple[list[Any], Any]:
-    llm = cls(
-        model="gpt-4o",
-        base_url=server.base_url,
-        api_key=SecretStr("sk-test"),
-        max_retries=0,
-        streaming=True,
-        stream_usage=True,
-    )
+    llm = chat_model(server, cls=cls)
     runnable = llm.bind_tools(bind["tools"]) if bind else llm
-    recorder = EndRecorder()
+    recorder = ModelRunRecorder()
     messages: list[Any] = []
     try:
         async for message in runnable.astream("hi", config={"callbacks": [recorder]}):
@@ -88,9 +70,9 @@ async def test_end_result_equals_plain_chat_openai(make_server, reply):
         got[cls] = await stream(cls, server, tools=[TOOL])
     (p_msgs, plain), (l_msgs, lean) = got[ChatOpenAI], got[LeanChatOpenAI]
     assert l_msgs == p_msgs and len(l_msgs) > 50
-    assert without_run_ids(lean.end) == without_run_ids(plain.end)
-    assert lean.end is not None
-    assert lean.end.generations[0][0].message.content.endswith(reply.content[-30:])
+    assert without_run_ids(lean.result) == without_run_ids(plain.result)
+    assert lean.result is not None
+    assert lean.result.generations[0][0].message.content.endswith(reply.content[-30:])
 
 
 async def test_partial_result_on_a_mid_stream_error_equals_plain_chat_openai(make_server):
@@ -100,7 +82,7 @@ async def test_partial_result_on_a_mid_stream_error_equals_plain_chat_openai(mak
         got[cls] = await stream(cls, server)
     (p_msgs, plain), (l_msgs, lean) = got[ChatOpenAI], got[LeanChatOpenAI]
     assert l_msgs == p_msgs and isinstance(l_msgs[-1], str), "the stream failed the same way"
-    assert lean.end is None and plain.end is None
-    assert without_run_ids(lean.error) == without_run_ids(plain.error)
-    partial = without_run_ids(lean.error)[0][0]["message"]["content"]
+    assert lean.result is None and plain.result is None
+    assert without_run_ids(lean.error_result) == without_run_ids(plain.error_result)
+    partial = without_run_ids(lean.error_result)[0][0]["message"]["content"]
     assert partial and WORDS.startswith(partial), "the partial text reached on_llm_error"

@@ -6,16 +6,15 @@ path on and off, and the agent's retries, usage and tool loop unchanged."""
 from __future__ import annotations
 
 import warnings
-from dataclasses import replace
 from typing import Any
 
 import pytest
-from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import RetryConfig, build_agent
 from streamagent.testing import Fault, Reply, ToolCall
 from streamagent.testing.wire import split_pieces
+from tests._support.agents import add
 from tests.conftest import config_for
 
 STORY = "Typed streams, token by token, for every model call."
@@ -23,12 +22,6 @@ STORY = "Typed streams, token by token, for every model call."
 pytestmark = pytest.mark.filterwarnings(
     "ignore:The v3 streaming protocol:langchain_core._api.beta_decorator.LangChainBetaWarning"
 )
-
-
-@tool
-def add(a: int, b: int) -> int:
-    """Add two integers."""
-    return a + b
 
 
 async def texts_of(graph: Any, text: str = "hi") -> list[list[str]]:
@@ -47,9 +40,7 @@ async def texts_of(graph: Any, text: str = "hi") -> list[list[str]]:
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path-on", "fast-path-off"])
 async def test_run_messages_carry_every_token_of_the_agent(make_server, fast_path):
     server = make_server([STORY])
-    config = config_for(server)
-    config = replace(config, model=replace(config.model, fast_path=fast_path))
-    agent = build_agent(config=config, checkpointer=False)
+    agent = build_agent(config=config_for(server, fast_path=fast_path), checkpointer=False)
     texts = await texts_of(agent)
     assert texts == [list(split_pieces(STORY))]
     state = agent.get_graph()  # the graph is unchanged: still prune/model/tools
@@ -85,9 +76,7 @@ async def test_a_retried_call_streams_again_and_the_run_succeeds(make_server):
 @pytest.mark.parametrize("fast_path", [True, False], ids=["fast-path-on", "fast-path-off"])
 async def test_astream_events_v2_carries_every_token_of_the_agent(make_server, fast_path):
     server = make_server([STORY])
-    config = config_for(server)
-    config = replace(config, model=replace(config.model, fast_path=fast_path))
-    agent = build_agent(config=config, checkpointer=False)
+    agent = build_agent(config=config_for(server, fast_path=fast_path), checkpointer=False)
     tokens = [
         event["data"]["chunk"].content
         async for event in agent.astream_events({"messages": [("user", "hi")]}, version="v2")
