@@ -151,7 +151,9 @@ def test_run_on_a_busy_thread_rejects_by_default_and_enqueue_waits(
     nothing stored) while the first runs; --multitask enqueue waits for it instead."""
     import time
 
-    slow = " ".join(["word"] * 12)
+    # the first turn streams for ~20 s: long enough for a second CLI process to start and be
+    # refused on a loaded machine (its start-up alone takes seconds), short for the enqueue
+    slow = " ".join(["word"] * 40)
     server = make_server([Reply(slow, token_delay_seconds=0.5), "second answer"])
     # the default key prefix, on a server of its own
     env = clean_env(tmp_path, REDIS_URL=private_redis.url)

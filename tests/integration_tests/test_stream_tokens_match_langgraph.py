@@ -161,7 +161,8 @@ def test_graph_namespace_matches_langgraphs_messages_mode() -> None:
 async def test_a_sink_is_only_used_on_the_loop_that_reads_it() -> None:
     import threading
 
-    from streamagent.streaming.protocol import SINK_KEY, sink_of
+    from streamagent.streaming.protocol import SINK_KEY
+    from streamagent.streaming.sink import sink_of
 
     sink = TokenSink()
     config: dict[str, Any] = {"configurable": {SINK_KEY: sink}}
