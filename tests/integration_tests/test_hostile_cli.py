@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -191,10 +192,12 @@ def test_ctrl_c_cancels_the_streaming_turn_and_returns_to_the_prompt(make_server
 
 
 # --------------------------------------------------------------------------- bash's view
+# unique to this test process: another run's probe on the same machine holds its own marker
+MARK = f"FAKESECRET{uuid.uuid4().hex[:12]}"
 SECRETS = {
-    "OPENAI_API_KEY": "sk-FAKESECRET19openai000000",
-    "REDIS_URL": "redis://:FAKESECRET19redispw@127.0.0.1:6379/0",
-    "LANGSMITH_API_KEY": "lsv2_FAKESECRET19langsmith",
+    "OPENAI_API_KEY": f"sk-{MARK}openai000000",
+    "REDIS_URL": f"redis://:{MARK}redispw@127.0.0.1:6379/0",
+    "LANGSMITH_API_KEY": f"lsv2_{MARK}langsmith",
 }
 _PROBE = r"""
 import asyncio, json, os, sys
@@ -202,14 +205,14 @@ from streamagent.tools import default_tools
 bash = {t.name: t for t in default_tools(sys.argv[1], sandbox=sys.argv[2])}["execute_bash"]
 command = (
     'for f in /proc/[0-9]*/environ; do '
-    'if grep -qa FAKESECRET19 "$f" 2>/dev/null; then echo "HIT $f"; fi; done; '
+    'if grep -qa MARK "$f" 2>/dev/null; then echo "HIT $f"; fi; done; '
     'echo "PPID_ENV $(tr "\\0" " " < /proc/$PPID/environ)"; '
     'echo "PPID_CMD $(tr "\\0" " " < /proc/$PPID/cmdline)"; '
     'echo "OWN_ENV $(env | tr "\\n" " ")"'
 )
 out = asyncio.run(bash.ainvoke({"command": command}))
 print(json.dumps({"agent_pid": os.getpid(), "output": out}))
-"""
+""".replace("MARK", MARK)
 
 
 def _probe(tmp_path: Path, sandbox: str) -> tuple[int, str]:
@@ -234,7 +237,7 @@ def test_unsandboxed_bash_sees_no_secret_in_its_parent_or_itself(tmp_path):
     ppid_env = next(line for line in output.splitlines() if line.startswith("PPID_ENV"))
     own_env = next(line for line in output.splitlines() if line.startswith("OWN_ENV"))
     ppid_cmd = next(line for line in output.splitlines() if line.startswith("PPID_CMD"))
-    assert "FAKESECRET19" not in ppid_env and "FAKESECRET19" not in own_env
+    assert MARK not in ppid_env and MARK not in own_env
     assert "streamagent-launcher" in ppid_cmd, "the parent is the scrubbed launcher"
     hits = {int(line.split("/")[2]) for line in output.splitlines() if line.startswith("HIT")}
     # the documented limit (README): same user, so the agent's own /proc entry stays readable
@@ -247,7 +250,7 @@ def test_sandboxed_bash_finds_no_secret_anywhere_in_proc(tmp_path):
     assert not [line for line in output.splitlines() if line.startswith("HIT")], output
     for field in ("PPID_ENV", "OWN_ENV"):  # (PPID_CMD, bwrap's argv, holds the command)
         line = next(line for line in output.splitlines() if line.startswith(field))
-        assert "FAKESECRET19" not in line
+        assert MARK not in line
 
 
 _NO_BWRAP = r"""
