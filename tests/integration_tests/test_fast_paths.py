@@ -28,7 +28,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from streamagent import AgentConfig, ModelConfig, PruningConfig, astream_chunks, build_agent
 from streamagent.accounting.tokens import get_encoding
 from streamagent.errors import ContextTooLongError, InvalidInputError
-from streamagent.llm.lean import chat_model as fast_openai
+from streamagent.llm.lean import reader as fast_openai
 from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.llm.lean.transport import READ_BUFFER_BYTES, SHARED_SESSIONS, client_timeout
 from streamagent.nodes import prune as prune_module

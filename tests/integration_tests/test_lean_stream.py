@@ -419,7 +419,7 @@ async def test_cancel_from_outside_stays_a_cancellation_even_when_the_chunk_time
     import asyncio
     import time
 
-    from streamagent.llm.lean.chat_model import _ChunkWatchdog
+    from streamagent.llm.lean.watchdog import ChunkWatchdog as _ChunkWatchdog
 
     seen: dict[str, bool] = {}
     watchdogs: list[_ChunkWatchdog] = []
