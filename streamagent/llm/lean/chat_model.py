@@ -107,7 +107,7 @@ class LeanChatOpenAI(ChatOpenAI):
         return str(base.copy_with(raw_path=path + b"chat/completions"))
 
     def _lean_supported(self) -> bool:
-        """Whether this model's calls may take the lean path
+        """Whether this model's calls may take the lean transport
         (:mod:`~streamagent.llm.lean.eligibility`).
 
         The configuration is checked once per model object (an allowlist of fields, the

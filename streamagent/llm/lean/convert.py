@@ -77,7 +77,7 @@ class ChunkConverter:
             direct = TextChunkFactory.build(chunk)
             if direct is not None:
                 return direct
-        # no base generation info: the lean path never reports response headers
+        # no base generation info: the lean transport never reports response headers
         generation = self._convert(chunk, self._default_class, {})
         if generation is not None:
             self._default_class = generation.message.__class__
