@@ -1,7 +1,8 @@
 """Tokens, cost and context size: what a run uses and what it costs.
 
-- :mod:`~streamagent.accounting.tokens`: tiktoken counts that work offline
-  (:mod:`~streamagent.accounting.offline_bpe`);
+- :mod:`~streamagent.accounting.tokens`: tiktoken counts that work offline, with the
+  encodings of :mod:`~streamagent.accounting.encodings` (model → encoding, built once from
+  :mod:`~streamagent.accounting.offline_bpe`);
 - :mod:`~streamagent.accounting.cost`: :class:`Usage` and the price of a call;
 - :mod:`~streamagent.accounting.usage`: usage of the other chat models of a graph;
 - :mod:`~streamagent.accounting.pruning`: token-aware trimming of the context.

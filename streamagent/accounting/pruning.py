@@ -115,7 +115,7 @@ def shrink_text(text: str, max_tokens: int, *, model: str = "gpt-4o") -> str:
     """
     if max_tokens < 1:
         raise ValueError("shrink_text: max_tokens must be >= 1")
-    from streamagent.accounting.tokens import encoding_name_for_model, get_encoding
+    from streamagent.accounting.encodings import encoding_name_for_model, get_encoding
 
     encoding_name = encoding_name_for_model(model)
     # Results are cached by a digest of the text (the graph re-shrinks the same tool outputs

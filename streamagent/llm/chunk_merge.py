@@ -1,5 +1,10 @@
 """``CompactChunks``: hold a stream's chunks for the final merge without keeping every chunk.
 
+"Compact" names this idea only — compacting the list of chunks a reply is merged from. It is
+not the lean transport (:mod:`streamagent.llm.lean`): the model node uses it with any chat
+model, and ``LeanChatOpenAI.astream`` (:mod:`streamagent.llm.lean.astream`) in place of the
+list ``BaseChatModel.astream`` keeps.
+
 LangChain merges a streamed reply at its end (``merge_chat_generation_chunks`` /
 ``add_ai_message_chunks``) from the list of every chunk it streamed. Each chunk is about ten
 objects the cyclic garbage collector tracks (the message, the generation, their ``__dict__``s

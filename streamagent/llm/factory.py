@@ -3,9 +3,9 @@
 With the fast path on (``ModelConfig.fast_path``, the default unless
 ``STREAMAGENT_FAST_PATH=0``) and every private piece it needs present in the installed
 libraries (:mod:`streamagent._upstream`), the client is a
-:class:`~streamagent.llm.lean.chat_model.LeanChatOpenAI` (a ``ChatOpenAI`` whose streamed
-calls skip the
-openai SDK's typed chunk objects, ~2x less client CPU per chunk); otherwise, or with
+:class:`~streamagent.llm.lean.chat_model.LeanChatOpenAI` (the lean transport: a ``ChatOpenAI``
+whose streamed calls skip the openai SDK's typed chunk objects, ~2x less client CPU per
+chunk); otherwise, or with
 ``lean=False``, the stock ``ChatOpenAI``. Both send the same request and produce the same
 chunks, callbacks, usage and errors.
 

@@ -80,10 +80,23 @@ def _with_handler(config: RunnableConfig, handler: BaseCallbackHandler) -> Runna
     return cast("RunnableConfig", {**config, "callbacks": [*(callbacks or []), handler]})
 
 
+def _roll_back(
+    graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig, exc: BaseException
+) -> None:
+    """After an error caused by the input, remove that input from the thread."""
+    rollback = _rollback_update(graph, graph_input, exc)
+    if rollback is None:
+        return
+    try:
+        graph.update_state(config, rollback, as_node="model")
+    except Exception:
+        logger.exception("could not remove the rejected input from the thread")
+
+
 async def _aroll_back(
     graph: Pregel[Any, Any, Any, Any], graph_input: Any, config: RunnableConfig, exc: BaseException
 ) -> None:
-    """After an error caused by the input, remove that input from the thread (async)."""
+    """Async twin of :func:`_roll_back`."""
     rollback = _rollback_update(graph, graph_input, exc)
     if rollback is None:
         return
@@ -93,8 +106,14 @@ async def _aroll_back(
         logger.exception("could not remove the rejected input from the thread")
 
 
+def _check_pending(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> None:
+    """Refuse ``messages=None`` without a checkpointer or a pending run."""
+    _need_checkpointer(graph)
+    _need_pending(graph.get_state(config).next)
+
+
 async def _acheck_pending(graph: Pregel[Any, Any, Any, Any], config: RunnableConfig) -> None:
-    """Refuse ``messages=None`` without a checkpointer or a pending run (async)."""
+    """Async twin of :func:`_check_pending`."""
     _need_checkpointer(graph)
     _need_pending((await graph.aget_state(config)).next)
 
@@ -303,8 +322,7 @@ def stream_chunks(
             messages, resume, run_config, allow_privileged_roles=allow_privileged_roles
         )
         if graph_input is None:
-            _need_checkpointer(graph)
-            _need_pending(graph.get_state(run_config).next)
+            _check_pending(graph, run_config)
         for namespace, mode, data in graph.stream(
             graph_input,
             _with_handler(run_config, tracker),
@@ -314,12 +332,7 @@ def stream_chunks(
         ):
             yield from translator.feed(cast("tuple[str, ...]", namespace), mode, data)
     except Exception as exc:  # noqa: BLE001 - errors end the stream as an error chunk
-        rollback = _rollback_update(graph, graph_input, exc)
-        if rollback is not None:
-            try:
-                graph.update_state(run_config, rollback, as_node="model")
-            except Exception:
-                logger.exception("could not remove the rejected input from the thread")
+        _roll_back(graph, graph_input, run_config, exc)
         yield translator.error(exc)
         return
     yield translator.done()

@@ -201,30 +201,27 @@ class ChunkEncoder:
         self._content_prefix = b"data: " + prefix
         self._content_suffix = suffix + b"\n\n"
 
-    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        """One chunk object with a single choice."""
+    def _chunk_object(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "id": self.completion_id,
             "object": "chat.completion.chunk",
             "created": self.created,
             "model": self.model,
             "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-            ],
+            "choices": choices,
         }
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        """One chunk object with a single choice."""
+        return self._chunk_object(
+            [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]
+        )
 
     def usage_chunk(self, usage: dict[str, Any]) -> dict[str, Any]:
         """The final chunk of ``stream_options.include_usage``: no choices, only usage."""
-        return {
-            "id": self.completion_id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "system_fingerprint": SYSTEM_FINGERPRINT,
-            "choices": [],
-            "usage": usage,
-        }
+        obj = self._chunk_object([])
+        obj["usage"] = usage
+        return obj
 
     def content(self, piece: str) -> bytes:
         """The SSE event of one content piece."""

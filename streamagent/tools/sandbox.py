@@ -230,8 +230,17 @@ def _kill_group(pid: int) -> None:
         os.killpg(pid, signal.SIGKILL)
 
 
-def _exit_code(returncode: int | None) -> int:
-    return -1 if returncode is None else returncode
+def _result(
+    cap: OutputCap, returncode: int | None, started: float, timed_out: bool
+) -> ProcessResult:
+    """The outcome of a process that started at ``started`` (monotonic) and has ended."""
+    return ProcessResult(
+        exit_code=-1 if returncode is None else returncode,
+        output=cap.text(),
+        duration_seconds=time.monotonic() - started,
+        timed_out=timed_out,
+        omitted_bytes=cap.omitted,
+    )
 
 
 def run_process(
@@ -275,13 +284,7 @@ def run_process(
             _kill_group(proc.pid)
             proc.stdout.close()
             proc.wait()
-    return ProcessResult(
-        exit_code=_exit_code(proc.returncode),
-        output=cap.text(),
-        duration_seconds=time.monotonic() - started,
-        timed_out=timed_out,
-        omitted_bytes=cap.omitted,
-    )
+    return _result(cap, proc.returncode, started, timed_out)
 
 
 async def _pump(stream: asyncio.StreamReader, cap: OutputCap) -> None:
@@ -324,10 +327,4 @@ async def arun_process(
         with contextlib.suppress(asyncio.CancelledError):
             await pump
         await proc.wait()
-    return ProcessResult(
-        exit_code=_exit_code(proc.returncode),
-        output=cap.text(),
-        duration_seconds=time.monotonic() - started,
-        timed_out=timed_out,
-        omitted_bytes=cap.omitted,
-    )
+    return _result(cap, proc.returncode, started, timed_out)

@@ -13,7 +13,7 @@ import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 
 from streamagent import AgentConfig, ModelConfig, astream_chunks, build_agent
-from streamagent.llm.lean import chat_model as fast_openai
+from streamagent.llm.lean import reader as lean_reader
 from streamagent.llm.lean.chat_model import LeanChatOpenAI
 from streamagent.llm.lean.transport import READ_BUFFER_BYTES, SHARED_SESSIONS
 from tests._support.servers import start_standalone
@@ -75,7 +75,7 @@ async def test_a_backlog_is_parsed_as_it_is_consumed_and_buffered_within_the_lim
         return real_loads(payload)
 
     monkeypatch.setattr(orjson, "loads", counting_loads)  # SseDecoder.feed's
-    monkeypatch.setattr(fast_openai, "decode_payload", counting_loads)
+    monkeypatch.setattr(lean_reader, "decode_payload", counting_loads)
     llm = LeanChatOpenAI(model="gpt-4o", base_url=bulk_server, api_key="sk-t", max_retries=0)
     seen = ahead = 0
     async for _chunk in llm.astream("go"):

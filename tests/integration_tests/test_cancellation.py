@@ -21,7 +21,7 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 
 from streamagent import astream_chunks, build_agent
-from streamagent.llm.lean.chat_model import _ChunkWatchdog
+from streamagent.llm.lean.watchdog import ChunkWatchdog as _ChunkWatchdog
 from streamagent.memory import AsyncRedisSaver
 from streamagent.testing import Reply, ScriptedOpenAIServer
 from streamagent.testing.__main__ import FillerResponder

@@ -78,6 +78,7 @@ def test_submodules_declare_all():
         "streamagent.config",
         "streamagent.errors",
         "streamagent.accounting",
+        "streamagent.accounting.encodings",
         "streamagent.observability",
         "streamagent.llm",
         "streamagent.llm.lean",

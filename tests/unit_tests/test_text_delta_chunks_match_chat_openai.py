@@ -13,7 +13,8 @@ from langchain_core.outputs import ChatGenerationChunk
 from langchain_openai import ChatOpenAI
 from pydantic import SecretStr
 
-from streamagent.llm.lean.chat_model import LeanChatOpenAI, _ChunkConverter
+from streamagent.llm.lean.chat_model import LeanChatOpenAI
+from streamagent.llm.lean.convert import ChunkConverter as _ChunkConverter
 from streamagent.llm.lean.text_chunks import TextChunkFactory, same_model
 
 LLM = ChatOpenAI(model="gpt-4o", api_key=SecretStr("sk-test"))

@@ -355,7 +355,7 @@ async def test_aget_encoding_builds_off_the_event_loop_and_caches() -> None:
     import asyncio
     import threading
 
-    from streamagent.accounting import tokens
+    from streamagent.accounting import encodings as tokens
 
     loop_thread = threading.get_ident()
     built_in: list[int] = []
@@ -390,7 +390,7 @@ async def test_aget_encoding_builds_off_the_event_loop_and_caches() -> None:
 
 
 def test_preload_encoding_builds_in_a_daemon_thread() -> None:
-    from streamagent.accounting import tokens
+    from streamagent.accounting import encodings as tokens
 
     tokens._encodings.pop("cl100k_base", None)
     thread = tokens.preload_encoding("gpt-4")

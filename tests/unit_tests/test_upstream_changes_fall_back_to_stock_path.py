@@ -43,10 +43,13 @@ ALL_PIECES = [
 
 
 @pytest.fixture(autouse=True)
-def fresh_registry() -> Iterator[None]:
+def fresh_registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     _upstream.refresh()
     yield
-    _upstream.refresh()  # after monkeypatch undid the change: everything present again
+    # undo the test's changes first (the tier's autouse fixtures hold the same monkeypatch,
+    # which would otherwise be undone only after this teardown), then resolve every piece again
+    monkeypatch.undo()
+    _upstream.refresh()
 
 
 def _owners(piece: _upstream.Piece) -> tuple[list[Any], str]:

@@ -10,10 +10,9 @@ long reply keeps its text instead of thousands of chunk objects (see ``chunk_mer
 Derived from langchain-core's ``BaseChatModel.astream`` (MIT License, Copyright (c) LangChain,
 Inc.). Its private helpers come from :mod:`streamagent._upstream.langchain_core_private`, which
 also turns the fast path off when the installed ``astream`` is not one this copy was compared
-with;
-``tests/integration_tests/test_llm_results_identical_to_stock_chat_openai.py`` compares it
-with plain ``ChatOpenAI`` over
-real HTTP, so a divergence after an upgrade fails the tests. When upgrading langchain-core,
+with; ``tests/integration_tests/test_llm_results_identical_to_stock_chat_openai.py`` compares
+it with plain ``ChatOpenAI`` over real HTTP, so a divergence after an upgrade fails the tests.
+When upgrading langchain-core,
 diff this file against the new ``astream``.
 """
 

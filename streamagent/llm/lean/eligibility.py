@@ -1,9 +1,8 @@
 """Which ``ChatOpenAI`` calls the lean transport takes: an allowlist (pure, no I/O).
 
-The lean path (``streamagent.llm.lean.chat_model``) sends ``ChatOpenAI``'s own request body and
-feeds
-every chunk through ``ChatOpenAI``'s own conversion, so it is byte-identical to the stock path
-*for the request shapes the differential tests cover*. Only those are taken:
+The lean transport (:mod:`streamagent.llm.lean.chat_model`) sends ``ChatOpenAI``'s own request
+body and feeds every chunk through ``ChatOpenAI``'s own conversion, so it is byte-identical to
+the stock path *for the request shapes the differential tests cover*. Only those are taken:
 
 - the model's configuration: every ``ChatOpenAI`` field whose value differs from its default
   is in :data:`LEAN_FIELDS` (a new option of a newer langchain-openai is therefore *not* in
@@ -38,7 +37,7 @@ __all__ = [
     "unsupported_fields",
 ]
 
-#: ``ChatOpenAI`` fields the lean path reproduces whatever their value (client plumbing,
+#: ``ChatOpenAI`` fields the lean transport reproduces whatever their value (client plumbing,
 #: sampling options that only change the request body, LangChain runnable metadata).
 LEAN_FIELDS = frozenset(
     {
@@ -59,7 +58,7 @@ LEAN_FIELDS = frozenset(
         "default_headers",
         "default_query",
         "stream_chunk_timeout",
-        # streaming switches the lean path implements
+        # streaming switches the lean transport implements
         "streaming",
         "stream_usage",
         "disable_streaming",
@@ -88,7 +87,7 @@ LEAN_FIELDS = frozenset(
     }
 )
 
-#: Keys of a streamed Chat Completions body the lean path is compared on.
+#: Keys of a streamed Chat Completions body the lean transport is compared on.
 LEAN_PAYLOAD_KEYS = frozenset(
     {
         "model",
