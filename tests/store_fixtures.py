@@ -21,13 +21,17 @@ def index_config(dims: int = DIMS, **extra: Any) -> dict[str, Any]:
 
 
 def delete_store_keys(client: Any, prefix: str) -> None:
-    for key in list(client.scan_iter(match=f"{{{prefix}:*", count=1000)):
-        client.delete(key)
-    client.delete(f"{prefix}:namespaces")
+    """Every key of the store under ``prefix`` (items, vectors, registry, schema)."""
+    for pattern in (f"{{{prefix}:*", f"{prefix}:v:*"):
+        for key in list(client.scan_iter(match=pattern, count=1000)):
+            client.delete(key)
+    client.delete(f"{prefix}:namespaces", f"{prefix}:schema")
 
 
 def store_keys(client: Any, prefix: str) -> list[bytes]:
+    """The data keys of the store under ``prefix`` (not the schema marker setup() writes)."""
     keys = list(client.scan_iter(match=f"{{{prefix}:*", count=1000))
+    keys += client.scan_iter(match=f"{prefix}:v:*", count=1000)
     if client.exists(f"{prefix}:namespaces"):
         keys.append(f"{prefix}:namespaces".encode())
     return sorted(keys)

@@ -1,14 +1,18 @@
 """Exact vector search of the Redis stores (no I/O): float32 codec and a per-namespace cache.
 
-Vectors live in Redis (``{P:E}:v:<key>``, float32, all of an item's vectors concatenated).
-A client keeps each namespace's vectors as one normalised matrix, tagged with the
-namespace's version token; a write anywhere renews the token, so the next search reloads.
+Vectors live in Redis (one hash per vector, ``P:v:{P:E}:<i>:<key>``, float32; the exact
+path reads an item's vectors concatenated). A zero vector (a text the embedder maps to
+nothing) is not stored: cosine similarity is undefined for it. A client keeps each
+namespace's vectors as one normalised matrix, tagged with the namespace's version token; a
+write anywhere renews the token, so the next search reloads.
 Scoring is cosine similarity, max-pooled over an item's vectors (as ``InMemoryStore``), with
 numpy when it is installed (one matrix-vector product) and pure Python otherwise.
 
 Example:
-    >>> blob = pack_vectors([[3.0, 4.0]], dims=2)
-    >>> entry = NamespaceVectors.build("v1", [("a", blob), ("b", None)], dims=2)
+    >>> blobs = pack_vectors([[3.0, 4.0], [0.0, 0.0]], dims=2)
+    >>> len(blobs)  # the zero vector is dropped
+    1
+    >>> entry = NamespaceVectors.build("v1", [("b", None), ("a", blobs[0])], dims=2)
     >>> entry.scored_keys, entry.scoreless_keys
     (['a'], ['b'])
     >>> [round(float(s), 3) for s in entry.scores([4.0, 3.0])]
@@ -36,20 +40,24 @@ except ImportError:  # pragma: no cover - numpy ships with langchain-community
 __all__ = ["HAVE_NUMPY", "NamespaceVectors", "pack_vectors"]
 
 
-def pack_vectors(vectors: Sequence[Sequence[float]], *, dims: int) -> bytes:
-    """float32 bytes of ``vectors`` (each of length ``dims``, else StoreInputError)."""
+def pack_vectors(vectors: Sequence[Sequence[float]], *, dims: int) -> list[bytes]:
+    """float32 bytes of each non-zero vector of ``vectors`` (each of length ``dims``, else
+    StoreInputError)."""
+    out: list[bytes] = []
     for vector in vectors:
         if len(vector) != dims:
             raise StoreInputError(
                 f"the embedding has {len(vector)} dimensions; the index is configured "
                 f"with dims={dims}"
             )
-    if HAVE_NUMPY:
-        return bytes(np.asarray(vectors, dtype=np.float32).tobytes())
-    out = array("f")
+    if HAVE_NUMPY and vectors:
+        matrix = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), dims)
+        return [row.tobytes() for row in matrix if row.any()]
     for vector in vectors:
-        out.extend(float(x) for x in vector)
-    return out.tobytes()
+        packed = array("f", (float(x) for x in vector))
+        if any(packed):
+            out.append(packed.tobytes())
+    return out
 
 
 @dataclass(slots=True)
@@ -73,7 +81,7 @@ class NamespaceVectors:
         starts: list[int] = []
         rows = 0
         width = 4 * dims
-        for key, blob in pairs:
+        for key, blob in sorted(pairs, key=lambda pair: pair[0]):  # ties: key order
             if not blob or len(blob) % width:
                 scoreless.append(key)
                 continue
