@@ -20,9 +20,16 @@ from streamagent.memory import AsyncRedisSaver, AsyncRedisStore, RedisSaver, Red
 from streamagent.memory.store_tools import memory_tools
 from streamagent.testing import Reply, ToolCall
 from tests.conftest import config_for
-from tests.store_fixtures import index_config, make_store, rclient, store_prefix
+from tests.store_fixtures import (
+    index_config,
+    make_store,
+    rclient,
+    store_prefix,
+    store_servers,
+    store_url,
+)
 
-__all__ = ["make_store", "rclient", "store_prefix"]
+__all__ = ["make_store", "rclient", "store_prefix", "store_servers", "store_url"]
 
 
 def _tool_results(chunks: list[Any]) -> list[dict[str, Any]]:
@@ -103,10 +110,8 @@ def test_nodes_reach_the_store_with_get_store(make_store: Any) -> None:
     assert store.get(("visits", "u1"), "count").value == {"n": 2}
 
 
-async def test_async_store_in_an_async_graph(store_prefix: str) -> None:
-    from tests.redis_fixtures import test_redis_url as url_for_tests
-
-    client = aioredis.Redis.from_url(url_for_tests())
+async def test_async_store_in_an_async_graph(store_url: str, store_prefix: str) -> None:
+    client = aioredis.Redis.from_url(store_url)
     try:
         store = AsyncRedisStore(client, key_prefix=store_prefix)
         await store.asetup()
