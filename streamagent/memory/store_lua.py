@@ -70,9 +70,15 @@ if old then
   created = string.sub(old, p + 1, q - 1)
 end
 local ttl = tonumber(ARGV[2])
-redis.call('SET', KEYS[3], ARGV[2] .. '\n' .. created .. '\n' .. ARGV[4])
+local body = ARGV[2] .. '\n' .. created .. '\n' .. ARGV[4]
+if ttl > 0 then
+  redis.call('SET', KEYS[3], body, 'PX', ttl)
+else
+  redis.call('SET', KEYS[3], body)
+end
 local n = tonumber(ARGV[9])
-drop_vectors(KEYS[4], ARGV[7], ARGV[1], n)
+-- a new item has no vectors yet (they share its TTL); an old one may have more than now
+if old then drop_vectors(KEYS[4], ARGV[7], ARGV[1], n) end
 for i = 0, n - 1 do
   local h = KEYS[4]
   if i == 0 then
@@ -81,16 +87,19 @@ for i = 0, n - 1 do
     h = ARGV[7] .. i .. ':' .. ARGV[1]
     redis.call('HSET', h, 'vec', ARGV[10 + i], 'pfx', ARGV[8])
   end
-  if ttl > 0 then redis.call('PEXPIRE', h, ttl) else redis.call('PERSIST', h) end
+  if ttl > 0 then redis.call('PEXPIRE', h, ttl) elseif old then redis.call('PERSIST', h) end
 end
+local top
 if ttl > 0 then
-  redis.call('PEXPIRE', KEYS[3], ttl)
   redis.call('ZADD', KEYS[1], string.format('%.0f', now + ttl), ARGV[1])
-else
+  redis.call('SET', KEYS[2], ARGV[5])
+  top = settle(KEYS[1], KEYS[2])
+else  -- the namespace now lives forever: no need to look for its last expiry
   redis.call('ZADD', KEYS[1], 'inf', ARGV[1])
+  redis.call('SET', KEYS[2], ARGV[5])
+  redis.call('PERSIST', KEYS[1])
+  top = 'inf'
 end
-redis.call('SET', KEYS[2], ARGV[5])
-local top = settle(KEYS[1], KEYS[2])
 if KEYS[5] then redis.call('ZADD', KEYS[5], 'GT', top, ARGV[6]) end
 return top
 """
