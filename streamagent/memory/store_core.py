@@ -32,6 +32,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -172,6 +173,7 @@ def prefix_tag(namespace: tuple[str, ...]) -> str:
     return hashlib.blake2b(join_namespace(namespace).encode(), digest_size=8).hexdigest()
 
 
+@functools.lru_cache(maxsize=4096)
 def prefix_tags(namespace: tuple[str, ...]) -> str:
     """The ``pfx`` TAG value of a vector: the tags of every prefix of ``namespace``."""
     return ",".join(prefix_tag(namespace[:n]) for n in range(1, len(namespace) + 1))

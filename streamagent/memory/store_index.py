@@ -22,6 +22,7 @@ are held back until a larger ``K`` shows all of them.
 from __future__ import annotations
 
 import math
+from array import array
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from streamagent.memory.store_core import (
     Call,
     CompiledFilter,
     Doc,
+    NamespaceKeys,
     Plan,
     Wait,
     decode_doc,
@@ -160,6 +162,36 @@ class ServerIndexPlanner:
     def _read_call(self, ns: tuple[str, ...], keys: Sequence[str], refresh: bool) -> Call:
         raise NotImplementedError
 
+    def keys_for(self, namespace: tuple[str, ...]) -> NamespaceKeys:
+        raise NotImplementedError
+
+    def _plan_docs(
+        self, pairs: Sequence[tuple[tuple[str, ...], str]]
+    ) -> Plan[dict[tuple[tuple[str, ...], str], Doc]]:
+        """The live documents of ``(namespace, key)`` pairs (absent: deleted or expired),
+        without refreshing TTLs: one ``MGET`` on a single node, one per namespace (its
+        slot) on a Cluster."""
+        if not pairs:
+            return {}
+        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for ns, key in pairs:
+            groups[ns].append(key)
+        names = [(ns, key) for ns, keys in groups.items() for key in keys]
+        docs = [self.keys_for(ns).doc(key) for ns, key in names]
+        if self._cluster:
+            replies = yield [
+                Call(None, (), ("MGET", *(self.keys_for(ns).doc(k) for k in keys)))
+                for ns, keys in groups.items()
+            ]
+            raws = [raw for reply in replies for raw in reply]
+        else:
+            raws = (yield [Call(None, (), ("MGET", *docs))])[0]
+        return {
+            (ns, key): decode_doc(key, raw)
+            for (ns, key), raw in zip(names, raws, strict=True)
+            if raw is not None
+        }
+
     # ------------------------------------------------------------------ setup
     def plan_vector_index(self) -> Plan[None]:
         """Detect a query engine (``FT._LIST``), pick the search path, create or check the
@@ -283,9 +315,7 @@ class ServerIndexPlanner:
         """The first ``wanted`` live items (passing the filter) by score, and every scored
         item seen when the scope was exhausted (else an empty set); None: the search needs
         more than ``max_server_results`` vectors (the caller goes exact)."""
-        import numpy as np
-
-        blob = np.asarray(query, dtype=np.float32).tobytes()
+        blob = array("f", query).tobytes()
         prefix = tuple(op.namespace_prefix)
         check = CompiledFilter(op.filter) if op.filter else None
         found: list[Ranked] = []
@@ -315,17 +345,7 @@ class ServerIndexPlanner:
     def _plan_read_ranked(
         self, hits: list[Hit], check: CompiledFilter | None
     ) -> Plan[list[Ranked]]:
-        if not hits:
-            return []
-        groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-        for _, ns, key in hits:
-            groups[ns].append(key)
-        replies = yield [self._read_call(ns, keys, False) for ns, keys in groups.items()]
-        docs: dict[tuple[tuple[str, ...], str], Doc] = {}
-        for (ns, keys), reply in zip(groups.items(), replies, strict=True):
-            for key, raw in zip(keys, reply[1:], strict=True):
-                if raw is not None:
-                    docs[(ns, key)] = decode_doc(key, raw)
+        docs = yield from self._plan_docs([(ns, key) for _, ns, key in hits])
         out: list[Ranked] = []
         for dist, ns, key in hits:
             doc = docs.get((ns, key))

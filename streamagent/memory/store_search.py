@@ -32,7 +32,7 @@ from streamagent.memory.store_core import (
     join_namespace,
 )
 from streamagent.memory.store_index import ServerIndexPlanner
-from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors
+from streamagent.memory.store_vectors import HAVE_NUMPY, MergedVectors, NamespaceVectors
 
 if HAVE_NUMPY:
     import numpy as np
@@ -85,6 +85,8 @@ class SnapshotCache:
         self.max_items = max_items
         self.docs: OrderedDict[str, NamespaceSnapshot] = OrderedDict()
         self.vectors: dict[str, NamespaceVectors] = {}
+        #: the last multi-namespace scope searched, as one matrix
+        self.merged: MergedVectors | None = None
         self.lock = threading.Lock()
         self._count = 0
 
@@ -107,6 +109,7 @@ class SnapshotCache:
         with self.lock:
             self.docs.clear()
             self.vectors.clear()
+            self.merged = None
             self._count = 0
 
 
@@ -233,17 +236,9 @@ class SearchPlanner(ServerIndexPlanner):
             chunk = [r for _, r in zip(range(wanted - len(found)), ranked, strict=False)]
             if not chunk:
                 break
-            check: dict[tuple[str, ...], list[str]] = defaultdict(list)
-            for (ns, doc), _ in chunk:
-                if doc.ttl_ms > 0:
-                    check[ns].append(doc.key)
-            fresh: dict[tuple[tuple[str, ...], str], Doc] = {}
-            if check:
-                replies = yield [self._read_call(ns, keys, False) for ns, keys in check.items()]
-                for (ns, keys), reply in zip(check.items(), replies, strict=True):
-                    for key, raw in zip(keys, reply[1:], strict=True):
-                        if raw is not None:
-                            fresh[(ns, key)] = decode_doc(key, raw)
+            fresh = yield from self._plan_docs(
+                [(ns, doc.key) for (ns, doc), _ in chunk if doc.ttl_ms > 0]
+            )
             for (ns, doc), score in chunk:
                 if doc.ttl_ms > 0:
                     if (latest := fresh.get((ns, doc.key))) is None:
@@ -324,8 +319,8 @@ class SearchPlanner(ServerIndexPlanner):
             n, key = owners[i]
             yield namespaces[n], key, scores[i]
 
-    @staticmethod
     def _ranked_numpy(
+        self,
         namespaces: Sequence[tuple[str, ...]],
         caches: Sequence[NamespaceVectors],
         query: list[float],
@@ -333,10 +328,16 @@ class SearchPlanner(ServerIndexPlanner):
         """Best first, ties in (namespace, key) order (the order of the concatenation): the
         best ``TOP_FIRST`` (and every item tied with the last of them) by partial sort;
         the rest, if asked for, by a full sort."""
-        parts = [c.scores(query) for c in caches]
-        if not parts or not (scores := np.concatenate(parts)).size:
+        merged = self._cache.merged
+        if (merged is None or not merged.matches(caches)) and MergedVectors.fits(caches):
+            merged = self._cache.merged = MergedVectors.build(caches)
+        if merged is not None and merged.matches(caches):
+            scores = merged.scores(query)
+        else:
+            scores = np.concatenate([c.scores(query) for c in caches] or [np.zeros(0)])
+        if not scores.size:
             return
-        ends = np.cumsum([len(p) for p in parts])
+        ends = np.cumsum([len(c.scored_keys) for c in caches])
 
         def owner(index: int) -> tuple[tuple[str, ...], str, float]:
             n = int(np.searchsorted(ends, index, side="right"))
@@ -440,15 +441,7 @@ class SearchPlanner(ServerIndexPlanner):
             chunk = [r for _, r in zip(range(wanted - len(found) + 8), ranked, strict=False)]
             if not chunk:
                 break
-            groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-            for ns, key, _ in chunk:
-                groups[ns].append(key)
-            replies = yield [self._read_call(ns, keys, False) for ns, keys in groups.items()]
-            docs: dict[tuple[tuple[str, ...], str], Doc] = {}
-            for (ns, keys), reply in zip(groups.items(), replies, strict=True):
-                for key, raw in zip(keys, reply[1:], strict=True):
-                    if raw is not None:
-                        docs[(ns, key)] = decode_doc(key, raw)
+            docs = yield from self._plan_docs([(ns, key) for ns, key, _ in chunk])
             for ns, key, score in chunk:
                 if (doc := docs.get((ns, key))) is not None and len(found) < wanted:
                     found.append(((ns, doc), score))
@@ -460,18 +453,7 @@ class SearchPlanner(ServerIndexPlanner):
         caches: Sequence[NamespaceVectors],
     ) -> Plan[list[Entry]]:
         pairs = [
-            (ns, c.scoreless_keys)
-            for ns, c in zip(namespaces, caches, strict=True)
-            if c.scoreless_keys
+            (ns, key) for ns, c in zip(namespaces, caches, strict=True) for key in c.scoreless_keys
         ]
-        if not pairs:
-            return []
-        replies = yield [self._read_call(ns, keys, False) for ns, keys in pairs]
-        out: list[Entry] = []
-        for (ns, keys), reply in zip(pairs, replies, strict=True):
-            out += [
-                (ns, decode_doc(k, raw))
-                for k, raw in zip(keys, reply[1:], strict=True)
-                if raw is not None
-            ]
-        return self._recent_first(out)
+        docs = yield from self._plan_docs(pairs)
+        return self._recent_first([(ns, doc) for (ns, _), doc in docs.items()])

@@ -98,8 +98,11 @@ class RedisStore(BaseRedisStore):
     every key of an item expire together; expired items never appear in reads, searches or
     listings. ``index={"dims": ..., "embed": ..., "fields": [...]}`` (LangGraph's
     ``IndexConfig``) enables natural-language ``search(query=...)``: vectors are stored in
-    Redis and scored exactly (numpy), up to ``max_exact_vectors`` per search. Async methods
-    run the sync ones in a worker thread; :class:`AsyncRedisStore` is natively async.
+    Redis and ranked through the server's own vector index when :meth:`setup` finds one
+    (``FT.SEARCH ... KNN``), else exactly in the client (numpy, up to ``max_exact_vectors``
+    per search) — the same results either way; ``vector_search=VectorSearchConfig(...)``
+    chooses. Async methods run the sync ones in a worker thread; :class:`AsyncRedisStore`
+    is natively async.
     The constructor does no I/O; call :meth:`setup` once.
 
     Example:
