@@ -417,3 +417,22 @@ def test_schema_1_data_is_refused_until_migrated(
     finally:
         delete_store_keys(client, name)
         client.close()
+
+
+@pytest.mark.parametrize("protocol", [2, 3])
+def test_resp2_and_resp3_clients_search_the_index_alike(
+    store_servers: StoreServers, prefix: str, protocol: int
+) -> None:
+    client = redis.Redis.from_url(store_servers.url("search"), protocol=protocol)
+    try:
+        index = {"dims": DIMS, "embed": RandomEmbeddings(), "fields": ["text"]}
+        server, exact = both(client, prefix, index)
+        fill(server, random.Random(protocol), 40)
+        for flt in (None, {"n": {"$gte": 4}}):
+            kwargs = {"filter": flt, "query": "resp", "limit": 9, "offset": 3}
+            assert_same(server.search(("b",), **kwargs), exact.search(("b",), **kwargs), ties=False)
+        second = RedisStore(client, key_prefix=prefix, index=index)  # type: ignore[arg-type]
+        second.setup()  # the existing index is read back (FT.INFO) and accepted
+        assert second.search_path == "server"
+    finally:
+        client.close()
