@@ -216,9 +216,11 @@ PUT_ARGS = 1000
 def measure(
     all_stores: dict[str, tuple[BaseStore, bool]], size: int, samples: int
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """(store, operation) -> (p50, p99) ms. Samples are interleaved store by store (sample
-    i of every store, then sample i + 1, the starting store rotating), so a noisy moment
-    on this shared machine touches every store alike."""
+    """(store, operation) -> (p50, p99) ms. ``put`` and ``get`` samples are interleaved
+    store by store (sample i of every store, then sample i + 1, the starting store
+    rotating), so a noisy moment on this shared machine touches every store alike. Searches
+    run store after store: InMemoryStore's numpy search leaves BLAS threads spinning for a
+    while, which would slow whichever store came next."""
     ops = {
         name: operations(store, semantic, size) for name, (store, semantic) in all_stores.items()
     }
@@ -230,9 +232,16 @@ def measure(
             n = max(10, n // 2)
         having = [name for name in names if op in ops[name]]
         times: dict[str, list[float]] = {name: [] for name in having}
-        for i in range(n):
-            for j in range(len(having)):
-                name = having[(i + j) % len(having)]
+        rounds = (
+            [[having[(i + j) % len(having)] for j in range(len(having))] for i in range(n)]
+            if op in ("put", "get")
+            else [[name] * n for name in having]
+        )
+        counters = dict.fromkeys(having, 0)
+        for names_in_round in rounds:
+            for name in names_in_round:
+                i = counters[name]
+                counters[name] += 1
                 start = time.perf_counter()
                 ops[name][op](i)
                 times[name].append((time.perf_counter() - start) * 1000)
