@@ -28,8 +28,10 @@ from __future__ import annotations
 import argparse
 import random
 import shutil
+import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -263,6 +265,8 @@ def main() -> None:
         "--redis-url", help="a running Redis for the plain stores (default: a private one)"
     )
     args = parser.parse_args()
+    # a terminated run still stops the servers it started (their `finally` runs)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     sizes = [int(s) for s in args.sizes.split(",")]
     results: dict[tuple[int, str, str], list[tuple[float, float]]] = {}
     loads: dict[tuple[int, str], list[float]] = {}
