@@ -7,7 +7,8 @@
 * :class:`EmbeddedRedis`, :func:`default_redis_url`, :func:`default_data_dir` — a private,
   persistent redis-server when ``REDIS_URL`` is not set.
 * :class:`RedisStore` / :class:`AsyncRedisStore` — LangGraph's long-term memory ``BaseStore``
-  on the same plain Redis: namespaces, filters, TTL, exact semantic search, Cluster-safe.
+  on the same plain Redis: namespaces, filters, TTL, Cluster-safe; semantic search exact on any
+  server, through the server's own vector index where it has one (:class:`VectorSearchConfig`).
 * :class:`ConversationManager` with :class:`MemoryConfig` — add/get/clear messages of a
   session, a view over the same saver thread the agent uses.
 """
@@ -20,6 +21,8 @@ from streamagent.memory.serde import StrictSerializer, UnsafeDeserializationErro
 from streamagent.memory.store_aio import AsyncRedisStore
 from streamagent.memory.store_core import StoreInputError, StoreNamespaceError
 from streamagent.memory.store_default import default_store
+from streamagent.memory.store_index import VectorSearchConfig
+from streamagent.memory.store_schema import StoreSchemaError
 from streamagent.memory.store_sync import RedisStore
 from streamagent.memory.store_tools import memory_tools
 from streamagent.memory.sync import RedisSaver
@@ -34,8 +37,10 @@ __all__ = [
     "RedisStore",
     "StoreInputError",
     "StoreNamespaceError",
+    "StoreSchemaError",
     "StrictSerializer",
     "UnsafeDeserializationError",
+    "VectorSearchConfig",
     "default_data_dir",
     "default_store",
     "memory_tools",

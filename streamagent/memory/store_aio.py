@@ -30,7 +30,9 @@ from streamagent.memory.store_sync import (
     CONNECTION_DEFAULTS,
     SCRIPTS,
     SHAS,
+    _token,
     check_client,
+    check_reply,
     store_error,
 )
 
@@ -78,21 +80,21 @@ class AsyncRedisStore(BaseRedisStore):
             await client.aclose()
 
     async def asetup(self) -> None:
-        """Check the server, load the scripts, detect a server vector index."""
+        """Check the server and the storage schema, load the scripts, detect a server
+        vector index and choose the search path (as :meth:`RedisStore.setup`)."""
         self._loop = asyncio.get_running_loop()
         try:
             info = await self.client.info("server")
             check_server_version(info, self._where)
             for body in SCRIPTS.values():
                 await self.client.script_load(body)
-            try:  # FT._LIST: Redis 8's query engine, Redis Stack and valkey-search
-                listed = await self.client.execute_command("FT._LIST", **self._any_node())
-                has_index = listed is not None
-            except redis.ResponseError:  # unknown command: no vector index on this server
-                has_index = False
         except redis.RedisError as exc:
             raise store_error(self._where, exc) from exc
-        self.server_vector_index = has_index
+        await run_async(self.plan_setup(), self._execute, self._embed)
+
+    async def amigrate_storage(self) -> int:
+        """Async :meth:`RedisStore.migrate_storage`."""
+        return await run_async(self.plan_migrate(_token), self._execute, self._embed)
 
     def setup(self) -> None:
         """Sync :meth:`asetup` (from a thread other than the store's event loop)."""
@@ -126,12 +128,21 @@ class AsyncRedisStore(BaseRedisStore):
                 pipe.execute_command(
                     "EVALSHA", SHAS[call.script], len(call.keys), *call.keys, *call.args
                 )
-        return list(await pipe.execute())
+        replies = list(await pipe.execute(raise_on_error=False))
+        return [check_reply(call, reply) for call, reply in zip(calls, replies, strict=True)]
 
     async def _one(self, call: Call) -> Any:
-        if call.script is None:
-            return await self.client.execute_command(*call.args)
-        return await self.client.evalsha(SHAS[call.script], len(call.keys), *call.keys, *call.args)
+        try:
+            if call.script is None:
+                routing = self._any_node() if call.args[0].startswith("FT.") else {}
+                return await self.client.execute_command(*call.args, **routing)
+            return await self.client.evalsha(
+                SHAS[call.script], len(call.keys), *call.keys, *call.args
+            )
+        except redis.ResponseError as exc:
+            if call.errors_as_values and not isinstance(exc, NoScriptError):
+                return exc
+            raise
 
     async def _embed(self, request: Embed) -> list[list[float]]:
         assert self.embeddings is not None

@@ -10,6 +10,7 @@ ordering (newest ``updated_at`` first, then namespace and key) and exact vector 
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import time
@@ -40,20 +41,24 @@ from streamagent.memory.store_core import (
     Embed,
     Plan,
     StoreInputError,
+    Wait,
     decode_doc,
     encode_value,
     join_namespace,
     namespace_matches,
+    prefix_tags,
     split_namespace,
     validate_filter,
     validate_namespace,
 )
+from streamagent.memory.store_index import VectorSearchConfig
+from streamagent.memory.store_schema import SchemaPlanner
 from streamagent.memory.store_search import SearchPlanner, SnapshotCache
 from streamagent.memory.store_vectors import pack_vectors
 
 T = TypeVar("T")
 
-__all__ = ["MAX_EXACT_VECTORS", "BaseRedisStore", "Call", "Embed", "Plan"]
+__all__ = ["MAX_EXACT_VECTORS", "BaseRedisStore", "Call", "Embed", "Plan", "Wait"]
 
 #: Default ceiling of vectors one semantic search scores exactly (about 0.4 GB of float32
 #: at 1536 dims); above it the search fails with a clear error instead of crawling.
@@ -83,7 +88,7 @@ def _token() -> str:
     return os.urandom(8).hex()
 
 
-class BaseRedisStore(SearchPlanner, BaseStore):
+class BaseRedisStore(SchemaPlanner, SearchPlanner, BaseStore):
     """Validation, key layout, planning and vector scoring shared by both Redis stores."""
 
     supports_ttl = True
@@ -95,6 +100,7 @@ class BaseRedisStore(SearchPlanner, BaseStore):
         index: IndexConfig | None = None,
         ttl: TTLConfig | None = None,
         max_exact_vectors: int = MAX_EXACT_VECTORS,
+        vector_search: VectorSearchConfig | None = None,
     ) -> None:
         if not key_prefix or any(c in key_prefix for c in "{}"):
             raise ConfigurationError(f"key_prefix must be non-empty without braces: {key_prefix!r}")
@@ -117,9 +123,12 @@ class BaseRedisStore(SearchPlanner, BaseStore):
             self._fields = [
                 (p, p if p == "$" else tokenize_path(p)) for p in (index.get("fields") or ["$"])
             ]
-        #: True when setup() found a server-side vector index (Redis 8 query engine or
-        #: valkey-search). Searches still use the exact path (see docs/store.md).
+        #: How semantic searches run; setup() resolves it into :attr:`search_path`.
+        self.vector_search = vector_search or VectorSearchConfig()
+        #: True when setup() found a server with a vector index (``FT._LIST`` answers).
         self.server_vector_index = False
+        #: "server" when setup() chose the server's vector index, else "exact".
+        self.search_path = "exact"
         self._cache = SnapshotCache()
 
     # ------------------------------------------------------------------ convenience methods
@@ -216,6 +225,12 @@ class BaseRedisStore(SearchPlanner, BaseStore):
                     "a natural-language query needs an index: create the store with "
                     "index={'dims': ..., 'embed': ...}"
                 )
+
+    # ------------------------------------------------------------------ setup
+    def plan_setup(self) -> Plan[None]:
+        """After the version check: the storage schema, then the search path and index."""
+        yield from self.plan_schema_check()
+        yield from self.plan_vector_index()
 
     # ------------------------------------------------------------------ the batch plan
     def plan_batch(self, ops: Iterable[Op]) -> Plan[list[Result]]:
@@ -325,35 +340,29 @@ class BaseRedisStore(SearchPlanner, BaseStore):
                 raise StoreInputError(
                     f"the embedder returned {len(vectors)} vectors for {len(texts)} texts"
                 )
-        blobs: list[bytes] = []
+        blobs: list[list[bytes]] = []
         pos = 0
         for put in puts:  # every blob is built (and checked) before anything is written
-            blobs.append(
-                pack_vectors(vectors[pos : pos + len(put.texts)], dims=self.dims)
-                if put.texts
-                else b""
-            )
+            blobs.append(pack_vectors(vectors[pos : pos + len(put.texts)], dims=self.dims))
             pos += len(put.texts)
         now_us = time.time_ns() // 1000
         calls = []
         registered: dict[tuple[str, ...], float] = {}
-        for put, blob in zip(puts, blobs, strict=True):
+        for put, vecs in zip(puts, blobs, strict=True):
             nk = self.keys_for(put.namespace)
-            keys = (nk.idx, nk.ver, nk.doc(put.key), nk.vec(put.key))
-            if put.body is None and not self._cluster:
-                ns_name = join_namespace(put.namespace)
-                calls.append(
-                    Call("delete", (*keys, self.registry_key), (put.key, _token(), ns_name))
-                )
-            elif put.body is None:
-                calls.append(Call("delete", keys, (put.key, _token())))
-            elif not self._cluster:  # the script updates the registry too
-                args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", blob, _token())
-                ns_name = join_namespace(put.namespace)
-                calls.append(Call("put", (*keys, self.registry_key), (*args, ns_name)))
-            else:
-                args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", blob, _token())
-                calls.append(Call("put", keys, args))
+            keys: tuple[str, ...] = (nk.idx, nk.ver, nk.doc(put.key), nk.vec(put.key))
+            single = not self._cluster  # the script updates the registry too
+            if single:
+                keys += (self.registry_key,)
+            ns_name = join_namespace(put.namespace) if single else ""
+            if put.body is None:
+                calls.append(Call("delete", keys, (put.key, _token(), ns_name, nk.vec_prefix)))
+                continue
+            tags = prefix_tags(put.namespace) if vecs else ""
+            args = (put.key, put.ttl_ms, now_us, f"{now_us}\n{put.body}", _token(), ns_name,
+                    nk.vec_prefix, tags, len(vecs), *vecs)  # fmt: skip
+            calls.append(Call("put", keys, args))
+            if not single:
                 expiry = now_us / 1000 + put.ttl_ms if put.ttl_ms else math.inf
                 registered[put.namespace] = max(expiry, registered.get(put.namespace, 0.0))
         # Cluster: the registry lives in another slot; its entry rides in the same round trip
@@ -373,7 +382,11 @@ def run_sync(plan: Plan[T], execute: Any, embed: Any) -> T:
     try:
         request = next(plan)
         while True:
-            reply = embed(request) if isinstance(request, Embed) else execute(request)
+            if isinstance(request, Wait):
+                time.sleep(request.seconds)
+                reply = None
+            else:
+                reply = embed(request) if isinstance(request, Embed) else execute(request)
             request = plan.send(reply)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]
@@ -384,7 +397,11 @@ async def run_async(plan: Plan[T], execute: Any, embed: Any) -> T:
     try:
         request = next(plan)
         while True:
-            reply = await (embed(request) if isinstance(request, Embed) else execute(request))
+            if isinstance(request, Wait):
+                await asyncio.sleep(request.seconds)
+                reply = None
+            else:
+                reply = await (embed(request) if isinstance(request, Embed) else execute(request))
             request = plan.send(reply)
     except StopIteration as stop:
         return stop.value  # type: ignore[no-any-return]

@@ -1,21 +1,30 @@
 """Pure helpers of the Redis stores (no I/O): errors, validation, keys, documents, filters.
 
-Redis layout of one namespace ``ns`` (labels joined by ``.``, escaped ``E``) under the key
-prefix ``P``; every key of a namespace shares the hash tag ``{P:E}`` (one Cluster slot)::
+Redis layout (storage schema 2) of one namespace ``ns`` (labels joined by ``.``, escaped
+``E``) under the key prefix ``P``; every key of a namespace contains the hash tag ``{P:E}``
+(one Cluster slot)::
 
-    {P:E}:d:<key>   STRING  "<ttl ms>\\n<created µs>\\n<updated µs>\\n<JSON value>"
-    {P:E}:v:<key>   STRING  float32 vectors of the item, concatenated (absent: not indexed)
-    {P:E}:idx       ZSET    item key -> expiry (ms since epoch, server clock; inf = none)
-    {P:E}:ver       STRING  a token renewed by every write (keeps client vector caches honest)
-    P:namespaces    ZSET    "a.b.c" -> expiry of the namespace's last item (a superset)
+    {P:E}:d:<key>      STRING  "<ttl ms>\\n<created µs>\\n<updated µs>\\n<JSON value>"
+    P:v:{P:E}:<i>:<key> HASH   vector i of the item: vec (float32), pfx (namespace-prefix
+                               tags); vector 0 also n (the item's number of vectors)
+    {P:E}:idx          ZSET    item key -> expiry (ms since epoch, server clock; inf = none)
+    {P:E}:ver          STRING  a token renewed by every write (keeps client caches honest)
+    P:namespaces       ZSET    "a.b.c" -> expiry of the namespace's last item (a superset)
+    P:schema           STRING  the storage schema ("2")
 
 An item's ``d`` and ``v`` keys get the same PEXPIRE; ``idx`` and ``ver`` expire with the
-namespace's last item, so nothing outlives its data.
+namespace's last item, so nothing outlives its data. The vector hashes share the prefix
+``P:v:`` so that a server's vector index (``FT.CREATE ... ON HASH PREFIX 1 P:v:``) sees
+exactly them, and stay in the namespace's slot (the hash tag is the first ``{...}``).
 
 Example:
     >>> keys = NamespaceKeys.of("streamagent:store", ("users", "alice"))
     >>> keys.doc("profile"), keys.idx
     ('{streamagent:store:users.alice}:d:profile', '{streamagent:store:users.alice}:idx')
+    >>> keys.vec("profile")
+    'streamagent:store:v:{streamagent:store:users.alice}:0:profile'
+    >>> len(prefix_tags(("users", "alice")).split(","))
+    2
     >>> validate_filter({"age": {"$gte": 18}, "city": "Paris"})
     >>> encode_value({"a": 1})
     '{"a":1}'
@@ -23,6 +32,8 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import math
 from collections.abc import Generator, Mapping
@@ -38,6 +49,7 @@ __all__ = [
     "Call",
     "Embed",
     "Plan",
+    "Wait",
     "FILTER_OPERATORS",
     "NAMESPACE_SEPARATOR",
     "CompiledFilter",
@@ -51,7 +63,10 @@ __all__ = [
     "join_namespace",
     "matches_filter",
     "namespace_matches",
+    "prefix_tag",
+    "prefix_tags",
     "split_namespace",
+    "unescape",
     "validate_filter",
     "validate_namespace",
 ]
@@ -74,6 +89,8 @@ class Call:
     script: str | None
     keys: tuple[str, ...] = ()
     args: tuple[Any, ...] = ()
+    #: a Redis error reply becomes the answer instead of failing the round (probes)
+    errors_as_values: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +101,14 @@ class Embed:
     query: bool = False
 
 
-Plan = Generator[list[Call] | Embed, Any, T]
+@dataclass(frozen=True, slots=True)
+class Wait:
+    """Sleep this long before the plan goes on (setup polls an index build)."""
+
+    seconds: float
+
+
+Plan = Generator[list[Call] | Embed | Wait, Any, T]
 
 
 class StoreInputError(InvalidInputError, ValueError):
@@ -138,16 +162,35 @@ def _escape(text: str) -> str:
     return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
+def unescape(text: str) -> str:
+    """Inverse of the key-name escaping of namespaces (``%7B`` -> ``{`` ...)."""
+    return text.replace("%7B", "{").replace("%7D", "}").replace("%25", "%")
+
+
+def prefix_tag(namespace: tuple[str, ...]) -> str:
+    """A short hex digest naming one namespace prefix in a vector index's TAG field
+    (a collision only widens what the index returns: results are re-checked)."""
+    return hashlib.blake2b(join_namespace(namespace).encode(), digest_size=8).hexdigest()
+
+
+@functools.lru_cache(maxsize=4096)
+def prefix_tags(namespace: tuple[str, ...]) -> str:
+    """The ``pfx`` TAG value of a vector: the tags of every prefix of ``namespace``."""
+    return ",".join(prefix_tag(namespace[:n]) for n in range(1, len(namespace) + 1))
+
+
 @dataclass(frozen=True, slots=True)
 class NamespaceKeys:
     """The Redis key names of one namespace (all in one hash-tag slot)."""
 
     namespace: tuple[str, ...]
     tag: str
+    key_prefix: str = ""
 
     @classmethod
     def of(cls, key_prefix: str, namespace: tuple[str, ...]) -> NamespaceKeys:
-        return cls(namespace, "{" + key_prefix + ":" + _escape(join_namespace(namespace)) + "}")
+        tag = "{" + key_prefix + ":" + _escape(join_namespace(namespace)) + "}"
+        return cls(namespace, tag, key_prefix)
 
     @property
     def idx(self) -> str:
@@ -163,13 +206,15 @@ class NamespaceKeys:
 
     @property
     def vec_prefix(self) -> str:
-        return self.tag + ":v:"
+        """Vector ``i`` of item ``key`` is the hash ``vec_prefix + f"{i}:{key}"``."""
+        return self.key_prefix + ":v:" + self.tag + ":"
 
     def doc(self, key: str) -> str:
         return self.tag + ":d:" + key
 
-    def vec(self, key: str) -> str:
-        return self.tag + ":v:" + key
+    def vec(self, key: str, i: int = 0) -> str:
+        """The hash of the item's vector ``i`` (vector 0 also holds the count ``n``)."""
+        return f"{self.key_prefix}:v:{self.tag}:{i}:{key}"
 
 
 def encode_value(value: Any) -> str:

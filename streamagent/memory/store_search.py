@@ -31,7 +31,8 @@ from streamagent.memory.store_core import (
     from_micros,
     join_namespace,
 )
-from streamagent.memory.store_vectors import HAVE_NUMPY, NamespaceVectors
+from streamagent.memory.store_index import ServerIndexPlanner
+from streamagent.memory.store_vectors import HAVE_NUMPY, MergedVectors, NamespaceVectors
 
 if HAVE_NUMPY:
     import numpy as np
@@ -84,6 +85,8 @@ class SnapshotCache:
         self.max_items = max_items
         self.docs: OrderedDict[str, NamespaceSnapshot] = OrderedDict()
         self.vectors: dict[str, NamespaceVectors] = {}
+        #: the last multi-namespace scope searched, as one matrix
+        self.merged: MergedVectors | None = None
         self.lock = threading.Lock()
         self._count = 0
 
@@ -106,10 +109,11 @@ class SnapshotCache:
         with self.lock:
             self.docs.clear()
             self.vectors.clear()
+            self.merged = None
             self._count = 0
 
 
-class SearchPlanner:
+class SearchPlanner(ServerIndexPlanner):
     """Base of :class:`~streamagent.memory.store_base.BaseRedisStore`: keys, reads, searches."""
 
     key_prefix: str
@@ -137,7 +141,7 @@ class SearchPlanner:
         redis_keys = [nk.idx, nk.ver]
         for key in keys:
             redis_keys += [nk.doc(key), nk.vec(key)]
-        return Call("read", tuple(redis_keys), ("1" if refresh else "0", *keys))
+        return Call("read", tuple(redis_keys), ("1" if refresh else "0", nk.vec_prefix, *keys))
 
     def _registry_updates(
         self, namespaces: Sequence[tuple[str, ...]], tops: Sequence[Any]
@@ -232,17 +236,9 @@ class SearchPlanner:
             chunk = [r for _, r in zip(range(wanted - len(found)), ranked, strict=False)]
             if not chunk:
                 break
-            check: dict[tuple[str, ...], list[str]] = defaultdict(list)
-            for (ns, doc), _ in chunk:
-                if doc.ttl_ms > 0:
-                    check[ns].append(doc.key)
-            fresh: dict[tuple[tuple[str, ...], str], Doc] = {}
-            if check:
-                replies = yield [self._read_call(ns, keys, False) for ns, keys in check.items()]
-                for (ns, keys), reply in zip(check.items(), replies, strict=True):
-                    for key, raw in zip(keys, reply[1:], strict=True):
-                        if raw is not None:
-                            fresh[(ns, key)] = decode_doc(key, raw)
+            fresh = yield from self._plan_docs(
+                [(ns, doc.key) for (ns, doc), _ in chunk if doc.ttl_ms > 0]
+            )
             for (ns, doc), score in chunk:
                 if doc.ttl_ms > 0:
                     if (latest := fresh.get((ns, doc.key))) is None:
@@ -259,7 +255,7 @@ class SearchPlanner:
 
     def _plan_search(self, op: SearchOp, names: list[tuple[str, ...]]) -> Plan[list[SearchItem]]:
         prefix = tuple(op.namespace_prefix)
-        namespaces = [ns for ns in names if ns[: len(prefix)] == prefix]
+        namespaces = sorted(ns for ns in names if ns[: len(prefix)] == prefix)
         if op.query is not None:
             return (yield from self._plan_semantic(op, namespaces))
         versions = yield from self._plan_versions(namespaces)
@@ -323,44 +319,79 @@ class SearchPlanner:
             n, key = owners[i]
             yield namespaces[n], key, scores[i]
 
-    @staticmethod
     def _ranked_numpy(
+        self,
         namespaces: Sequence[tuple[str, ...]],
         caches: Sequence[NamespaceVectors],
         query: list[float],
     ) -> Iterator[tuple[tuple[str, ...], str, float]]:
-        """The best ``TOP_FIRST`` by partial sort; the rest, if asked for, by a full sort."""
-        parts = [c.scores(query) for c in caches]
-        if not parts:
+        """Best first, ties in (namespace, key) order (the order of the concatenation): the
+        best ``TOP_FIRST`` (and every item tied with the last of them) by partial sort;
+        the rest, if asked for, by a full sort."""
+        merged = self._cache.merged
+        if (merged is None or not merged.matches(caches)) and MergedVectors.fits(caches):
+            merged = self._cache.merged = MergedVectors.build(caches)
+        if merged is not None and merged.matches(caches):
+            scores = merged.scores(query)
+        else:
+            scores = np.concatenate([c.scores(query) for c in caches] or [np.zeros(0)])
+        if not scores.size:
             return
-        scores = np.concatenate(parts)
-        ends = np.cumsum([len(p) for p in parts])
+        ends = np.cumsum([len(c.scored_keys) for c in caches])
+
+        def owner(index: int) -> tuple[tuple[str, ...], str, float]:
+            n = int(np.searchsorted(ends, index, side="right"))
+            start = int(ends[n - 1]) if n else 0
+            return namespaces[n], caches[n].scored_keys[index - start], float(scores[index])
+
         first = min(TOP_FIRST, len(scores))
-        if first == 0:
-            return
-        head = np.argpartition(-scores, first - 1)[:first]
+        cut = scores[np.argpartition(-scores, first - 1)[first - 1]]
+        head = np.flatnonzero(scores >= cut)  # ascending index: ties stay in order
         head = head[np.argsort(-scores[head], kind="stable")]
-        done = set()
         for index in head.tolist():
-            done.add(index)
-            n = int(np.searchsorted(ends, index, side="right"))
-            start = int(ends[n - 1]) if n else 0
-            yield namespaces[n], caches[n].scored_keys[index - start], float(scores[index])
+            yield owner(index)
         for index in np.argsort(-scores, kind="stable").tolist():
-            if index in done:
-                continue
-            n = int(np.searchsorted(ends, index, side="right"))
-            start = int(ends[n - 1]) if n else 0
-            yield namespaces[n], caches[n].scored_keys[index - start], float(scores[index])
+            if scores[index] < cut:
+                yield owner(index)
 
     def _plan_semantic(
         self, op: SearchOp, namespaces: list[tuple[str, ...]]
     ) -> Plan[list[SearchItem]]:
+        """The full ranking is the scored items (best first) then the unscored ones (newest
+        first); the page is its ``[offset : offset + limit]``. Through the server's index
+        when setup() chose it (and the query is not a zero vector), else exact."""
         assert op.query is not None
         embedded = yield self._embed_request([op.query])
+        query = list(embedded[0])
+        if len(query) != self.dims:
+            raise StoreInputError(
+                f"the query embedding has {len(query)} dimensions, the index {self.dims}"
+            )
+        wanted = op.offset + op.limit
+        served = None
+        if self.search_path == "server" and any(query):
+            served = yield from self._plan_server_ranked(op, query, wanted)
+        if served is not None:
+            kept, seen = served
+            rest: list[Entry] = []
+            if len(kept) < wanted:
+                rest = yield from self._plan_unscored(op, namespaces, seen)
+        else:
+            kept, rest = yield from self._plan_exact(op, namespaces, query, wanted)
+        if rest and len(kept) < wanted:
+            kept += yield from self._plan_live(((e, None) for e in rest), wanted - len(kept))
+        kept = kept[op.offset :]
+        if op.refresh_ttl:
+            yield from self._plan_refresh([e for e, _ in kept])
+        return [self._search_item(ns, d, s) for (ns, d), s in kept]
+
+    def _plan_exact(
+        self, op: SearchOp, namespaces: list[tuple[str, ...]], query: list[float], wanted: int
+    ) -> Plan[tuple[list[tuple[Entry, float | None]], list[Entry]]]:
+        """The first ``wanted`` scored items, and the unscored ones when they may be needed."""
         versions = yield from self._plan_versions(namespaces)
         caches = yield from self._plan_vectors(namespaces, versions)
-        ranked = self._ranked(namespaces, caches, list(embedded[0]))
+        ranked = self._ranked(namespaces, caches, query)
         if op.filter:
             snaps = yield from self._plan_snapshots(namespaces, versions)
             check = CompiledFilter(op.filter)
@@ -372,20 +403,34 @@ class SearchPlanner:
             scored = (
                 ((ns, d), score) for ns, key, score in ranked if (d := docs.pop((ns, key), None))
             )
-            kept = yield from self._plan_live(scored, op.offset + op.limit)
+            kept = yield from self._plan_live(scored, wanted)
+            # fewer than wanted: the ranking is exhausted and what is left has no vectors
             rest = self._recent_first([(ns, d) for (ns, _), d in docs.items()])
-        else:
-            kept = yield from self._plan_top(ranked, op.offset + op.limit)
-            rest = []
-            if len(kept) - op.offset < op.limit:
-                rest = yield from self._plan_scoreless(namespaces, caches)
-        kept = kept[op.offset :]
-        if rest and len(kept) < op.limit:
-            filler = yield from self._plan_live(((e, None) for e in rest), op.limit - len(kept))
-            kept += filler
-        if op.refresh_ttl:
-            yield from self._plan_refresh([e for e, _ in kept])
-        return [self._search_item(ns, d, s) for (ns, d), s in kept]
+            return kept, rest if len(kept) < wanted else []
+        kept = yield from self._plan_top(ranked, wanted)
+        rest = []
+        if len(kept) < wanted:
+            rest = yield from self._plan_scoreless(namespaces, caches)
+        return kept, rest
+
+    def _plan_unscored(
+        self,
+        op: SearchOp,
+        namespaces: list[tuple[str, ...]],
+        scored: set[tuple[tuple[str, ...], str]],
+    ) -> Plan[list[Entry]]:
+        """The items in scope passing the filter that have no vector, newest first."""
+        versions = yield from self._plan_versions(namespaces)
+        snaps = yield from self._plan_snapshots(namespaces, versions)
+        check = CompiledFilter(op.filter or {})
+        return self._recent_first(
+            [
+                (ns, d)
+                for ns, s in zip(namespaces, snaps, strict=True)
+                for d in s.matching(check)
+                if (ns, d.key) not in scored
+            ]
+        )
 
     def _plan_top(
         self, ranked: Iterator[tuple[tuple[str, ...], str, float]], wanted: int
@@ -396,15 +441,7 @@ class SearchPlanner:
             chunk = [r for _, r in zip(range(wanted - len(found) + 8), ranked, strict=False)]
             if not chunk:
                 break
-            groups: dict[tuple[str, ...], list[str]] = defaultdict(list)
-            for ns, key, _ in chunk:
-                groups[ns].append(key)
-            replies = yield [self._read_call(ns, keys, False) for ns, keys in groups.items()]
-            docs: dict[tuple[tuple[str, ...], str], Doc] = {}
-            for (ns, keys), reply in zip(groups.items(), replies, strict=True):
-                for key, raw in zip(keys, reply[1:], strict=True):
-                    if raw is not None:
-                        docs[(ns, key)] = decode_doc(key, raw)
+            docs = yield from self._plan_docs([(ns, key) for ns, key, _ in chunk])
             for ns, key, score in chunk:
                 if (doc := docs.get((ns, key))) is not None and len(found) < wanted:
                     found.append(((ns, doc), score))
@@ -416,18 +453,7 @@ class SearchPlanner:
         caches: Sequence[NamespaceVectors],
     ) -> Plan[list[Entry]]:
         pairs = [
-            (ns, c.scoreless_keys)
-            for ns, c in zip(namespaces, caches, strict=True)
-            if c.scoreless_keys
+            (ns, key) for ns, c in zip(namespaces, caches, strict=True) for key in c.scoreless_keys
         ]
-        if not pairs:
-            return []
-        replies = yield [self._read_call(ns, keys, False) for ns, keys in pairs]
-        out: list[Entry] = []
-        for (ns, keys), reply in zip(pairs, replies, strict=True):
-            out += [
-                (ns, decode_doc(k, raw))
-                for k, raw in zip(keys, reply[1:], strict=True)
-                if raw is not None
-            ]
-        return self._recent_first(out)
+        docs = yield from self._plan_docs(pairs)
+        return self._recent_first([(ns, doc) for (ns, _), doc in docs.items()])

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -33,8 +34,9 @@ from streamagent.memory.store_lua import (
     READ_SCRIPT,
     VECTORS_SCRIPT,
 )
+from streamagent.memory.store_schema import MIGRATE_SCRIPT
 
-__all__ = ["RedisStore", "store_error"]
+__all__ = ["RedisStore", "check_reply", "store_error"]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +46,7 @@ SCRIPTS = {
     "read": READ_SCRIPT,
     "list": LIST_SCRIPT,
     "vectors": VECTORS_SCRIPT,
+    "migrate": MIGRATE_SCRIPT,
 }
 SHAS = {name: hashlib.sha1(body.encode()).hexdigest() for name, body in SCRIPTS.items()}  # noqa: S324 - Redis names scripts by SHA-1
 CONNECTION_DEFAULTS: dict[str, Any] = {
@@ -60,6 +63,19 @@ def store_error(where: str, exc: BaseException) -> MemoryUnavailable:
         f"store operation {kind} Redis {where} ({type(exc).__name__}: {exc}); "
         "writes of this batch may be incomplete: retry the batch (puts are idempotent)"
     )
+
+
+def check_reply(call: Call, reply: Any) -> Any:
+    """A pipelined reply: a Redis error is raised unless the call takes errors as values."""
+    if isinstance(reply, redis.ResponseError) and not (
+        call.errors_as_values and not isinstance(reply, NoScriptError)
+    ):
+        raise reply
+    return reply
+
+
+def _token() -> str:
+    return os.urandom(8).hex()
 
 
 def check_client(client: Any) -> None:
@@ -81,8 +97,11 @@ class RedisStore(BaseRedisStore):
     every key of an item expire together; expired items never appear in reads, searches or
     listings. ``index={"dims": ..., "embed": ..., "fields": [...]}`` (LangGraph's
     ``IndexConfig``) enables natural-language ``search(query=...)``: vectors are stored in
-    Redis and scored exactly (numpy), up to ``max_exact_vectors`` per search. Async methods
-    run the sync ones in a worker thread; :class:`AsyncRedisStore` is natively async.
+    Redis and ranked through the server's own vector index when :meth:`setup` finds one
+    (``FT.SEARCH ... KNN``), else exactly in the client (numpy, up to ``max_exact_vectors``
+    per search) — the same results either way; ``vector_search=VectorSearchConfig(...)``
+    chooses. Async methods run the sync ones in a worker thread; :class:`AsyncRedisStore`
+    is natively async.
     The constructor does no I/O; call :meth:`setup` once.
 
     Example:
@@ -119,7 +138,9 @@ class RedisStore(BaseRedisStore):
             client.close()
 
     def setup(self) -> None:
-        """Check the server (Redis >= 6.2 or Valkey), load the scripts, detect a vector index."""
+        """Check the server (Redis >= 6.2 or Valkey) and the storage schema, load the
+        scripts, detect a server vector index and choose the search path (creating or
+        checking the store's index on the server when it is used)."""
         try:
             info = self.client.info("server")
             if self._cluster:  # one entry per node
@@ -131,18 +152,15 @@ class RedisStore(BaseRedisStore):
             check_server_version(info, self._where)
             for body in SCRIPTS.values():
                 self.client.script_load(body)
-            try:  # FT._LIST: Redis 8's query engine, Redis Stack and valkey-search
-                listed = self.client.execute_command(  # type: ignore[no-untyped-call]
-                    "FT._LIST", **self._any_node()
-                )
-                has_index = listed is not None
-            except redis.ResponseError:  # unknown command: no vector index on this server
-                has_index = False
         except redis.RedisError as exc:
             raise store_error(self._where, exc) from exc
-        self.server_vector_index = has_index
-        if self.server_vector_index:
-            logger.info("server vector index detected at %s; using exact search", self._where)
+        run_sync(self.plan_setup(), self._execute, self._embed)
+        logger.info("store at %s: %s vector search", self._where, self.search_path)
+
+    def migrate_storage(self) -> int:
+        """Convert data of storage schema 1 in place (see
+        :mod:`streamagent.memory.store_schema`); returns the items whose vectors moved."""
+        return run_sync(self.plan_migrate(_token), self._execute, self._embed)
 
     def _any_node(self) -> dict[str, Any]:
         if isinstance(self.client, redis.RedisCluster | aiocluster.RedisCluster):
@@ -168,13 +186,24 @@ class RedisStore(BaseRedisStore):
         pipe = self.client.pipeline(transaction=False)
         for call in calls:
             self._one(call, pipe)
-        return list(pipe.execute())
+        replies = list(pipe.execute(raise_on_error=False))
+        return [check_reply(call, reply) for call, reply in zip(calls, replies, strict=True)]
 
-    @staticmethod
-    def _one(call: Call, target: Any) -> Any:
-        if call.script is None:
-            return target.execute_command(*call.args)
-        return target.evalsha(SHAS[call.script], len(call.keys), *call.keys, *call.args)
+    def _one(self, call: Call, target: Any) -> Any:
+        try:
+            if call.script is None:
+                return target.execute_command(*call.args, **self._routing(call, target))
+            return target.evalsha(SHAS[call.script], len(call.keys), *call.keys, *call.args)
+        except redis.ResponseError as exc:
+            if call.errors_as_values and not isinstance(exc, NoScriptError):
+                return exc
+            raise
+
+    def _routing(self, call: Call, target: Any) -> dict[str, Any]:
+        # keyless module commands (FT.*) go to any node of a Cluster client
+        if target is self.client and self._cluster and call.args[0].startswith("FT."):
+            return self._any_node()
+        return {}
 
     def _embed(self, request: Embed) -> list[list[float]]:
         assert self.embeddings is not None

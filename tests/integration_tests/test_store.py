@@ -1,4 +1,5 @@
-"""RedisStore / AsyncRedisStore on a real Redis: CRUD, filters, listing, semantic search,
+"""RedisStore / AsyncRedisStore on real servers — plain Redis and Valkey (every test that
+takes ``make_store`` / ``rclient`` runs on both): CRUD, filters, listing, semantic search,
 bad input (typed errors, nothing stored), TTL and async parity."""
 
 from __future__ import annotations
@@ -15,10 +16,17 @@ from redis.crc import key_slot
 
 from streamagent.errors import ConfigurationError, InvalidInputError, MemoryUnavailable
 from streamagent.memory import AsyncRedisStore, RedisStore, StoreInputError, StoreNamespaceError
-from tests.redis_fixtures import test_redis_url as redis_url_for_tests
-from tests.store_fixtures import index_config, make_store, rclient, store_keys, store_prefix
+from tests.store_fixtures import (
+    index_config,
+    make_store,
+    rclient,
+    store_keys,
+    store_prefix,
+    store_servers,
+    store_url,
+)
 
-__all__ = ["make_store", "rclient", "store_prefix"]
+__all__ = ["make_store", "rclient", "store_prefix", "store_servers", "store_url"]
 
 
 def test_put_get_update_delete_keeps_created_at(make_store: Any) -> None:
@@ -269,8 +277,10 @@ def test_refresh_keeps_item_alive_past_its_first_deadline(make_store: Any) -> No
 
 
 # --------------------------------------------------------------------------- async
-async def test_async_store_matches_sync_store(store_prefix: str, rclient: Any) -> None:
-    client = aioredis.Redis.from_url(redis_url_for_tests())
+async def test_async_store_matches_sync_store(
+    store_url: str, store_prefix: str, rclient: Any
+) -> None:
+    client = aioredis.Redis.from_url(store_url)
     try:
         astore = AsyncRedisStore(client, key_prefix=store_prefix, index=index_config())
         await astore.asetup()
@@ -335,7 +345,8 @@ def test_scripts_are_reloaded_after_the_server_lost_them(tmp_path: Any) -> None:
 
 def test_setup_reports_no_server_vector_index_on_plain_redis(make_store: Any) -> None:
     # Redis 6.2/7.0 without modules: FT._LIST is an unknown command; the exact path is used
-    assert make_store().server_vector_index is False
+    store = make_store(index=index_config())
+    assert (store.server_vector_index, store.search_path) == (False, "exact")
 
 
 def test_a_decoding_client_is_refused() -> None:

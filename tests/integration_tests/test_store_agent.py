@@ -20,9 +20,17 @@ from streamagent.memory import AsyncRedisSaver, AsyncRedisStore, RedisSaver, Red
 from streamagent.memory.store_tools import memory_tools
 from streamagent.testing import Reply, ToolCall
 from tests.conftest import config_for
-from tests.store_fixtures import index_config, make_store, rclient, store_prefix
+from tests.redis_fixtures import test_redis_url as redis_url_for_tests
+from tests.store_fixtures import (
+    index_config,
+    make_store,
+    rclient,
+    store_prefix,
+    store_servers,
+    store_url,
+)
 
-__all__ = ["make_store", "rclient", "store_prefix"]
+__all__ = ["make_store", "rclient", "store_prefix", "store_servers", "store_url"]
 
 
 def _tool_results(chunks: list[Any]) -> list[dict[str, Any]]:
@@ -103,10 +111,8 @@ def test_nodes_reach_the_store_with_get_store(make_store: Any) -> None:
     assert store.get(("visits", "u1"), "count").value == {"n": 2}
 
 
-async def test_async_store_in_an_async_graph(store_prefix: str) -> None:
-    from tests.redis_fixtures import test_redis_url as url_for_tests
-
-    client = aioredis.Redis.from_url(url_for_tests())
+async def test_async_store_in_an_async_graph(store_url: str, store_prefix: str) -> None:
+    client = aioredis.Redis.from_url(store_url)
     try:
         store = AsyncRedisStore(client, key_prefix=store_prefix)
         await store.asetup()
@@ -122,10 +128,18 @@ async def test_async_store_in_an_async_graph(store_prefix: str) -> None:
 
 
 def test_default_store_follows_the_checkpointer(
-    make_server: Any, rclient: redis.Redis, tmp_path: Any, monkeypatch: Any
+    make_server: Any, rclient: redis.Redis, tmp_path: Any, monkeypatch: Any, request: Any
 ) -> None:
     # without REDIS_URL the default saver starts an embedded server: keep it out of $HOME
     monkeypatch.setenv("STREAMAGENT_DATA_DIR", str(tmp_path / "data"))
+    # the default stores' setup() marks the default key prefix's schema (on this test's
+    # server and on the default Redis): leave no trace
+    marker = "streamagent:store:schema"
+    shared = redis.Redis.from_url(redis_url_for_tests())
+    request.addfinalizer(shared.close)
+    for client in (rclient, shared):
+        if not client.exists(marker):
+            request.addfinalizer(lambda c=client: c.delete(marker))
     server = make_server([])
     saver = RedisSaver(rclient, key_prefix="sa-agent-store-test")
     agent = build_agent(config=config_for(server), checkpointer=saver)

@@ -12,7 +12,9 @@ import redis.asyncio.cluster as aiocluster
 from langgraph.store.memory import InMemoryStore
 from redis.cluster import RedisCluster
 
+from streamagent.errors import ConfigurationError
 from streamagent.memory import AsyncRedisStore, RedisStore
+from streamagent.memory.store_index import VectorSearchConfig
 from tests.integration_tests.test_memory_cluster import cluster_ports
 from tests.store_fixtures import index_config
 
@@ -75,6 +77,22 @@ def test_sync_store_on_a_cluster_matches_in_memory_store(cluster: RedisCluster) 
         for k in range(3):
             store.delete(ns, f"k{k}")
     assert store.list_namespaces(prefix=("users",)) == []
+
+
+def test_a_cluster_client_searches_exactly(cluster: RedisCluster) -> None:
+    """The query engine's Cluster coordinator is not supported: auto is exact, and asking
+    for the server's index is refused at setup."""
+    auto = RedisStore(cluster, key_prefix="clstore-path", index=index_config())  # type: ignore[arg-type]
+    auto.setup()
+    assert (auto.search_path, auto.server_vector_index) == ("exact", False)
+    forced = RedisStore(
+        cluster,
+        key_prefix="clstore-path",
+        index=index_config(),  # type: ignore[arg-type]
+        vector_search=VectorSearchConfig(path="server"),
+    )
+    with pytest.raises(ConfigurationError, match="vector search path 'server'"):
+        forced.setup()
 
 
 def test_ttl_on_a_cluster(cluster: RedisCluster) -> None:

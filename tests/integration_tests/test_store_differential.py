@@ -1,5 +1,7 @@
 """Differential test: random sequences of put/get/delete/search/list_namespaces give the same
-results on RedisStore, AsyncRedisStore and LangGraph's InMemoryStore.
+results on RedisStore, AsyncRedisStore and LangGraph's InMemoryStore — on plain Redis, on
+Valkey, and on Redis 8.2 and Valkey 8.1 with a vector index (there the Redis stores'
+semantic searches go through the server's index).
 
 Differences by design, compared accordingly:
 * order of plain searches: the Redis stores return newest ``updated_at`` first (as
@@ -18,6 +20,7 @@ import asyncio
 import uuid
 from typing import Any
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
@@ -25,8 +28,9 @@ from hypothesis import strategies as st
 from langgraph.store.memory import InMemoryStore
 
 from streamagent.memory import AsyncRedisStore, RedisStore
-from tests.redis_fixtures import test_redis_url as redis_url_for_tests
-from tests.store_fixtures import delete_store_keys, index_config
+from tests.store_fixtures import StoreServers, delete_store_keys, index_config, store_servers
+
+__all__ = ["store_servers"]
 
 LABELS = st.sampled_from(["a", "b", "c"])
 NAMESPACES = st.lists(LABELS, min_size=1, max_size=3).map(tuple)
@@ -185,17 +189,27 @@ def _check(op: tuple[Any, ...], mine: Any, theirs: Any, ref: Any) -> None:
     assert all(r[3] is None for r in mine[len(scored) :])  # unscored items only fill the end
 
 
+@pytest.mark.parametrize(
+    ("server", "search_path"),
+    [("redis", "exact"), ("valkey", "exact"), ("search", "server"), ("valkey-ft", "server")],
+)
 @settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(PUTS, min_size=2, max_size=12), st.lists(OPS, min_size=1, max_size=25))
 def test_redis_stores_behave_like_in_memory_store(
-    puts: list[tuple[Any, ...]], more: list[tuple[Any, ...]]
+    store_servers: StoreServers,
+    server: str,
+    search_path: str,
+    puts: list[tuple[Any, ...]],
+    more: list[tuple[Any, ...]],
 ) -> None:
     ops = puts + more
     prefix = f"sadiff-{uuid.uuid4().hex[:10]}"
-    url = redis_url_for_tests()
+    url = store_servers.url(server)
     client = redis.Redis.from_url(url)
     try:
         sync = RedisStore(client, key_prefix=prefix, index=index_config(fields=["text"]))
+        sync.setup()
+        assert sync.search_path == search_path
         mem = InMemoryStore(index=index_config(fields=["text"]))  # type: ignore[arg-type]
 
         async def scenario() -> None:
@@ -204,6 +218,8 @@ def test_redis_stores_behave_like_in_memory_store(
                 astore = AsyncRedisStore(
                     aclient, key_prefix=prefix + "-a", index=index_config(fields=["text"])
                 )
+                await astore.asetup()
+                assert astore.search_path == search_path
                 for op in ops:
                     mine = _run(sync, op)
                     theirs = await _arun_native(astore, op)

@@ -21,7 +21,7 @@ from streamagent.memory.store_core import (
     validate_filter,
     validate_namespace,
 )
-from streamagent.memory.store_vectors import NamespaceVectors, pack_vectors
+from streamagent.memory.store_vectors import MergedVectors, NamespaceVectors, pack_vectors
 from streamagent.testing.embeddings import HashEmbeddings, cosine
 
 
@@ -109,16 +109,42 @@ def test_namespace_match_conditions_with_wildcards() -> None:
 
 
 def test_vectors_score_by_cosine_max_pooled_per_item() -> None:
-    two = pack_vectors([[1.0, 0.0], [0.0, 1.0]], dims=2)
-    one = pack_vectors([[1.0, 1.0]], dims=2)
+    two = b"".join(pack_vectors([[1.0, 0.0], [0.0, 1.0]], dims=2))
+    one = b"".join(pack_vectors([[1.0, 1.0]], dims=2))
     entry = NamespaceVectors.build("v", [("two", two), ("one", one), ("none", None)], dims=2)
-    assert entry.scored_keys == ["two", "one"] and entry.scoreless_keys == ["none"]
+    # keys in order (ties between items break by key), unscored ones apart
+    assert entry.scored_keys == ["one", "two"] and entry.scoreless_keys == ["none"]
     scores = [float(s) for s in entry.scores([0.0, 3.0])]
-    assert scores[0] == pytest.approx(1.0) and scores[1] == pytest.approx(math.sqrt(0.5))
+    assert scores[1] == pytest.approx(1.0) and scores[0] == pytest.approx(math.sqrt(0.5))
     with pytest.raises(StoreInputError):
         pack_vectors([[1.0, 2.0, 3.0]], dims=2)
     with pytest.raises(StoreInputError):
         entry.scores([1.0])
+
+
+def test_zero_vectors_are_not_packed() -> None:
+    assert pack_vectors([[0.0, 0.0], [0.0, 2.0], [-0.0, 0.0]], dims=2) == pack_vectors(
+        [[0.0, 2.0]], dims=2
+    )
+    assert pack_vectors([[0.0, 0.0]], dims=2) == []
+
+
+def test_merged_namespaces_score_as_each_namespace_does() -> None:
+    embed = HashEmbeddings(dims=16)
+    parts = []
+    for n, texts in enumerate([["red apple", "green pear"], [], ["tea", "black tea", "apple tea"]]):
+        pairs = [
+            (f"k{i}", b"".join(pack_vectors(embed.embed_documents([t]), dims=16)))
+            for i, t in enumerate(texts)
+        ]
+        parts.append(NamespaceVectors.build(str(n), pairs, dims=16))
+    merged = MergedVectors.build(parts)
+    assert merged.matches(parts) and not merged.matches(parts[:2])
+    assert not merged.matches([parts[0], parts[1], NamespaceVectors.build("x", [], dims=16)])
+    query = embed.embed_query("apple tea")
+    expected = [float(s) for p in parts for s in p.scores(query)]
+    assert [float(s) for s in merged.scores(query)] == pytest.approx(expected, abs=1e-6)
+    assert MergedVectors.fits(parts) and not MergedVectors.fits(parts[:1])
 
 
 def test_hash_embeddings_are_deterministic_and_word_based() -> None:
