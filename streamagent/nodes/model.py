@@ -62,6 +62,7 @@ class ModelNode:
         costs: CostCalculator | None = None,
         observer: AgentObserver | None = None,
     ) -> None:
+        tools = list(tools)
         self.config = config
         self.name = name
         self.model_name = config.model.model

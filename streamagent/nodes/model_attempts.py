@@ -25,11 +25,12 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
@@ -124,6 +125,16 @@ def attempt_error(exc: BaseException) -> StreamAgentError:
     return chained(classify_error(stream_error(exc)), exc)
 
 
+@contextlib.contextmanager
+def _classified() -> Iterator[None]:
+    """One attempt's failure raised as its classified error (:func:`attempt_error`)."""
+    try:
+        yield
+    except Exception as exc:  # noqa: BLE001 - re-raised, classified
+        error = attempt_error(exc)
+        raise error from error.__cause__
+
+
 class ModelAttempts:
     """The retry loop of the model node's calls (one per node; state lives in :class:`Attempt`).
 
@@ -150,18 +161,11 @@ class ModelAttempts:
         self, once: Callable[[Attempt], T], attempt: Attempt, max_attempts: int | None = None
     ) -> T:
         """``once(attempt)`` with retries (``max_attempts`` overrides the policy's)."""
-        try:
+        with self._ending(attempt):
             for retry_attempt in Retrying(**self.retrying_kwargs(attempt, max_attempts)):
-                with retry_attempt:
+                with retry_attempt, _classified():
                     attempt.number = retry_attempt.retry_state.attempt_number
-                    try:
-                        result = once(attempt)
-                    except Exception as exc:  # noqa: BLE001 - re-raised, classified
-                        error = attempt_error(exc)
-                        raise error from error.__cause__
-        except Exception as exc:  # noqa: BLE001 - re-raised, classified
-            error = self.failed(exc, attempt)
-            raise error from error.__cause__
+                    result = once(attempt)
         return result
 
     async def arun(
@@ -171,19 +175,21 @@ class ModelAttempts:
         max_attempts: int | None = None,
     ) -> T:
         """Async twin of :meth:`run`."""
-        try:
+        with self._ending(attempt):
             async for retry_attempt in AsyncRetrying(**self.retrying_kwargs(attempt, max_attempts)):
-                with retry_attempt:
+                with retry_attempt, _classified():
                     attempt.number = retry_attempt.retry_state.attempt_number
-                    try:
-                        result = await once(attempt)
-                    except Exception as exc:  # noqa: BLE001 - re-raised, classified
-                        error = attempt_error(exc)
-                        raise error from error.__cause__
+                    result = await once(attempt)
+        return result
+
+    @contextlib.contextmanager
+    def _ending(self, attempt: Attempt) -> Iterator[None]:
+        """The error that ends the call (:meth:`failed`) instead of the last attempt's."""
+        try:
+            yield
         except Exception as exc:  # noqa: BLE001 - re-raised, classified
             error = self.failed(exc, attempt)
             raise error from error.__cause__
-        return result
 
     # ------------------------------------------------------------------ tenacity's parts
     def retrying_kwargs(self, attempt: Attempt, max_attempts: int | None = None) -> dict[str, Any]:
