@@ -142,8 +142,8 @@ class ModelNode:
         self, state: dict[str, Any], config: RunnableConfig
     ) -> tuple[list[BaseMessage], str, int | None]:
         """(messages, model, output cap) of the node's call; raises when a budget refuses it."""
-        messages = self.model_input(state)
-        model = self.model_for(config)
+        messages = model_input(state, system_prompt=self.config.system_prompt)
+        model = self.client.model_for(config)
         room = self.budget.checked(state, messages, model=model)
         cap = None if room is None else output_cap(room, self.client.output_limit(config))
         return messages, model, cap

@@ -24,9 +24,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.tools import BaseTool
@@ -49,8 +48,7 @@ def run_steps(state: dict[str, Any]) -> int:
     return int(state.get("run_steps") or 0)
 
 
-@dataclass(frozen=True, slots=True)
-class Settlement:
+class Settlement(NamedTuple):
     """One call's accounting: its usage and cost, and the node's state update."""
 
     usage: Usage
