@@ -28,7 +28,8 @@ from langgraph.types import Command
 from streamagent.accounting.cost import Usage
 from streamagent.errors import StreamAgentError
 from streamagent.middleware._stack import MiddlewareStack
-from streamagent.nodes.model import ModelNode, run_steps
+from streamagent.nodes.model import ModelNode
+from streamagent.nodes.model_accounting import run_steps
 from streamagent.streaming.protocol import EVENT_KEY, RETRY_EVENT
 from streamagent.streaming.sink import graph_namespace, sink_of
 from streamagent.tools.injection import current_runtime
@@ -225,7 +226,7 @@ class MiddlewareModelNode:
     ) -> dict[str, Any] | list[Command[Any]]:
         request = self.request(state, config)
         model = self.node.model_for(config)
-        self.node._checked_budgets(state, self._messages(request), model=model)
+        self.node.budget.checked(state, self._messages(request), model=model)
         calls: list[_Call] = []
         base = _AExecute(self, config, calls)
         composed = (
@@ -239,7 +240,7 @@ class MiddlewareModelNode:
     ) -> dict[str, Any] | list[Command[Any]]:
         request = self.request(state, config)
         model = self.node.model_for(config)
-        self.node._checked_budgets(state, self._messages(request), model=model)
+        self.node.budget.checked(state, self._messages(request), model=model)
         calls: list[_Call] = []
         base = _Execute(self, config, calls)
         composed = self.layer(request, base) if self.layer else _Composed(base(request))

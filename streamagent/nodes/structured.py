@@ -21,7 +21,9 @@ from streamagent.accounting.cost import Usage
 from streamagent.llm.retry import classify_error
 from streamagent.llm.structured import ResponseFormat, invalid
 from streamagent.nodes._quirks import estimated_usage
-from streamagent.nodes.model import ModelNode, _Attempt, _unbind
+from streamagent.nodes.model import ModelNode
+from streamagent.nodes.model_attempts import Attempt
+from streamagent.nodes.model_client import unbind
 
 __all__ = ["StructuredNode"]
 
@@ -36,7 +38,7 @@ class StructuredNode:
         self.format = response_format
 
     def _model(self, config: RunnableConfig) -> Runnable[LanguageModelInput, BaseMessage]:
-        model, _ = _unbind(self.model_node.runnable(config))  # the chat model, without tools
+        model, _ = unbind(self.model_node.runnable(config))  # the chat model, without tools
         return model
 
     def _account(
@@ -77,10 +79,10 @@ class StructuredNode:
 
     async def _acall(self, messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
         node = self.model_node
-        attempt = _Attempt(model=node.model_for(config))
-        llm_config = node._llm_config(config, nostream=True)
+        attempt = Attempt(model=node.model_for(config))
+        llm_config = node.client.call_config(config, nostream=True)
         try:
-            async for retrying in AsyncRetrying(**node._retrying_kwargs(attempt)):
+            async for retrying in AsyncRetrying(**node.attempts.retrying_kwargs(attempt)):
                 with retrying:
                     reply = await self._model(config).ainvoke(
                         messages, llm_config, **self.format.request_kwargs()
@@ -105,10 +107,10 @@ class StructuredNode:
 
     def _call(self, messages: list[BaseMessage], config: RunnableConfig) -> AIMessage:
         node = self.model_node
-        attempt = _Attempt(model=node.model_for(config))
-        llm_config = node._llm_config(config, nostream=True)
+        attempt = Attempt(model=node.model_for(config))
+        llm_config = node.client.call_config(config, nostream=True)
         try:
-            for retrying in Retrying(**node._retrying_kwargs(attempt)):
+            for retrying in Retrying(**node.attempts.retrying_kwargs(attempt)):
                 with retrying:
                     reply = self._model(config).invoke(
                         messages, llm_config, **self.format.request_kwargs()
