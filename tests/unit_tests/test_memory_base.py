@@ -1,4 +1,5 @@
-"""Pure parts of the Redis savers: keys, plans, list ordering, strict serde, config (no I/O)."""
+"""Pure parts of the Redis savers: keys, plans, list ordering, strict serde, config (no I/O:
+the savers are built on clients that never connect)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,24 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
+import redis
 from pydantic import BaseModel
 
 from streamagent.errors import ConfigurationError
 from streamagent.memory import MemoryConfig, StrictSerializer, UnsafeDeserializationError
-from streamagent.memory.base import FULL_EVERY, BaseRedisSaver, thread_keys
+from streamagent.memory import RedisSaver
+from streamagent.memory._reads import list_targets
+from streamagent.memory.base import FULL_EVERY
+from streamagent.memory.keys import KEY_KINDS, thread_keys
 
 
 class Opaque(BaseModel):
     x: int = 1
+
+
+def _saver(**options: Any) -> RedisSaver:
+    """A saver whose client never connects (every test here is pure logic)."""
+    return RedisSaver(redis.Redis(port=1), **options)
 
 
 def _hash_tag(key: str) -> str:
@@ -29,10 +39,12 @@ def test_all_keys_of_a_thread_share_one_hash_tag() -> None:
         keys = thread_keys("sa", thread)
         assert len(keys) == 11
         assert len({_hash_tag(k) for k in keys}) == 1
+        assert [getattr(keys, kind) for kind in KEY_KINDS] == list(keys)
+        assert keys.data == tuple(keys)[:9] and keys.seen not in keys.data
 
 
 def _plan(
-    saver: BaseRedisSaver, messages: list[Any], version: str, parent: str | None = None
+    saver: RedisSaver, messages: list[Any], version: str, parent: str | None = None
 ) -> Any:
     ck = empty_checkpoint()
     ck["channel_values"] = {"messages": messages, "n": 1}
@@ -44,7 +56,7 @@ def _plan(
 
 
 def test_messages_are_stored_by_ref_and_appends_become_deltas() -> None:
-    saver = BaseRedisSaver()
+    saver = _saver()
     history = [HumanMessage("hi", id="1"), AIMessage("yo", id="2")]
     plan, returned = _plan(saver, history, "1")
     assert returned["configurable"]["thread_id"] == "t"
@@ -61,7 +73,7 @@ def test_messages_are_stored_by_ref_and_appends_become_deltas() -> None:
 
 
 def test_delta_chains_are_cut_every_full_every_versions_and_off_with_keep_last() -> None:
-    saver = BaseRedisSaver()
+    saver = _saver()
     history: list[Any] = []
     kinds = []
     for i in range(FULL_EVERY + 2):
@@ -70,7 +82,7 @@ def test_delta_chains_are_cut_every_full_every_versions_and_off_with_keep_last()
         kinds.append(dict(plan.blobs)[f"messages\x00{i}"][:1])
         saver.remember_put(plan, full=False)
     assert kinds[0] == b"R" and kinds[1] == b"D" and kinds.count(b"R") == 2
-    bounded = BaseRedisSaver(keep_last=3)
+    bounded = _saver(keep_last=3)
     for i in range(3):
         plan, _ = _plan(bounded, [HumanMessage(str(j), id=str(j)) for j in range(i + 1)], str(i))
         bounded.remember_put(plan, full=False)
@@ -78,14 +90,13 @@ def test_delta_chains_are_cut_every_full_every_versions_and_off_with_keep_last()
 
 
 def test_list_targets_follow_in_memory_saver_order_and_filters() -> None:
-    saver = BaseRedisSaver()
     members = ["\x00a1", "\x00a3", "\x00a2", "sub\x00a4"]
-    assert saver.list_targets(["", "sub"], members, None, None) == [
+    assert list_targets(["", "sub"], members, None, None) == [
         ("", "a3"), ("", "a2"), ("", "a1"), ("sub", "a4"),
     ]  # fmt: skip
     cfg: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     before: Any = {"configurable": {"checkpoint_id": "a3"}}
-    assert saver.list_targets(["", "sub"], members, cfg, before) == [("", "a2"), ("", "a1")]
+    assert list_targets(["", "sub"], members, cfg, before) == [("", "a2"), ("", "a1")]
 
 
 def test_strict_serializer_keeps_safe_types_and_refuses_others() -> None:
@@ -99,7 +110,7 @@ def test_strict_serializer_keeps_safe_types_and_refuses_others() -> None:
 
 
 def test_names_with_separator_characters_are_refused() -> None:
-    saver = BaseRedisSaver()
+    saver = _saver()
     cfg: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": "a\x00b", "checkpoint_id": "c"}}
     with pytest.raises(ValueError, match="checkpoint_ns"):
         saver.plan_put_writes(cfg, [("x", 1)], "task")
