@@ -80,7 +80,7 @@ class AdminOps(ReadOps[ClientT], WriteOps[ClientT]):
             keys = self.keys_for(thread_id)
             records = yield Command(("HGETALL", keys.cp))
             args = migrate_args(records, self.expiry_notice_seconds)
-            yield from self._script(MIGRATE, keys, args)
+            yield from self._script(MIGRATE, thread_id, args)
         yield Command(("SET", self.schema_key(), SCHEMA_VERSION))
         logger.warning(
             "migrated %d threads under key prefix %r to storage schema %s",
@@ -134,15 +134,14 @@ class AdminOps(ReadOps[ClientT], WriteOps[ClientT]):
         """Delete the thread's data, leaving a short "deleted" tombstone."""
         thread_id = str(thread_id)
         args = [self.expiry_notice_seconds]
-        yield from self._script(DELETE_THREAD, self.keys_for(thread_id), args, "delete_thread")
+        yield from self._script(DELETE_THREAD, thread_id, args, "delete_thread")
         self.forget_thread(thread_id)
 
     def _delete_checkpoints_op(self, thread_id: str, fields: Sequence[str]) -> Op[None]:
         """Delete checkpoints (``"ns\\0id"`` fields) of a thread with their writes."""
         thread_id = str(thread_id)
         args = [self._ttl, self.expiry_notice_seconds, *fields]
-        keys = self.keys_for(thread_id)
-        reply = yield from self._script(DELETE_CHECKPOINTS, keys, args, "delete_for_runs")
+        reply = yield from self._script(DELETE_CHECKPOINTS, thread_id, args, "delete_for_runs")
         self.forget_thread(thread_id)
         self.check_write(reply, thread_id)
 
@@ -163,13 +162,13 @@ class AdminOps(ReadOps[ClientT], WriteOps[ClientT]):
         """One consistent snapshot of the source (``DUMP`` in one script), restored in one
         script over the target."""
         source, target = str(source_thread_id), str(target_thread_id)
-        reply = yield from self._script(DUMP, self.keys_for(source), [], "copy_thread")
+        reply = yield from self._script(DUMP, source, [], "copy_thread")
         status = text(reply[0])
         if status:
             self.absent(status, source, 0)
             return
         args = [self._ttl, self.expiry_notice_seconds, *(p or b"" for p in reply[1:])]
-        restored = yield from self._script(RESTORE, self.keys_for(target), args, "copy_thread")
+        restored = yield from self._script(RESTORE, target, args, "copy_thread")
         self.forget_thread(target)
         self.check_write(restored, target)
         self.remember_thread(target)
@@ -183,7 +182,7 @@ class AdminOps(ReadOps[ClientT], WriteOps[ClientT]):
                 yield from self._delete_thread_op(thread_id)
                 continue
             args = [self._ttl, self.expiry_notice_seconds]
-            reply = yield from self._script(PRUNE, self.keys_for(thread_id), args, "prune")
+            reply = yield from self._script(PRUNE, thread_id, args, "prune")
             self.forget_thread(thread_id)
             self.check_write(reply, thread_id)
 
@@ -191,14 +190,12 @@ class AdminOps(ReadOps[ClientT], WriteOps[ClientT]):
     def _acquire_turn_op(self, thread_id: str, *, lease_ms: int, marker_ms: int) -> Op[Any]:
         """Take the turn lock of ``thread_id``: ``(token, 0)`` or ``(holder, its pttl ms)``
         (Redis failures raise as they are)."""
-        token, busy_ms = yield from self._script(
-            ACQUIRE, self.keys_for(thread_id), [lease_ms, marker_ms]
-        )
+        token, busy_ms = yield from self._script(ACQUIRE, thread_id, [lease_ms, marker_ms])
         return text(token), int(busy_ms)
 
     def _release_turn_op(self, thread_id: str, token: str, *, lease_ms: int = 0) -> Op[bool]:
         """Renew (``lease_ms``) or release (0) the lock; False when ``token`` lost it."""
-        held = yield from self._script(RELEASE, self.keys_for(thread_id), [token, lease_ms])
+        held = yield from self._script(RELEASE, thread_id, [token, lease_ms])
         return bool(held)
 
     def _turn_lock_probe_op(self, thread_id: str) -> Op[None]:

@@ -28,7 +28,13 @@ from streamagent.memory._lua import Script
 from streamagent.memory._protocol import Command, Op, Request
 from streamagent.memory._setup import tls_endpoint
 from streamagent.memory._state import ThreadMemory
-from streamagent.memory.keys import ThreadKeys, index_match, schema_key, thread_keys
+from streamagent.memory.keys import (
+    ThreadKeys,
+    encoded_thread_keys,
+    index_match,
+    schema_key,
+    thread_keys,
+)
 from streamagent.memory.serde import DecodeCache, EncodeCache, StrictSerializer
 
 __all__ = [
@@ -144,11 +150,12 @@ class SaverCore(BaseCheckpointSaver[str], Generic[ClientT]):
             raise self._fail(operation, exc) from exc
 
     def _script(
-        self, script: Script, keys: ThreadKeys, args: list[Any], operation: str = ""
+        self, script: Script, thread_id: str, args: list[Any], operation: str = ""
     ) -> Op[Any]:
-        """Run ``script`` on a thread's keys (``EVALSHA``; loads it first where the server
-        lost it). Redis failures raise :class:`MemoryUnavailable` naming ``operation``, or
-        raw when ``operation`` is empty (the caller maps them)."""
+        """Run ``script`` on the keys of ``thread_id`` (``EVALSHA``; loads it first where
+        the server lost it). Redis failures raise :class:`MemoryUnavailable` naming
+        ``operation``, or raw when ``operation`` is empty (the caller maps them)."""
+        keys = encoded_thread_keys(self.key_prefix, thread_id)
         command = Command(("EVALSHA", script.sha, len(keys), *keys, *args))
         try:
             try:

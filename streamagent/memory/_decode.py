@@ -10,8 +10,9 @@ message a value names that is neither held, cached nor sent back is a
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any, NamedTuple
 
 import ormsgpack
 from langchain_core.messages import BaseMessage
@@ -30,7 +31,59 @@ from streamagent.memory._codec import REF_LEN, unpack
 from streamagent.memory._core import ClientT, SaverCore, text
 from streamagent.memory.serde import MessageTemplate
 
-__all__ = ["Decoding", "StoredMessages"]
+__all__ = ["Decoding", "ReadReply", "StoredMessages", "parse_read", "unpack_strings"]
+
+_COUNT = struct.Struct(">I")
+
+
+def unpack_strings(data: bytes) -> list[bytes | None]:
+    """A list packed by the scripts' ``pack_strings``: its length, each string's length (-1
+    for nil), then the strings.
+
+    >>> unpack_strings(b"\\x00\\x00\\x00\\x02\\x00\\x00\\x00\\x02\\xff\\xff\\xff\\xffhi")
+    [b'hi', None]
+    """
+    (count,) = _COUNT.unpack_from(data)
+    pos = 4 + 4 * count
+    out: list[bytes | None] = []
+    for length in struct.unpack_from(f">{count}i", data, 4):
+        if length < 0:
+            out.append(None)
+        else:
+            out.append(data[pos : pos + length])
+            pos += length
+    return out
+
+
+class ReadReply(NamedTuple):
+    """A ``read.lua`` reply: ``status`` ("" when read), per target ``None`` or (id, record,
+    channel entries, blobs, write fields, write values), the refs of the messages sent back
+    (concatenated) and their values."""
+
+    status: str
+    results: list[tuple[Any, ...] | None]
+    refs: str
+    values: list[bytes | None]
+
+
+def _read_target(items: Iterator[Any]) -> tuple[Any, ...] | None:
+    if next(items) == b"0":
+        return None
+    checkpoint_id, record, entries = next(items), next(items), next(items)
+    blobs = list(islice(items, int(next(items))))
+    count = int(next(items))
+    fields = list(islice(items, count))
+    return checkpoint_id, record, entries, blobs, fields, list(islice(items, count))
+
+
+def parse_read(reply: bytes, targets: int) -> ReadReply:
+    """Unpack the reply of a ``read.lua`` call for ``targets`` (ns, id) pairs."""
+    items = iter(unpack_strings(reply))
+    status = text(next(items) or b"")
+    if status:
+        return ReadReply(status, [], "", [])
+    results = [_read_target(items) for _ in range(targets)]
+    return ReadReply("", results, text(next(items) or b""), list(items))
 
 
 class StoredMessages:
@@ -80,7 +133,7 @@ class Decoding(SaverCore[ClientT]):
 
     def decode_read(
         self,
-        reply: Sequence[Any],
+        reply: bytes,
         thread_id: str,
         namespaces: Sequence[str],
         configs: Sequence[RunnableConfig | None],
@@ -92,11 +145,10 @@ class Decoding(SaverCore[ClientT]):
         checkpoint id returns the caller's config unchanged, like ``InMemorySaver``);
         ``held`` are the templates whose refs the read sent.
         """
-        status = text(reply[0])
+        status, results, refs, values = parse_read(reply, len(namespaces))
         if status:
             return self.absent(status, thread_id, len(namespaces))
-        _, results, refs, values = reply
-        messages = StoredMessages(text(refs), values, held or {}, thread_id)
+        messages = StoredMessages(refs, values, held or {}, thread_id)
         out: list[CheckpointTuple | None] = []
         for result, ns, config in zip(results, namespaces, configs, strict=True):
             out.append(

@@ -3,8 +3,9 @@ beyond reading them).
 
 The scripts are ``streamagent/memory/lua/<name>.lua``; the pieces they share are in
 ``lua/lib/`` (``keys``: the thread's keys by name, always first; ``thread``: manifest,
-expiry, tombstone, fencing; ``refs``: the stored encodings; ``resolve``: delta chains;
-``gc``: removing checkpoints and what only they referenced). The first line of a file,
+expiry, tombstone, fencing; ``refs``: the stored encodings; ``reply``: replies packed into
+one string; ``resolve``: delta chains; ``gc``: removing checkpoints and what only they
+referenced). The first line of a file,
 ``-- needs: <pieces>``, says which pieces go before it; a script carries only those.
 
 Every script receives the eleven keys of ONE thread (see
@@ -73,7 +74,7 @@ __all__ = [
 ]
 
 #: the shared pieces, in the order a script carries them
-LIBRARY = ("keys", "thread", "refs", "resolve", "gc")
+LIBRARY = ("keys", "thread", "refs", "reply", "resolve", "gc")
 
 
 class Script(NamedTuple):

@@ -84,7 +84,7 @@ class ReadOps(Decoding[ClientT]):
 
     def _read_reply_op(self, thread_id: str, args: list[Any]) -> Op[Any]:
         """The raw ``read.lua`` reply for ``args`` (see :meth:`read_args`)."""
-        return (yield from self._script(READ, self.keys_for(thread_id), args, "read"))
+        return (yield from self._script(READ, thread_id, args, "read"))
 
     def _read_op(
         self,
@@ -146,6 +146,5 @@ class ReadOps(Decoding[ClientT]):
         configurable = config["configurable"]
         thread_id = str(configurable["thread_id"])
         args = [configurable.get("checkpoint_ns", ""), get_checkpoint_id(config) or "", *channels]
-        keys = self.keys_for(thread_id)
-        reply = yield from self._script(HISTORY, keys, args, "get_delta_channel_history")
+        reply = yield from self._script(HISTORY, thread_id, args, "get_delta_channel_history")
         return self.decode_history(reply, thread_id, channels)

@@ -33,7 +33,6 @@ from streamagent.memory._core import ClientT, SaverCore
 from streamagent.memory._lua import PUT, PUT_WRITES
 from streamagent.memory._protocol import Op
 from streamagent.memory._state import ListKey, ListState
-from streamagent.memory.keys import ThreadKeys
 
 __all__ = ["FENCE_KEY", "FULL_EVERY", "PutPlan", "WriteOps", "WritesPlan", "fence_of"]
 
@@ -62,7 +61,6 @@ class PutPlan:
     """
 
     thread_id: str
-    keys: ThreadKeys
     head: list[Any]
     blobs: list[tuple[str, bytes]]
     full_blobs: list[tuple[str, bytes]]
@@ -92,7 +90,6 @@ class WritesPlan:
     """Arguments of one ``put_writes.lua`` call."""
 
     thread_id: str
-    keys: ThreadKeys
     head: list[Any]
     writes: list[tuple[str, str, bytes]]
     messages: dict[str, bytes]
@@ -122,10 +119,10 @@ class WriteOps(SaverCore[ClientT]):
         new_versions: ChannelVersions,
     ) -> Op[RunnableConfig]:
         plan, returned = self.plan_put(config, checkpoint, metadata, new_versions)
-        reply = yield from self._script(PUT, plan.keys, plan.args(), "put")
+        reply = yield from self._script(PUT, plan.thread_id, plan.args(), "put")
         full = not self.check_write(reply, plan.thread_id)
         if full:  # a delta base or message is gone (deleted/expired): send all
-            reply = yield from self._script(PUT, plan.keys, plan.args(full=True), "put")
+            reply = yield from self._script(PUT, plan.thread_id, plan.args(full=True), "put")
             self.check_write(reply, plan.thread_id)
         self.remember_put(plan, full=full)
         self.remember_thread(plan.thread_id)
@@ -139,11 +136,11 @@ class WriteOps(SaverCore[ClientT]):
         task_path: str,
     ) -> Op[None]:
         plan = self.plan_put_writes(config, writes, task_id, task_path)
-        reply = yield from self._script(PUT_WRITES, plan.keys, plan.args(), "put_writes")
+        reply = yield from self._script(PUT_WRITES, plan.thread_id, plan.args(), "put_writes")
         if not self.check_write(reply, plan.thread_id):
             # a message this process stored earlier is gone (deleted/expired): send all
             args = plan.args(full=True)
-            reply = yield from self._script(PUT_WRITES, plan.keys, args, "put_writes")
+            reply = yield from self._script(PUT_WRITES, plan.thread_id, args, "put_writes")
             self.check_write(reply, plan.thread_id)
         self._memory.remember_stored(plan.thread_id, plan.messages)
 
@@ -181,7 +178,6 @@ class WriteOps(SaverCore[ClientT]):
         messages = MessageEncoder(self._encoded)
         plan = PutPlan(
             thread_id=thread_id,
-            keys=self.keys_for(thread_id),
             head=[
                 self._ttl,
                 self.expiry_notice_seconds,
@@ -290,7 +286,6 @@ class WriteOps(SaverCore[ClientT]):
         thread_id = str(configurable["thread_id"])
         return WritesPlan(
             thread_id=thread_id,
-            keys=self.keys_for(thread_id),
             head=[self._ttl, self.expiry_notice_seconds, fence_of(config)],
             writes=planned,
             messages=messages.values,

@@ -14,12 +14,14 @@ Example:
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import NamedTuple
 
 __all__ = [
     "DATA_KEYS",
     "KEY_KINDS",
     "ThreadKeys",
+    "encoded_thread_keys",
     "index_match",
     "schema_key",
     "thread_keys",
@@ -59,6 +61,13 @@ def thread_keys(prefix: str, thread_id: str) -> ThreadKeys:
     """The keys of ``thread_id`` under ``prefix`` (all in one hash slot)."""
     tag = f"{{{prefix}:{thread_id}}}:"
     return ThreadKeys._make([tag + kind for kind in KEY_KINDS])
+
+
+@lru_cache(maxsize=4096)
+def encoded_thread_keys(prefix: str, thread_id: str) -> tuple[bytes, ...]:
+    """:func:`thread_keys` as the bytes a script call sends (cached: a thread's calls do not
+    build and encode its eleven key names again)."""
+    return tuple(key.encode() for key in thread_keys(prefix, thread_id))
 
 
 def schema_key(prefix: str) -> str:

@@ -15,6 +15,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
 from streamagent.memory import AsyncRedisSaver, RedisSaver
+from streamagent.memory._decode import parse_read
 from tests.redis_fixtures import *  # noqa: F403
 
 
@@ -85,10 +86,12 @@ def test_a_read_does_not_fetch_messages_the_saver_holds_decoded(
     held = saver.held_messages("t")
     assert len(held) == 5
     keys = saver.keys_for("t")
-    reply = saver._drive(saver._read_reply_op("t", saver.read_args([("", "")], held)))
-    assert reply[2] in (b"", "") and reply[3] == []  # nothing sent back
-    reply = saver._drive(saver._read_reply_op("t", saver.read_args([("", "")])))
-    assert len(reply[3]) == 5 and all(reply[3])
+    reply = parse_read(
+        saver._drive(saver._read_reply_op("t", saver.read_args([("", "")], held))), 1
+    )
+    assert reply.refs == "" and reply.values == []  # nothing sent back
+    reply = parse_read(saver._drive(saver._read_reply_op("t", saver.read_args([("", "")]))), 1)
+    assert len(reply.values) == 5 and all(reply.values)
     # one more message: only that one is fetched, the list still reads back whole
     written = _put_history(saver, "t2", range(5))
     _latest(saver, "t2")
@@ -97,8 +100,10 @@ def test_a_read_does_not_fetch_messages_the_saver_holds_decoded(
     ck = _checkpoint(99, more, saver, None)
     saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
     held = saver.held_messages("t2")
-    reply = saver._drive(saver._read_reply_op("t2", saver.read_args([("", "")], held)))
-    assert len(reply[3]) == 1
+    reply = parse_read(
+        saver._drive(saver._read_reply_op("t2", saver.read_args([("", "")], held))), 1
+    )
+    assert len(reply.values) == 1
     assert _latest(saver, "t2") == more
     assert sync_client.hlen(keys.msgs) == 5
 
@@ -204,8 +209,10 @@ def test_held_reads_fetch_only_new_messages_for_windows_reorders_and_removals(
         ck = _checkpoint(100 + step, shape, saver, None)
         cfg = saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
         held = saver.held_messages("w")
-        reply = saver._drive(saver._read_reply_op("w", saver.read_args([("", "")], held)))
+        reply = parse_read(
+            saver._drive(saver._read_reply_op("w", saver.read_args([("", "")], held))), 1
+        )
         new = [m for m in shape if m not in base]
-        assert len(reply[3]) == len(new), shape
+        assert len(reply.values) == len(new), shape
         assert _latest(saver, "w") == shape
         assert _latest(fresh, "w") == shape

@@ -7,14 +7,18 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import redis
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
-import redis
 from pydantic import BaseModel
 
 from streamagent.errors import ConfigurationError
-from streamagent.memory import MemoryConfig, StrictSerializer, UnsafeDeserializationError
-from streamagent.memory import RedisSaver
+from streamagent.memory import (
+    MemoryConfig,
+    RedisSaver,
+    StrictSerializer,
+    UnsafeDeserializationError,
+)
 from streamagent.memory._reads import list_targets
 from streamagent.memory.base import FULL_EVERY
 from streamagent.memory.keys import KEY_KINDS, thread_keys
@@ -43,9 +47,7 @@ def test_all_keys_of_a_thread_share_one_hash_tag() -> None:
         assert keys.data == tuple(keys)[:9] and keys.seen not in keys.data
 
 
-def _plan(
-    saver: RedisSaver, messages: list[Any], version: str, parent: str | None = None
-) -> Any:
+def _plan(saver: RedisSaver, messages: list[Any], version: str, parent: str | None = None) -> Any:
     ck = empty_checkpoint()
     ck["channel_values"] = {"messages": messages, "n": 1}
     ck["channel_versions"] = {"messages": version, "n": "1"}

@@ -1,4 +1,4 @@
--- needs: thread refs resolve
+-- needs: thread refs resolve reply
 -- ARGV: ns, target id ('' = head), then channel names. Walks the parent chain from the
 -- target's parent: per ancestor, its writes to the channels still wanted and the blobs of
 -- those channels it stores (a stored blob ends that channel's walk).

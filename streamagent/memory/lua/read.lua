@@ -1,7 +1,11 @@
--- needs: thread refs resolve
+-- needs: thread refs resolve reply
 -- Checkpoints of one thread. ARGV: ttl (renewed when > 0), notice, the refs the client holds
--- decoded, then (ns, id or '' for the head) pairs. Returns {'A<tombstone>'} (no data),
--- {'C<piece>'} (damaged), or {'', results, refs, message values}.
+-- decoded, then (ns, id or '' for the head) pairs. Returns one string (pack_strings: a reply
+-- of many small strings is far cheaper to send and to parse as one) holding the status
+-- ('A<tombstone>': no data, 'C<piece>': damaged, '': read), then per pair '0' (no such
+-- checkpoint) or '1', id, record, channel entries, the number of blobs, the blobs, the
+-- number of writes, their fields, their values; then the refs of the messages sent back
+-- (concatenated) and their values.
 -- refs the client holds decoded (ARGV[3], concatenated) are not sent back; the others are
 -- collected once each in uniq
 local held = ARGV[3]
@@ -93,17 +97,32 @@ local function load_one(ns, id)
 end
 
 local state = check_thread()
-if state == 'absent' then return {'A' .. (redis.call('HGET', SEEN, 's') or '')} end
-if state ~= '' then return {'C' .. state} end
+if state == 'absent' then
+  return pack_strings({'A' .. (redis.call('HGET', SEEN, 's') or '')})
+end
+if state ~= '' then return pack_strings({'C' .. state}) end
 local ttl, notice = tonumber(ARGV[1]), tonumber(ARGV[2])
-local results = {}
+local out = {''}
 local found = false
 for i = 4, #ARGV, 2 do
   local r, piece = load_one(ARGV[i], ARGV[i + 1])
-  if r == nil then return {'C' .. piece} end
-  results[#results + 1] = r
-  if r then found = true end
+  if r == nil then return pack_strings({'C' .. piece}) end
+  if r then
+    found = true
+    out[#out + 1] = '1'
+    out[#out + 1] = r[1]
+    out[#out + 1] = r[2]
+    out[#out + 1] = r[3]
+    out[#out + 1] = tostring(#r[4])
+    append(out, r[4])
+    out[#out + 1] = tostring(#r[5])
+    append(out, r[5])
+    append(out, r[6])
+  else
+    out[#out + 1] = '0'
+  end
 end
-local mv = message_values(uniq)
+out[#out + 1] = table.concat(uniq)
+append(out, message_values(uniq))
 if found and ttl > 0 then touch(ttl, notice) end
-return {'', results, table.concat(uniq), mv}
+return pack_strings(out)

@@ -42,12 +42,3 @@ local function hset_range(key, t, first, last)
     redis.call('HSET', key, unpack(t, start, math.min(start + 999, last)))
   end
 end
--- the stored values of the message refs `refs` (HMGET in bounded chunks; false where absent)
-local function message_values(refs)
-  local out = {}
-  for start = 1, #refs, 1000 do
-    local part = redis.call('HMGET', MSGS, unpack(refs, start, math.min(start + 999, #refs)))
-    for j = 1, #part do out[#out + 1] = part[j] end
-  end
-  return out
-end
