@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -28,6 +29,7 @@ __all__ = ["REF_LEN", "MessageEncoder", "check_name", "is_message_list", "pack",
 
 #: length of a message ref (hex chars)
 REF_LEN = 24
+_MESSAGE = repeat(BaseMessage)
 
 
 def check_name(kind: str, value: str) -> str:
@@ -50,7 +52,7 @@ def unpack(value: bytes) -> tuple[str, bytes]:
 
 def is_message_list(value: Any) -> bool:
     """A non-empty plain list of messages (stored as refs)."""
-    return type(value) is list and bool(value) and all(isinstance(m, BaseMessage) for m in value)
+    return type(value) is list and bool(value) and all(map(isinstance, value, _MESSAGE))
 
 
 @dataclass

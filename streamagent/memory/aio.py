@@ -40,7 +40,7 @@ from streamagent.memory._pool import (
 from streamagent.memory._protocol import Batch, Command, Op, Request, Scan, adrive, aiterate
 from streamagent.memory.base import BaseRedisSaver
 
-__all__ = ["AsyncRedisSaver", "QueueingConnectionPool", "async_redis_client"]
+__all__ = ["AsyncRedisSaver", "QueueingConnectionPool", "TimedSendConnection", "async_redis_client"]
 
 T = TypeVar("T")
 
@@ -90,6 +90,27 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
                 self._released.notify()
 
 
+class TimedSendConnection(aioredis.Connection):
+    """redis-py's async connection, bounding a send with ``asyncio.timeout`` where redis-py
+    uses ``asyncio.wait_for`` (which on Python 3.11 makes a task, and an event loop turn,
+    for every command). The bound is the same ``socket_timeout``; a send that exceeds it
+    raises :class:`redis.TimeoutError` and drops the connection, as redis-py's does."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        timeout = self.socket_timeout
+        if not timeout or not getattr(self, "is_connected", False):
+            return await super().send_packed_command(command, check_health)
+        try:
+            async with asyncio.timeout(timeout):
+                self.socket_timeout = None  # redis-py then writes inline, without a task
+                try:
+                    await super().send_packed_command(command, check_health)
+                finally:
+                    self.socket_timeout = timeout
+        except TimeoutError:  # redis-py dropped the connection when it was cancelled
+            raise redis.TimeoutError("Timeout writing to socket") from None
+
+
 def async_redis_client(
     url: str,
     *,
@@ -106,6 +127,8 @@ def async_redis_client(
     pool = QueueingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=pool_timeout, **options
     )
+    if pool.connection_class is aioredis.Connection:  # plain TCP (TLS and unix: as they are)
+        pool.connection_class = TimedSendConnection
     return aioredis.Redis.from_pool(pool)
 
 

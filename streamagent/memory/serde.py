@@ -45,6 +45,7 @@ from langgraph.checkpoint.serde.jsonplus import (
     JsonPlusSerializer,
 )
 from langgraph.types import Send
+from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from streamagent._upstream.langgraph_private import SAFE_MSGPACK_METHODS, SAFE_MSGPACK_TYPES
@@ -305,6 +306,10 @@ class StrictSerializer(JsonPlusSerializer):
 
 _ATOMIC: frozenset[type] = frozenset({str, int, float, bool, bytes, type(None)})
 _set = object.__setattr__
+# pydantic's slot setters (what object.__setattr__ finds for these names, looked up once)
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 def _fresh(value: Any) -> Any:
@@ -344,10 +349,25 @@ class MessageTemplate:
     for the others). The template must not be mutated after it was wrapped.
     """
 
-    __slots__ = ("_empty_dicts", "_empty_lists", "_nested", "message")
+    __slots__ = (
+        "_cls",
+        "_empty_dicts",
+        "_empty_lists",
+        "_extra",
+        "_fields",
+        "_fields_set",
+        "_nested",
+        "_private",
+        "message",
+    )
 
     def __init__(self, message: BaseMessage) -> None:
         self.message = message
+        self._cls = type(message)
+        self._fields = message.__dict__
+        self._fields_set = message.__pydantic_fields_set__
+        self._extra = message.__pydantic_extra__
+        self._private = message.__pydantic_private__
         empty_dicts, empty_lists, nested = [], [], []
         for name, value in message.__dict__.items():
             kind = type(value)
@@ -365,10 +385,8 @@ class MessageTemplate:
 
     def copy(self) -> BaseMessage:
         """A new message equal to the template, sharing no mutable object with it."""
-        message = self.message
-        cls = type(message)
-        new = cls.__new__(cls)  # what pydantic's __copy__ does, without its generic checks
-        fields = message.__dict__.copy()
+        new = object.__new__(self._cls)  # what pydantic's __copy__ does, without its checks
+        fields = self._fields.copy()
         for name in self._empty_dicts:
             fields[name] = {}
         for name in self._empty_lists:
@@ -376,9 +394,9 @@ class MessageTemplate:
         for name in self._nested:
             fields[name] = copy.deepcopy(fields[name])
         _set(new, "__dict__", fields)
-        _set(new, "__pydantic_fields_set__", set(message.__pydantic_fields_set__))
-        _set(new, "__pydantic_extra__", _fresh_items(message.__pydantic_extra__))
-        _set(new, "__pydantic_private__", _fresh_items(message.__pydantic_private__))
+        _set_fields_set(new, set(self._fields_set))
+        _set_extra(new, _fresh_items(self._extra))
+        _set_private(new, _fresh_items(self._private))
         return new
 
 
@@ -462,7 +480,7 @@ class EncodeCache:
     """
 
     def __init__(self, size: int = 50_000) -> None:
-        self._entries: OrderedDict[int, tuple[Any, Any, Any, str, bytes]] = OrderedDict()
+        self._entries: OrderedDict[int, tuple[Any, Any, Any, tuple[str, bytes]]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
@@ -472,16 +490,17 @@ class EncodeCache:
 
     def get_many(self, messages: Sequence[BaseMessage]) -> list[tuple[str, bytes] | None]:
         """:meth:`get` of each message (one lock acquisition)."""
+        get = self._entries.get
         with self._lock:
-            entries = [self._entries.get(id(message)) for message in messages]
+            entries = [get(id(message)) for message in messages]
         out: list[tuple[str, bytes] | None] = []
         for message, entry in zip(messages, entries, strict=True):
             if entry is None:
                 out.append(None)
                 continue
-            ref_obj, msg_id, content, ref, packed = entry
+            ref_obj, msg_id, content, encoded = entry
             unchanged = ref_obj() is message and message.id == msg_id
-            out.append((ref, packed) if unchanged and message.content is content else None)
+            out.append(encoded if unchanged and message.content is content else None)
         return out
 
     def put(self, message: BaseMessage, ref: str, packed: bytes) -> None:
@@ -491,6 +510,6 @@ class EncodeCache:
         except TypeError:
             return
         with self._lock:
-            self._entries[id(message)] = (ref_obj, message.id, message.content, ref, packed)
+            self._entries[id(message)] = (ref_obj, message.id, message.content, (ref, packed))
             if len(self._entries) > self._size:
                 self._entries.popitem(last=False)

@@ -17,6 +17,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.graph import START, MessagesState, StateGraph
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from streamagent.errors import ConfigurationError, MemoryUnavailable, ThreadExpiredError
 from streamagent.memory import EmbeddedRedis, RedisSaver, UnsafeDeserializationError
@@ -308,3 +310,37 @@ def test_setup_migrates_a_schema_1_prefix(make_saver: Any, sync_client: redis.Re
     assert history["messages"]["seed"]  # the parent chain is readable again
     _turns(graph, "m", 1)
     assert len(graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"]) == 8
+
+
+async def test_a_send_stuck_past_socket_timeout_raises_and_the_client_recovers(
+    private_redis: Any,
+) -> None:
+    """``from_url``'s async client bounds each send by ``socket_timeout`` (with
+    ``asyncio.timeout``, not a task per command): while the server stops reading, a large
+    write gives up with redis' TimeoutError (before the server wakes); the next command,
+    once the server reads again, works on a new connection."""
+    from streamagent.memory.aio import TimedSendConnection, async_redis_client
+
+    client = async_redis_client(private_redis.url, socket_timeout=0.3)
+    assert client.connection_pool.connection_class is TimedSendConnection
+    admin = private_redis.client()
+    probe = redis.Redis(port=private_redis.port, socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
+    try:
+        assert await client.ping()
+        sleeper = threading.Thread(target=lambda: admin.execute_command("DEBUG", "SLEEP", 4))
+        sleeper.start()
+        while True:  # until the server is asleep: it reads nothing
+            try:
+                probe.ping()
+            except redis.TimeoutError:
+                break
+            time.sleep(0.02)
+        with pytest.raises(redis.TimeoutError):  # after the client's own retries
+            await client.set("big", b"x" * (64 << 20))
+        assert sleeper.is_alive()  # it gave up by itself, the server is still asleep
+        sleeper.join()
+        assert await client.set("small", b"y") and await client.get("small") == b"y"
+    finally:
+        await client.aclose()
+        admin.close()
+        probe.close()
