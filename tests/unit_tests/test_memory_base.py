@@ -126,3 +126,23 @@ def test_memory_config_validates_and_hides_password() -> None:
     cfg = MemoryConfig(password="pw-123", db=2)
     assert "pw-123" not in repr(cfg)
     assert cfg.redis_url() == "redis://:pw-123@127.0.0.1:6379/2"
+
+
+def test_every_lua_file_is_a_loaded_script_carrying_only_the_pieces_it_needs() -> None:
+    from importlib import resources
+
+    from streamagent.memory import _lua
+
+    root = resources.files("streamagent.memory") / "lua"
+    files = {p.name.removesuffix(".lua") for p in root.iterdir() if p.name.endswith(".lua")}
+    pieces = {p.name.removesuffix(".lua") for p in (root / "lib").iterdir()}
+    assert files == set(_lua.NAMES) and pieces == set(_lua.LIBRARY)
+    scripts = {name: getattr(_lua, name.upper()) for name in _lua.NAMES}
+    for name, script in scripts.items():
+        assert script.name == name and script.text.startswith("-- needs:")
+        assert script.text.endswith((root / f"{name}.lua").read_text())
+    # the thread's keys by name first, everywhere; gc code only where checkpoints are removed
+    keys = (root / "lib" / "keys.lua").read_text()
+    assert all(s.text.startswith(keys) for s in scripts.values())
+    with_gc = {n for n, s in scripts.items() if "local function collect_garbage" in s.text}
+    assert with_gc == {"put", "delete_checkpoints", "prune"}
