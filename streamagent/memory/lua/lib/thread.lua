@@ -28,8 +28,14 @@ end
 -- '' (intact), 'absent' (no data key at all) or the name of a lost key; the manifest read
 -- is kept in `manifest` for save_manifest
 local manifest = false
+-- the manifest of a thread whose eight data keys all exist (the usual one)
+local ALL = '11111111'
 local function check_thread()
   manifest = redis.call('HGET', HEAD, '\1k')
+  if manifest == ALL
+      and redis.call('EXISTS', CP, REFS, IDX, BLOBS, MSGS, W, WI, NS) == DATA then
+    return ''
+  end
   if manifest then
     local want = {}
     for i = 1, DATA do
@@ -43,8 +49,7 @@ local function check_thread()
     end
     return ''
   end
-  if redis.call('EXISTS', CP, REFS, IDX, BLOBS, MSGS, W, WI,
-                NS) > 0 then
+  if redis.call('EXISTS', CP, REFS, IDX, BLOBS, MSGS, W, WI, NS) > 0 then
     return 'head key'
   end
   return 'absent'
@@ -58,6 +63,8 @@ local function save_manifest_full()
   redis.call('HSET', HEAD, '\1k', table.concat(s))
 end
 local function save_manifest(known)
+  -- every key exists and `known` claims none is gone: the manifest stays as it is
+  if manifest == ALL and not (known and string.find(known, '0', 1, true)) then return end
   local s = {}
   for i = 1, DATA do
     local k = known and string.sub(known, i, i) or '?'
@@ -77,8 +84,7 @@ end
 -- delete the thread's data, leaving a "deleted" tombstone with the fencing counter (so a
 -- late writer of a turn from before stays fenced out) for `notice` seconds
 local function wipe(notice)
-  redis.call('DEL', CP, REFS, IDX, BLOBS, MSGS, W, WI, NS,
-             HEAD)
+  redis.call('DEL', CP, REFS, IDX, BLOBS, MSGS, W, WI, NS, HEAD)
   if notice > 0 then
     redis.call('HSET', SEEN, 's', '0')
     redis.call('EXPIRE', SEEN, notice)
