@@ -179,16 +179,18 @@ class SaverCore(BaseCheckpointSaver[str], Generic[ClientT]):
 
     def absent(self, status: str, thread_id: str, count: int) -> list[CheckpointTuple | None]:
         """A script's verdict other than "intact": raises :class:`CheckpointCorruptedError`
-        (``C<piece>``) or, for a thread with no data (``A<tombstone>``),
-        :class:`ThreadExpiredError` when it is known to have existed, else ``count`` Nones."""
+        (``C<piece>``) or, for a thread with no data (``A<tombstone>``, see
+        ``absent_verdict`` in ``lua/lib/thread.lua``), :class:`ThreadExpiredError`
+        ("expired" by its TTL, or "lost": its live tombstone has no TTL, or this process
+        knew it), else ``count`` Nones (never stored, or deleted)."""
         if status.startswith("C"):
             raise CheckpointCorruptedError(thread_id, status[1:])
         tombstone = status[1:]
-        knew = tombstone not in {"0", "1"} and self._memory.knew(thread_id)
+        knew = tombstone not in {"0", "1", "L"} and self._memory.knew(thread_id)
         self.forget_thread(thread_id)
         if tombstone == "1":
             raise ThreadExpiredError(thread_id, "expired")
-        if knew:
+        if tombstone == "L" or knew:
             raise ThreadExpiredError(thread_id, "lost")
         return [None] * count
 

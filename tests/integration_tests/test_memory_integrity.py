@@ -305,6 +305,30 @@ def test_a_thread_expired_by_ttl_is_a_notice_in_another_process(
     assert later[0]["error"] == "ThreadExpiredError" and not later[0]["ok"]
 
 
+def test_a_thread_without_ttl_that_lost_every_data_key_is_lost_for_any_process(
+    make_saver: Any, sync_client: redis.Redis
+) -> None:
+    """Every data key gone (evicted, deleted by hand) but the live tombstone kept: without a
+    TTL the data cannot have expired, so even a process that never saw the thread reports
+    it lost; with a TTL it reads as expired (the two cannot be told apart)."""
+    for ttl, reason in ((None, "lost"), (3600, "expired")):
+        thread = f"gone-{reason}"
+        _two_turns(make_saver("sync", ttl_seconds=ttl), thread)
+        keys = make_saver("sync").keys_for(thread)
+        assert sync_client.delete(*keys.data) >= 6
+        assert sync_client.hget(keys.seen, "s") == b"1"
+        stranger = make_saver("sync", ttl_seconds=ttl)  # a process that never saw it
+        with pytest.raises(ThreadExpiredError) as info:
+            stranger.get_tuple({"configurable": {"thread_id": thread}})
+        assert info.value.reason == reason
+        with pytest.raises(ThreadExpiredError):
+            stranger.get_delta_channel_history(
+                config={"configurable": {"thread_id": thread}}, channels=["messages"]
+            )
+        stranger.delete_thread(thread)  # acknowledged: the id starts over
+        assert stranger.get_tuple({"configurable": {"thread_id": thread}}) is None
+
+
 def test_redis_restarted_empty_is_a_notice_for_processes_that_saw_the_thread(
     private_redis: PrivateRedis, key_prefix: str, tmp_path: Path
 ) -> None:

@@ -6,7 +6,7 @@
 -- message values}.
 local ns, id = ARGV[1], ARGV[2]
 local state = check_thread()
-if state == 'absent' then return {'A' .. (redis.call('HGET', SEEN, 's') or '')} end
+if state == 'absent' then return {absent_verdict()} end
 if state ~= '' then return {'C' .. state} end
 if id == '' then
   id = redis.call('HGET', HEAD, ns)

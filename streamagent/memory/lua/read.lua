@@ -98,7 +98,7 @@ end
 
 local state = check_thread()
 if state == 'absent' then
-  return pack_strings({'A' .. (redis.call('HGET', SEEN, 's') or '')})
+  return pack_strings({absent_verdict()})
 end
 if state ~= '' then return pack_strings({'C' .. state}) end
 local ttl, notice = tonumber(ARGV[1]), tonumber(ARGV[2])

@@ -25,6 +25,15 @@ local function mark_live(ttl, notice)
   end
   touch(ttl, notice)
 end
+-- the verdict on a thread with no data key: 'A' .. its tombstone's flag ('1' live: the data
+-- expired; '0' deleted; '' none), or 'AL' when the tombstone says live and has no expiry
+-- itself (its thread was written without a TTL, so its data cannot have expired: it was
+-- lost - evicted, flushed, deleted by hand)
+local function absent_verdict()
+  local live = redis.call('HGET', SEEN, 's')
+  if live == '1' and redis.call('PTTL', SEEN) == -1 then return 'AL' end
+  return 'A' .. (live or '')
+end
 -- '' (intact), 'absent' (no data key at all) or the name of a lost key; the manifest read
 -- is kept in `manifest` for save_manifest
 local manifest = false
