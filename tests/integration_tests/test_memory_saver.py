@@ -21,7 +21,12 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from streamagent.errors import ConfigurationError, MemoryUnavailable, ThreadExpiredError
-from streamagent.memory import EmbeddedRedis, RedisSaver, UnsafeDeserializationError
+from streamagent.memory import (
+    AsyncRedisSaver,
+    EmbeddedRedis,
+    RedisSaver,
+    UnsafeDeserializationError,
+)
 from streamagent.memory.embedded import free_port
 from streamagent.memory.keys import ThreadKeys
 from tests.redis_fixtures import *  # noqa: F403
@@ -344,3 +349,22 @@ async def test_a_send_stuck_past_socket_timeout_raises_and_the_client_recovers(
         await client.aclose()
         admin.close()
         probe.close()
+
+
+async def test_async_script_calls_retry_on_a_dropped_connection(private_redis: Any) -> None:
+    """Script calls (the async saver's hot path) keep the client's retry policy: a
+    connection the server dropped is replaced and the call succeeds, with no error seen."""
+    admin = private_redis.client()
+    async with AsyncRedisSaver.from_url(private_redis.url, key_prefix="retry") as saver:
+        await saver.asetup()
+        graph = _chat_graph(saver)
+        config = {"configurable": {"thread_id": "t"}}
+        await graph.ainvoke({"messages": [HumanMessage("before")]}, config)
+        for _ in range(2):
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+            state = await graph.aget_state(config)
+            assert [m.content for m in state.values["messages"]][0] == "before"
+        await graph.ainvoke({"messages": [HumanMessage("after")]}, config)
+        state = await graph.aget_state(config)
+        assert len(state.values["messages"]) == 4
+    admin.close()
