@@ -288,6 +288,8 @@ class Decoding(SaverCore[ClientT]):
         return out
 
     def _loads_parts(self, parts: list[tuple[str, bytes]]) -> list[Any]:
+        if len(parts) == 1:
+            return [self.serde.loads_typed(parts[0])]
         if all(type_ == "msgpack" for type_, _ in parts):
             # one msgpack array of the stored items: a single deserializer call
             array = b"\xdd" + struct.pack(">I", len(parts)) + b"".join(p for _, p in parts)

@@ -24,6 +24,7 @@ import copy
 import importlib
 import json
 import re
+import sys
 import threading
 import weakref
 from collections import OrderedDict
@@ -212,7 +213,7 @@ def _strict_ext_hook(
             raise _refuse(f"a checkpoint value: malformed msgpack extension {code}")
         check(code, parts)
         module, name, payload = parts[0], parts[1], parts[2]
-        cls = getattr(importlib.import_module(module), name)
+        cls = getattr(sys.modules.get(module) or importlib.import_module(module), name)
         if code == EXT_METHOD_SINGLE_ARG:
             return getattr(cls, str(parts[3]))(payload)
         return _construct(code, module, name, cls, payload)
