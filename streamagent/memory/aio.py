@@ -22,9 +22,9 @@ import asyncio
 import contextlib
 import functools
 import inspect
-from collections.abc import AsyncIterator, Coroutine, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
@@ -47,6 +47,13 @@ __all__ = ["AsyncRedisSaver", "QueueingConnectionPool", "TimedSendConnection", "
 T = TypeVar("T")
 
 
+# redis-py's pool method without its deprecation wrapper (which inspects the arguments of
+# every call; this module never passes any)
+_get_pooled_connection = getattr(
+    aioredis.ConnectionPool.get_connection, "__wrapped__", aioredis.ConnectionPool.get_connection
+)
+
+
 class QueueingConnectionPool(aioredis.ConnectionPool):
     """redis-py's async pool, bounded: a call that finds every one of ``max_connections``
     connections busy waits (up to ``timeout`` seconds) for one to be released, instead of
@@ -62,7 +69,7 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().get_connection()  # type: ignore[no-untyped-call]
+            return await _get_pooled_connection(self)
         except MaxConnectionsError:
             pass
         if self._released is None:
@@ -79,7 +86,7 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._released.wait(), min(remaining, 0.1))
                 try:
-                    return await super().get_connection()  # type: ignore[no-untyped-call]
+                    return await _get_pooled_connection(self)
                 except MaxConnectionsError:
                     continue
         finally:
@@ -139,19 +146,15 @@ async def _collect(items: AsyncIterator[Any]) -> list[Any]:
 
 
 @functools.cache
-def _takes_no_arguments(pool_class: Any) -> bool:
-    """Whether ``pool_class.get_connection()`` takes no argument (redis-py >= 5.3; older
-    ones want the command name)."""
-    parameters = list(inspect.signature(pool_class.get_connection).parameters.values())
-    return not any(
-        p.default is inspect.Parameter.empty and p.kind is p.POSITIONAL_OR_KEYWORD
-        for p in parameters[1:]
-    )
-
-
-def _direct_pool(pool: Any) -> Any:
-    """``pool`` when a script call can take a connection from it directly, else None."""
-    return pool if pool is not None and _takes_no_arguments(pool.__class__) else None
+def _connection_getter(pool_class: Any) -> Callable[[Any], Awaitable[Any]] | None:
+    """How a script call takes a connection from a pool of ``pool_class`` (called with the
+    pool), or None when its ``get_connection`` wants arguments (redis-py < 5.3)."""
+    method = pool_class.get_connection
+    if method is aioredis.ConnectionPool.get_connection:
+        return _get_pooled_connection  # without the deprecation wrapper
+    parameters = list(inspect.signature(method).parameters.values())[1:]
+    required = [p for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    return None if required else cast("Callable[[Any], Awaitable[Any]]", method)
 
 
 async def _send_and_read(conn: Any, args: tuple[Any, ...]) -> Any:
@@ -212,10 +215,11 @@ class AsyncRedisSaver(BaseRedisSaver[aioredis.Redis | aioredis.RedisCluster]):
         observability hooks): ~13 us less client CPU per call. Cluster and
         single-connection clients go through ``execute_command``."""
         client = self.client
-        pool = _direct_pool(getattr(client, "connection_pool", None))
-        if pool is None or getattr(client, "single_connection_client", False):
+        pool: Any = getattr(client, "connection_pool", None)
+        take = None if pool is None else _connection_getter(pool.__class__)
+        if take is None or getattr(client, "single_connection_client", False):
             return await client.execute_command(*args)
-        conn = await pool.get_connection()
+        conn = await take(pool)
         try:
             return await conn.retry.call_with_retry(
                 lambda: _send_and_read(conn, args), lambda _: conn.disconnect()
