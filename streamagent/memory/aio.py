@@ -102,22 +102,42 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
 class TimedSendConnection(aioredis.Connection):
     """redis-py's async connection, bounding a send with ``asyncio.timeout`` where redis-py
     uses ``asyncio.wait_for`` (which on Python 3.11 makes a task, and an event loop turn,
-    for every command). The bound is the same ``socket_timeout``; a send that exceeds it
-    raises :class:`redis.TimeoutError` and drops the connection, as redis-py's does."""
+    for every command), and only when the send can wait at all: a command the transport
+    takes whole below its high-water mark, with no health check due, cannot block. The bound
+    is the same ``socket_timeout``; a send that exceeds it raises :class:`redis.TimeoutError`
+    and drops the connection, as redis-py's does."""
 
     async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
         timeout = self.socket_timeout
-        if not timeout or not getattr(self, "is_connected", False):
+        writer = getattr(self, "_writer", None)
+        if not timeout or writer is None or not getattr(self, "is_connected", False):
             return await super().send_packed_command(command, check_health)
+        self.socket_timeout = None  # redis-py then writes inline, without a task
         try:
+            if not (check_health and self._health_check_due()) and _fits(writer, command):
+                return await super().send_packed_command(command, check_health)
             async with asyncio.timeout(timeout):
-                self.socket_timeout = None  # redis-py then writes inline, without a task
-                try:
-                    await super().send_packed_command(command, check_health)
-                finally:
-                    self.socket_timeout = timeout
+                await super().send_packed_command(command, check_health)
         except TimeoutError:  # redis-py dropped the connection when it was cancelled
             raise redis.TimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
+
+    def _health_check_due(self) -> bool:
+        interval = getattr(self, "health_check_interval", 0)
+        due = getattr(self, "next_health_check", -1)
+        return bool(interval) and asyncio.get_running_loop().time() > due
+
+
+def _fits(writer: Any, command: Any) -> bool:
+    """Whether the transport takes ``command`` without waiting (its buffer stays at or
+    below the high-water mark, so ``drain()`` returns at once)."""
+    if isinstance(command, str | bytes):
+        size = len(command)
+    else:
+        size = sum(len(chunk) for chunk in command)
+    transport = writer.transport
+    return bool(transport.get_write_buffer_size() + size <= transport.get_write_buffer_limits()[1])
 
 
 def async_redis_client(
