@@ -146,3 +146,12 @@ def test_every_lua_file_is_a_loaded_script_carrying_only_the_pieces_it_needs() -
     assert all(s.text.startswith(keys) for s in scripts.values())
     with_gc = {n for n, s in scripts.items() if "local function collect_garbage" in s.text}
     assert with_gc == {"put", "delete_checkpoints", "prune"}
+
+
+def test_script_calls_are_packed_exactly_as_redis_py_packs_them() -> None:
+    from streamagent.memory._protocol import pack_command
+
+    args = ("EVALSHA", "a" * 40, 11, "ké🙂", b"\x00\r\n", b"", 0, -3, 2.5, b"x" * 70_000)
+    assert pack_command(args) == b"".join(redis.Connection().pack_command(*args))
+    with pytest.raises(TypeError, match="bool"):
+        pack_command(("SET", "k", True))
