@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from itertools import repeat
 from typing import Any
 
 from langchain_core.messages import BaseMessage
@@ -25,11 +24,10 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from streamagent.memory.serde import EncodeCache
 
-__all__ = ["REF_LEN", "MessageEncoder", "check_name", "is_message_list", "pack", "unpack"]
+__all__ = ["REF_LEN", "MessageEncoder", "check_name", "pack", "unpack"]
 
 #: length of a message ref (hex chars)
 REF_LEN = 24
-_MESSAGE = repeat(BaseMessage)
 
 
 def check_name(kind: str, value: str) -> str:
@@ -50,11 +48,6 @@ def unpack(value: bytes) -> tuple[str, bytes]:
     return type_.decode(), payload
 
 
-def is_message_list(value: Any) -> bool:
-    """A non-empty plain list of messages (stored as refs)."""
-    return type(value) is list and bool(value) and all(map(isinstance, value, _MESSAGE))
-
-
 @dataclass
 class MessageEncoder:
     """The messages of one write operation: their refs, and the values to store by ref
@@ -63,17 +56,25 @@ class MessageEncoder:
     cache: EncodeCache
     values: dict[str, bytes] = field(default_factory=dict)
 
-    def encode(self, serde: SerializerProtocol, messages: list[BaseMessage]) -> list[str]:
-        """The refs of ``messages`` (their values are added to :attr:`values`)."""
-        refs = []
-        for message, hit in zip(messages, self.cache.get_many(messages), strict=True):
+    def encode(self, serde: SerializerProtocol, value: Any) -> list[str] | None:
+        """The refs of the messages of ``value`` (their values added to :attr:`values`), or
+        None when ``value`` is not a non-empty plain list of messages (checked on the way:
+        a cached hit is a message)."""
+        if type(value) is not list or not value:
+            return None
+        refs: list[str] = []
+        found: dict[str, bytes] = {}
+        for message, hit in zip(value, self.cache.get_many(value), strict=True):
             if hit is None:
+                if not isinstance(message, BaseMessage):
+                    return None
                 type_, data = serde.dumps_typed(message)
                 packed = pack(type_, data)
                 ref = hashlib.blake2b(packed, digest_size=REF_LEN // 2).hexdigest()
                 self.cache.put(message, ref, packed)
             else:
                 ref, packed = hit
-            self.values[ref] = packed
+            found[ref] = packed
             refs.append(ref)
+        self.values.update(found)
         return refs

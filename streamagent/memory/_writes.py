@@ -28,7 +28,7 @@ from langgraph.checkpoint.base import (
 )
 
 from streamagent._upstream.langgraph_private import DeltaSnapshot as _DeltaSnapshot
-from streamagent.memory._codec import MessageEncoder, check_name, is_message_list, pack
+from streamagent.memory._codec import MessageEncoder, check_name, pack
 from streamagent.memory._core import ClientT, SaverCore
 from streamagent.memory._lua import PUT, PUT_WRITES
 from streamagent.memory._protocol import Op
@@ -196,7 +196,9 @@ class WriteOps(SaverCore[ClientT]):
         )
         for channel, version in new_versions.items():
             self._plan_blob(plan, messages, ns=ns, channel=channel, version=version, values=values)
-        plan.known = self._memory.known_refs(thread_id, plan.messages)
+        # refs of the previous lists need no check (their blobs are the witnesses)
+        fresh = [ref for ref in plan.messages if ref not in plan.covered]
+        plan.known = self._memory.known_refs(thread_id, fresh)
         returned: RunnableConfig = {
             "configurable": {
                 "thread_id": configurable["thread_id"],
@@ -223,18 +225,21 @@ class WriteOps(SaverCore[ClientT]):
             plan.full_blobs.append(plan.blobs[-1])
             return
         value = values[channel]
-        if isinstance(value, _DeltaSnapshot) and is_message_list(value.value):
-            # a DeltaChannel snapshot of messages: refs, like a list (stored once each)
-            snap = pack("S", "".join(messages.encode(self.serde, value.value)).encode())
-            plan.blobs.append((suffix, snap))
-            plan.full_blobs.append((suffix, snap))
-            return
-        if not is_message_list(value):
+        if isinstance(value, _DeltaSnapshot):
+            snapshot = messages.encode(self.serde, value.value)
+            if snapshot is not None:
+                # a DeltaChannel snapshot of messages: refs, like a list (stored once each)
+                snap = pack("S", "".join(snapshot).encode())
+                plan.blobs.append((suffix, snap))
+                plan.full_blobs.append((suffix, snap))
+                return
+        encoded = messages.encode(self.serde, value)
+        if encoded is None:
             packed = pack(*self.serde.dumps_typed(value))
             plan.blobs.append((suffix, packed))
             plan.full_blobs.append((suffix, packed))
             return
-        list_refs = tuple(messages.encode(self.serde, value))
+        list_refs = tuple(encoded)
         full = pack("R", "".join(list_refs).encode())
         plan.full_blobs.append((suffix, full))
         key = (plan.thread_id, ns, channel)
@@ -275,8 +280,9 @@ class WriteOps(SaverCore[ClientT]):
         head = f"\x00{check_name('task_path', task_path)}\x00".encode()
         for idx, (channel, value) in enumerate(writes):
             write_idx = WRITES_IDX_MAP.get(channel, idx)
-            if is_message_list(value):
-                type_, payload = "R", "".join(messages.encode(self.serde, value)).encode()
+            refs = messages.encode(self.serde, value)
+            if refs is not None:
+                type_, payload = "R", "".join(refs).encode()
             else:
                 type_, payload = self.serde.dumps_typed(value)
             record = type_.encode() + b"\x00" + check_name("channel", channel).encode() + head

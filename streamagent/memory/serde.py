@@ -492,16 +492,19 @@ class EncodeCache:
     def get_many(self, messages: Sequence[BaseMessage]) -> list[tuple[str, bytes] | None]:
         """:meth:`get` of each message (one lock acquisition)."""
         get = self._entries.get
-        with self._lock:
-            entries = [get(id(message)) for message in messages]
         out: list[tuple[str, bytes] | None] = []
-        for message, entry in zip(messages, entries, strict=True):
-            if entry is None:
-                out.append(None)
-                continue
-            ref_obj, msg_id, content, encoded = entry
-            unchanged = ref_obj() is message and message.id == msg_id
-            out.append(encoded if unchanged and message.content is content else None)
+        with self._lock:
+            for message in messages:
+                entry = get(id(message))
+                if (
+                    entry is not None
+                    and entry[0]() is message
+                    and message.id == entry[1]
+                    and message.content is entry[2]
+                ):
+                    out.append(entry[3])
+                else:
+                    out.append(None)
         return out
 
     def put(self, message: BaseMessage, ref: str, packed: bytes) -> None:

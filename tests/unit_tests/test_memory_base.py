@@ -69,7 +69,11 @@ def test_messages_are_stored_by_ref_and_appends_become_deltas() -> None:
     plan2, _ = _plan(saver, [*history, HumanMessage("more", id="3")], "2")
     delta = dict(plan2.blobs)["messages\x002"]
     assert delta.startswith(b"D\x001\x00") and len(delta) == len(b"D\x001\x00") + 24
-    assert plan2.known == set(plan.messages)  # stored messages are only checked, not resent
+    # the stored messages are neither resent nor checked: the base blob witnesses them
+    assert plan2.covered == set(plan.messages) and plan2.known == set()
+    args = plan2.args()
+    assert not any(v in args for v in plan.messages.values())
+    assert plan2.messages[next(r for r in plan2.messages if r not in plan.messages)] in args
     full = plan2.args(full=True)
     assert all(v in full for v in plan2.messages.values())
 
