@@ -124,7 +124,7 @@ class TimedSendConnection(aioredis.Connection):
         self.socket_timeout = None  # redis-py then writes inline, without a task
         try:
             if not (check_health and self._health_check_due()) and _fits(writer, command):
-                return await super().send_packed_command(command, check_health)
+                return await super().send_packed_command(command, False)  # none due
             async with asyncio.timeout(timeout):
                 await super().send_packed_command(command, check_health)
         except TimeoutError:  # redis-py dropped the connection when it was cancelled
