@@ -10,6 +10,7 @@ server that lost its scripts: ``SCRIPT LOAD`` then the call again).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -233,3 +234,33 @@ async def test_a_turn_takes_the_same_round_trips_on_both_savers(private_redis: A
 )
 def test_the_trip_decoder_reads_resp_commands(packed: Any, names: Trip) -> None:
     assert command_names(packed) == names
+
+
+async def test_the_async_client_still_health_checks_an_idle_connection(private_redis: Any) -> None:
+    """``from_url``'s connection writes small commands without a timeout context, but a
+    connection idle past ``health_check_interval`` is still PINGed before the next command."""
+    from streamagent.memory.aio import TimedSendConnection, async_redis_client
+
+    trips = Trips()
+
+    class Counting(TimedSendConnection):
+        async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+            connected = self.is_connected
+            await super().send_packed_command(command, check_health)
+            if connected:  # logged once written: a health check's PING goes out first
+                trips.log.append(command_names(command))
+
+    client = async_redis_client(private_redis.url, health_check_interval=0.05)
+    client.connection_pool.connection_class = Counting
+    saver = AsyncRedisSaver(client, key_prefix="rt-health")
+    try:
+        await saver.asetup()
+        mark = len(trips.log)
+        await saver.aget_tuple({"configurable": {"thread_id": "t"}})
+        assert trips.since(mark) == [("EVALSHA",)]  # fresh: no check due
+        await asyncio.sleep(0.1)
+        mark = len(trips.log)
+        await saver.aget_tuple({"configurable": {"thread_id": "t"}})
+        assert trips.since(mark) == [("PING",), ("EVALSHA",)]
+    finally:
+        await client.aclose()
