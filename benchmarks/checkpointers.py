@@ -13,8 +13,10 @@ process, interleaved call by call; each figure is the median over runs.
 Sections (``--sections``): ``ops`` (put / get_tuple / put_writes at 20 and 100 messages, with
 ratios to plainredis), ``turns`` (a 20-turn conversation), ``lock`` (the per-turn cost of the
 turn lock and head pointer), ``delta`` (a 400-message thread with the messages channel and with
-LangGraph's ``DeltaChannel``: memory, write and read latency), ``storage`` (memory per thread).
-The figures of a run are in docs/memory.md.
+LangGraph's ``DeltaChannel``: memory, write and read latency), ``storage`` (memory per thread),
+``server`` (not in the default set: Redis's own time in the streamagent scripts per operation,
+from ``INFO commandstats``; run it against a Redis of its own). The figures of a run are in
+docs/memory.md.
 """
 
 from __future__ import annotations
@@ -167,6 +169,53 @@ async def bench_ops(
     for name, saver in all_savers.items():
         await call(saver, "delete_thread", threads[name])
     return times
+
+
+def evalsha_usec(client: redis.Redis) -> int:
+    """Microseconds Redis spent in ``EVALSHA`` so far (``INFO commandstats``)."""
+    return int(client.info("commandstats").get("cmdstat_evalsha", {}).get("usec", 0))
+
+
+async def bench_server(
+    all_savers: dict[str, Any], url: str, size: int, iterations: int
+) -> dict[str, dict[str, float]]:
+    """Server time of the streamagent savers' scripts per operation (µs of ``EVALSHA`` in
+    ``INFO commandstats`` around each call; only meaningful on a Redis of its own)."""
+    client = redis.Redis.from_url(url)
+    out: dict[str, dict[str, float]] = {}
+    for name, saver in all_savers.items():
+        if not name.startswith("streamagent"):
+            continue
+        spent = {"put": 0, "get": 0, "writes": 0}
+        thread, parent = f"srv-{uuid.uuid4().hex[:8]}", None
+        history = [message(i) for i in range(size)]
+        for it in range(iterations):
+            history = [*history[1:], message(size + it)]
+            ck = empty_checkpoint()
+            ck["id"] = str(uuid6(clock_seq=it))
+            ck["channel_values"] = {"messages": list(history), "branch:to:model": None}
+            version = saver.get_next_version(None, None)
+            ck["channel_versions"] = {"messages": version, "branch:to:model": version}
+            config = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+            if parent:
+                config["configurable"]["checkpoint_id"] = parent
+            u0 = evalsha_usec(client)
+            meta = {"source": "loop", "step": it}
+            saved = await call(saver, "put", config, ck, meta, dict(ck["channel_versions"]))
+            u1 = evalsha_usec(client)
+            writes = [("messages", [history[-1]]), ("branch:to:model", None)]
+            await call(saver, "put_writes", saved, writes, f"task-{it}")
+            u2 = evalsha_usec(client)
+            await call(saver, "get_tuple", {"configurable": {"thread_id": thread}})
+            u3 = evalsha_usec(client)
+            spent["put"] += u1 - u0
+            spent["writes"] += u2 - u1
+            spent["get"] += u3 - u2
+            parent = saved["configurable"]["checkpoint_id"]
+        await call(saver, "delete_thread", thread)
+        out[name] = {op: usec / iterations for op, usec in spent.items()}
+    client.close()
+    return out
 
 
 def chat_graph(saver: Any) -> Any:
@@ -325,7 +374,8 @@ async def main() -> None:
     parser.add_argument(
         "--sections",
         default="ops,turns,lock,storage,delta",
-        help="comma-separated sections to run: ops, turns, lock, storage, delta (default: all)",
+        help="comma-separated sections to run: ops, turns, lock, storage, delta, server "
+        "(default: all but server)",
     )
     args = parser.parse_args()
     wanted = {n.strip() for n in args.savers.split(",")} if args.savers else None
@@ -390,6 +440,21 @@ async def main() -> None:
         print()
         if lock_runs:
             print_lock(lock_runs, ops.get(20) or [], names)
+        if "server" in sections:
+            server_runs = [
+                await bench_server(all_savers, url, 20, args.iterations) for _ in range(args.runs)
+            ]
+            print(
+                "### Server time of the scripts at 20 messages (µs per call, INFO commandstats)\n"
+            )
+            print("| saver | put | get_tuple | put_writes |\n|---|---:|---:|---:|")
+            for name in server_runs[0] if server_runs else ():
+                cells = [
+                    f"{statistics.median(r[name][op] for r in server_runs):.1f}"
+                    for op in ("put", "get", "writes")
+                ]
+                print(f"| {name} | " + " | ".join(cells) + " |")
+            print()
         if "delta" in sections:
             delta_runs = [await bench_delta(all_savers, url) for _ in range(args.runs)]
             print_delta(delta_runs)

@@ -13,25 +13,40 @@ forbidden), deleting the probe's keys afterwards.
 from __future__ import annotations
 
 import socket
+import uuid
 import warnings
+from collections.abc import Mapping
 from typing import Any
 
+import ormsgpack
 import redis
+from langchain_core.messages import AIMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import Checkpoint, empty_checkpoint
 
 from streamagent.errors import ConfigurationError
 
 __all__ = [
     "EVICTION_CHOICES",
+    "SCHEMA_VERSION",
     "EvictionRiskWarning",
     "NEEDED_PERMISSIONS",
+    "Probe",
+    "check_eviction_mode",
+    "check_schema",
     "eviction_problem",
     "handle_eviction",
+    "migrate_args",
+    "one_node",
     "permission_error",
     "plain_port_answers",
     "tls_endpoint",
+    "tls_mismatch",
 ]
 
 EVICTION_CHOICES = ("warn", "refuse", "ignore")
+#: the storage schema this version writes (``setup`` migrates schema 1)
+SCHEMA_VERSION = "2"
 
 #: what the saver's Redis user needs (the ACL rule that grants exactly the commands used)
 NEEDED_PERMISSIONS = (
@@ -131,3 +146,67 @@ def tls_mismatch(where: str) -> ConfigurationError:
         f"TLS? The URL asks for TLS (rediss://) but Redis at {where} answers plain text on that "
         "port: use redis:// for a plain port, or the server's TLS port (tls-port)"
     )
+
+
+def one_node(info: Any) -> dict[str, Any]:
+    """``INFO`` of one node (a cluster client answers per node).
+
+    >>> one_node({"n1:6379": {"redis_version": "7.0"}})
+    {'redis_version': '7.0'}
+    """
+    if isinstance(info, dict) and info and "redis_version" not in info and "maxmemory" not in info:
+        first = next(iter(info.values()))
+        if isinstance(first, dict):
+            return first
+    return info if isinstance(info, dict) else {}
+
+
+def check_eviction_mode(mode: str) -> None:
+    """Refuse an unknown ``eviction=`` choice."""
+    if mode not in EVICTION_CHOICES:
+        raise ConfigurationError(f"eviction must be one of {EVICTION_CHOICES}, got {mode!r}")
+
+
+def check_schema(stored: Any, key_prefix: str) -> None:
+    """Refuse a key prefix that holds another storage schema."""
+    if stored not in (SCHEMA_VERSION, SCHEMA_VERSION.encode()):
+        raise ConfigurationError(
+            f"key prefix {key_prefix!r} holds storage schema {stored!r}, expected "
+            f"{SCHEMA_VERSION} (setup() migrates schema 1); use another key_prefix"
+        )
+
+
+def migrate_args(records: Mapping[Any, bytes], notice: int) -> list[Any]:
+    """``migrate.lua`` arguments for a schema-1 thread: each checkpoint's parent id (from
+    its record: Lua cannot read the msgpack ``bin`` fields)."""
+    out: list[Any] = [notice]
+    for field_, record in records.items():
+        parent = ormsgpack.unpackb(record)[4] or ""
+        out += [field_, parent]
+    return out
+
+
+class Probe:
+    """The data of ``setup()``'s permission probe: two probe threads of the saver's own key
+    prefix (a thread and its copy), a checkpoint with a message and a pending write."""
+
+    def __init__(self) -> None:
+        tag = uuid.uuid4().hex
+        self.thread = f"__setup_probe__{tag}"
+        self.copy = f"__setup_probe_copy__{tag}"
+        checkpoint: Checkpoint = empty_checkpoint()
+        checkpoint["channel_values"] = {"messages": [HumanMessage("probe", id=f"p{tag}")]}
+        checkpoint["channel_versions"] = {"messages": "1"}
+        self.checkpoint = checkpoint
+        self.config: RunnableConfig = {
+            "configurable": {"thread_id": self.thread, "checkpoint_ns": ""}
+        }
+        self.stored: RunnableConfig = {
+            "configurable": {
+                "thread_id": self.thread,
+                "checkpoint_ns": "",
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+        self.writes = [("messages", [AIMessage("probe", id=f"q{tag}")])]
+        self.field = f"\x00{checkpoint['id']}"

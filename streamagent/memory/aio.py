@@ -1,5 +1,8 @@
 """``AsyncRedisSaver``: the natively async checkpointer (``redis.asyncio``).
 
+The saver's logic is :class:`~streamagent.memory.base.BaseRedisSaver`'s; this shell only
+sends the requests its operations yield (``_protocol.py``) over a ``redis.asyncio`` client.
+
 Its sync methods (``get_tuple``, ``put``...) work from threads other than the event loop's,
 by submitting the coroutine to the loop the saver first ran on (as LangGraph's
 ``AsyncPostgresSaver`` does); called on the loop's own thread they raise
@@ -17,72 +20,47 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import AsyncIterator, Coroutine, Iterator, Mapping, Sequence
+import functools
+import inspect
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis
 import redis.asyncio as aioredis
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
-    DeltaChannelHistory,
-)
-from langgraph.checkpoint.serde.base import SerializerProtocol
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import MaxConnectionsError
 
-from streamagent.errors import ConfigurationError, MemoryUnavailable
-from streamagent.memory._errors import check_server_version, describe_client
-from streamagent.memory._lua import (
-    ACQUIRE_SCRIPT,
-    DELETE_CHECKPOINTS_SCRIPT,
-    DELETE_THREAD_SCRIPT,
-    DUMP_SCRIPT,
-    HISTORY_SCRIPT,
-    MIGRATE_SCRIPT,
-    PRUNE_SCRIPT,
-    PUT_SCRIPT,
-    PUT_WRITES_SCRIPT,
-    READ_SCRIPT,
-    RELEASE_SCRIPT,
-    RESTORE_SCRIPT,
-)
-from streamagent.memory._setup import (
-    eviction_problem,
-    handle_eviction,
-    permission_error,
-    plain_port_answers,
-    tls_endpoint,
-    tls_mismatch,
-)
-from streamagent.memory.base import (
-    EXPIRY_NOTICE_SECONDS,
-    KNOWN_THREADS,
-    MESSAGE_CACHE_BYTES,
-    SCHEMA_VERSION,
-    BaseRedisSaver,
-    Probe,
-    check_eviction_mode,
-    check_schema,
-    migrate_args,
-    one_node,
-)
-from streamagent.memory.sync import (
+from streamagent.errors import ConfigurationError
+from streamagent.memory._pool import (
     CONNECTION_DEFAULTS,
     POOL_MAX_CONNECTIONS,
     POOL_TIMEOUT_SECONDS,
+    pool_options,
 )
+from streamagent.memory._protocol import (
+    Batch,
+    Command,
+    Op,
+    Request,
+    Scan,
+    adrive,
+    aiterate,
+    pack_command,
+)
+from streamagent.memory.base import BaseRedisSaver
 
-__all__ = ["AsyncRedisSaver", "QueueingConnectionPool", "async_redis_client"]
+__all__ = ["AsyncRedisSaver", "QueueingConnectionPool", "TimedSendConnection", "async_redis_client"]
 
-logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+
+# redis-py's pool method without its deprecation wrapper (which inspects the arguments of
+# every call; this module never passes any)
+_get_pooled_connection = getattr(
+    aioredis.ConnectionPool.get_connection, "__wrapped__", aioredis.ConnectionPool.get_connection
+)
 
 
 class QueueingConnectionPool(aioredis.ConnectionPool):
@@ -100,7 +78,7 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
 
     async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
         try:
-            return await super().get_connection()  # type: ignore[no-untyped-call]
+            return await _get_pooled_connection(self)
         except MaxConnectionsError:
             pass
         if self._released is None:
@@ -117,7 +95,7 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._released.wait(), min(remaining, 0.1))
                 try:
-                    return await super().get_connection()  # type: ignore[no-untyped-call]
+                    return await _get_pooled_connection(self)
                 except MaxConnectionsError:
                     continue
         finally:
@@ -128,6 +106,47 @@ class QueueingConnectionPool(aioredis.ConnectionPool):
         if self._waiting and self._released is not None:
             async with self._released:
                 self._released.notify()
+
+
+class TimedSendConnection(aioredis.Connection):
+    """redis-py's async connection, bounding a send with ``asyncio.timeout`` where redis-py
+    uses ``asyncio.wait_for`` (which on Python 3.11 makes a task, and an event loop turn,
+    for every command), and only when the send can wait at all: a command the transport
+    takes whole below its high-water mark, with no health check due, cannot block. The bound
+    is the same ``socket_timeout``; a send that exceeds it raises :class:`redis.TimeoutError`
+    and drops the connection, as redis-py's does."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        timeout = self.socket_timeout
+        writer = getattr(self, "_writer", None)
+        if not timeout or writer is None or not getattr(self, "is_connected", False):
+            return await super().send_packed_command(command, check_health)
+        self.socket_timeout = None  # redis-py then writes inline, without a task
+        try:
+            if not (check_health and self._health_check_due()) and _fits(writer, command):
+                return await super().send_packed_command(command, False)  # none due
+            async with asyncio.timeout(timeout):
+                await super().send_packed_command(command, check_health)
+        except TimeoutError:  # redis-py dropped the connection when it was cancelled
+            raise redis.TimeoutError("Timeout writing to socket") from None
+        finally:
+            self.socket_timeout = timeout
+
+    def _health_check_due(self) -> bool:
+        interval = getattr(self, "health_check_interval", 0)
+        due = getattr(self, "next_health_check", -1)
+        return bool(interval) and asyncio.get_running_loop().time() > due
+
+
+def _fits(writer: Any, command: Any) -> bool:
+    """Whether the transport takes ``command`` without waiting (its buffer stays at or
+    below the high-water mark, so ``drain()`` returns at once)."""
+    if isinstance(command, str | bytes):
+        size = len(command)
+    else:
+        size = sum(len(chunk) for chunk in command)
+    transport = writer.transport
+    return bool(transport.get_write_buffer_size() + size <= transport.get_write_buffer_limits()[1])
 
 
 def async_redis_client(
@@ -141,20 +160,41 @@ def async_redis_client(
     most ``max_connections`` connections, a call that finds them all busy waits up to
     ``pool_timeout`` seconds (see :func:`streamagent.memory.sync.redis_client`). The client
     owns and closes the pool."""
-    options = {
-        **CONNECTION_DEFAULTS,
-        "retry": AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2),
-        **connection,
-    }
+    retry = AsyncRetry(ExponentialBackoff(cap=0.2, base=0.02), 2)
+    options = {**CONNECTION_DEFAULTS, "retry": retry, **connection}
     pool = QueueingConnectionPool.from_url(
         url, max_connections=max_connections, timeout=pool_timeout, **options
     )
+    if pool.connection_class is aioredis.Connection:  # plain TCP (TLS and unix: as they are)
+        pool.connection_class = TimedSendConnection
     return aioredis.Redis.from_pool(pool)
 
 
-class AsyncRedisSaver(BaseRedisSaver):
+async def _collect(items: AsyncIterator[Any]) -> list[Any]:
+    return [item async for item in items]
+
+
+@functools.cache
+def _connection_getter(pool_class: Any) -> Callable[[Any], Awaitable[Any]] | None:
+    """How a script call takes a connection from a pool of ``pool_class`` (called with the
+    pool), or None when its ``get_connection`` wants arguments (redis-py < 5.3)."""
+    method = pool_class.get_connection
+    if method is aioredis.ConnectionPool.get_connection:
+        return _get_pooled_connection  # without the deprecation wrapper
+    parameters = list(inspect.signature(method).parameters.values())[1:]
+    required = [p for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+    return None if required else cast("Callable[[Any], Awaitable[Any]]", method)
+
+
+async def _send_and_read(conn: Any, command: bytes) -> Any:
+    await conn.send_packed_command(command)
+    return await conn.read_response()
+
+
+class AsyncRedisSaver(BaseRedisSaver[aioredis.Redis | aioredis.RedisCluster]):
     """Async checkpointer on Redis >= 6.2, Valkey or Redis Cluster (same storage as
-    :class:`~streamagent.memory.RedisSaver`; both read each other's threads).
+    :class:`~streamagent.memory.RedisSaver`; both read each other's threads). Options: see
+    :class:`~streamagent.memory.base.BaseRedisSaver`.
 
     Example:
         >>> import redis.asyncio
@@ -163,45 +203,8 @@ class AsyncRedisSaver(BaseRedisSaver):
         1
     """
 
-    def __init__(
-        self,
-        client: aioredis.Redis | aioredis.RedisCluster,
-        *,
-        key_prefix: str = "streamagent",
-        ttl_seconds: int | None = None,
-        refresh_ttl_on_read: bool = False,
-        keep_last: int | None = None,
-        serde: SerializerProtocol | None = None,
-        message_cache_bytes: int = MESSAGE_CACHE_BYTES,
-        expiry_notice_seconds: int = EXPIRY_NOTICE_SECONDS,
-        known_threads: int = KNOWN_THREADS,
-    ) -> None:
-        super().__init__(
-            key_prefix=key_prefix,
-            ttl_seconds=ttl_seconds,
-            refresh_ttl_on_read=refresh_ttl_on_read,
-            keep_last=keep_last,
-            serde=serde,
-            message_cache_bytes=message_cache_bytes,
-            expiry_notice_seconds=expiry_notice_seconds,
-            known_threads=known_threads,
-        )
-        self.client = client
-        self._where = describe_client(client)
-        self._read = client.register_script(READ_SCRIPT)
-        self._put = client.register_script(PUT_SCRIPT)
-        self._put_writes = client.register_script(PUT_WRITES_SCRIPT)
-        self._delete_thread = client.register_script(DELETE_THREAD_SCRIPT)
-        self._delete_checkpoints = client.register_script(DELETE_CHECKPOINTS_SCRIPT)
-        self._prune = client.register_script(PRUNE_SCRIPT)
-        self._dump = client.register_script(DUMP_SCRIPT)
-        self._restore = client.register_script(RESTORE_SCRIPT)
-        self._history = client.register_script(HISTORY_SCRIPT)
-        self._acquire = client.register_script(ACQUIRE_SCRIPT)
-        self._release = client.register_script(RELEASE_SCRIPT)
-        self._migrate = client.register_script(MIGRATE_SCRIPT)
-        self._tls = tls_endpoint(client) is not None
-        self.loop: asyncio.AbstractEventLoop | None = None
+    #: the event loop the saver first ran on (its sync methods submit to it)
+    loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
     @asynccontextmanager
@@ -211,298 +214,59 @@ class AsyncRedisSaver(BaseRedisSaver):
         default 10 s, for a free connection: 1,000 concurrent conversations queue instead of
         failing); socket timeouts 2 s connect / 5 s read, two quick retries;
         ``connection_options`` overrides redis-py arguments."""
-        client = async_redis_client(
-            url,
-            max_connections=options.pop("max_connections", POOL_MAX_CONNECTIONS),
-            pool_timeout=options.pop("pool_timeout", POOL_TIMEOUT_SECONDS),
-            **options.pop("connection_options", {}),
-        )
+        client = async_redis_client(url, **pool_options(options))
         try:
             yield cls(client, **options)
         finally:
             await client.aclose()
 
-    def _bind(self) -> None:
+    # ------------------------------------------------------------------ I/O
+    async def _aexecute(self, request: Request) -> Any:
+        """Send one request and return its reply."""
+        if isinstance(request, Command):
+            if request.args[0] == "EVALSHA":
+                return await self._evalsha(request.args)
+            return await self.client.execute_command(*request.args)
+        if isinstance(request, Scan):
+            scan = self.client.scan_iter(match=request.match, count=request.count_hint)
+            return [key async for key in scan]
+        if isinstance(request, Batch):
+            pipe = self.client.pipeline(transaction=False)
+            for args in request.commands:
+                pipe.execute_command(*args)
+            return await pipe.execute()
+        return await asyncio.to_thread(request.function, *request.args)  # Blocking
+
+    async def _evalsha(self, args: tuple[Any, ...]) -> Any:
+        """A script call (the hot path): packed at once (:func:`pack_command`), sent on a
+        connection of the client's pool with that connection's retry policy, as
+        ``execute_command`` sends it, minus what a script's reply does not need (client
+        initialisation, response callbacks, per-command observability hooks). Cluster and
+        single-connection clients go through ``execute_command``."""
+        client = self.client
+        pool: Any = getattr(client, "connection_pool", None)
+        take = None if pool is None else _connection_getter(pool.__class__)
+        if take is None or getattr(client, "single_connection_client", False):
+            return await client.execute_command(*args)
+        command = pack_command(args)
+        conn = await take(pool)
+        try:
+            return await conn.retry.call_with_retry(
+                lambda: _send_and_read(conn, command), lambda _: conn.disconnect()
+            )
+        finally:
+            await pool.release(conn)
+
+    async def _adrive(self, op: Op[T]) -> T:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
+        return await adrive(op, self._aexecute)
 
-    # ------------------------------------------------------------------ setup
-    async def asetup(self, *, eviction: str = "warn") -> None:
-        """Check the server and record the schema version (see ``RedisSaver.setup``)."""
-        self._bind()
-        check_eviction_mode(eviction)
-        tls = tls_endpoint(self.client)
-        if tls is not None and await asyncio.to_thread(plain_port_answers, *tls):
-            raise tls_mismatch(self._where)
-        try:
-            check_server_version(one_node(await self.client.info("server")), self._where)
-            memory = one_node(await self.client.info("memory"))
-            problem = eviction_problem(memory, self.ttl_seconds)
-            await self.client.set(self.schema_key(), SCHEMA_VERSION, nx=True)
-            stored = await self.client.get(self.schema_key())
-            if stored in ("1", b"1"):
-                stored = await self._migrate_schema()
-        except redis.RedisError as exc:
-            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
-        check_schema(stored, self.key_prefix)
-        handle_eviction(problem, eviction, self._where)
-        await self._probe()
-
-    async def _probe(self) -> None:
-        probe = Probe()
-        try:
-            for name, step in probe.async_steps(self):
-                try:
-                    await step()
-                except MemoryUnavailable as exc:
-                    cause = exc.__cause__ or exc
-                    raise permission_error(self._where, cause, name) or exc from cause
-                except redis.RedisError as exc:
-                    denied = permission_error(self._where, exc, name)
-                    raise denied or self._fail("setup", exc) from exc
-        except redis.RedisError as exc:
-            raise permission_error(self._where, exc) or self._fail("setup", exc) from exc
-        finally:
-            try:
-                await self.client.delete(*probe.keys(self))
-            except redis.RedisError:
-                logger.warning("could not delete the setup probe's keys", exc_info=True)
-            probe.forget(self)
-
-    async def _migrate_schema(self) -> str:
-        """Migrate every thread of a schema-1 prefix to schema 2 (see ``MIGRATE_SCRIPT``).
-        Stop writers of older streamagent versions first: their writes keep no head."""
-        threads = await self._thread_ids(None)
-        for thread_id in threads:
-            keys = self.keys_for(thread_id)
-            records: Any = await self.client.hgetall(keys[0])
-            await self._migrate(keys=keys, args=migrate_args(records, self.expiry_notice_seconds))
-        await self.client.set(self.schema_key(), SCHEMA_VERSION)
-        logger.warning(
-            "migrated %d threads under key prefix %r to storage schema %s",
-            len(threads),
-            self.key_prefix,
-            SCHEMA_VERSION,
-        )
-        return SCHEMA_VERSION
-
-    # ------------------------------------------------------------------ reads
-    async def _read_many(
-        self,
-        thread_id: str,
-        targets: Sequence[tuple[str, str]],
-        configs: Sequence[RunnableConfig | None],
-    ) -> list[CheckpointTuple | None]:
-        self._bind()
-        held = self.held_messages(thread_id)
-        try:
-            reply = await self._read(
-                keys=self.keys_for(thread_id), args=self.read_args(targets, held)
-            )
-        except redis.RedisError as exc:
-            raise self._fail("read", exc) from exc
-        return self.decode_read(reply, thread_id, [ns for ns, _ in targets], configs, held)
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """The checkpoint of ``config`` (its ``checkpoint_id``, else the latest)."""
-        configurable = config["configurable"]
-        checkpoint_id = configurable.get("checkpoint_id")
-        target = (configurable.get("checkpoint_ns", ""), checkpoint_id or "")
-        found = await self._read_many(
-            str(configurable["thread_id"]), [target], [config if checkpoint_id else None]
-        )
-        return found[0]
-
-    async def _thread_ids(self, config: RunnableConfig | None) -> list[str]:
-        if config is not None:
-            return [str(config["configurable"]["thread_id"])]
-        try:
-            keys = [k async for k in self.client.scan_iter(match=self.index_match(), count=1000)]
-        except redis.RedisError as exc:
-            raise self._fail("list", exc) from exc
-        return sorted({self.thread_of_index_key(key) for key in keys})
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        """Checkpoints newest first (threads sorted by id when ``config`` is None)."""
-        remaining = limit
-        for thread_id in await self._thread_ids(config):
-            keys = self.keys_for(thread_id)
-            try:
-                namespaces: Any = await self.client.zrange(keys[7], 0, -1)
-                members: Any = await self.client.zrange(keys[2], 0, -1)
-            except redis.RedisError as exc:
-                raise self._fail("list", exc) from exc
-            targets = self.list_targets(namespaces, members, config, before)
-            for batch in self.batches(targets):
-                for item in await self._read_many(thread_id, batch, [None] * len(batch)):
-                    if item is None or not self.matches(item, filter):
-                        continue
-                    if remaining is not None:
-                        if remaining <= 0:
-                            return
-                        remaining -= 1
-                    yield item
-
-    # ------------------------------------------------------------------ writes
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Store a checkpoint atomically; raises :class:`MemoryUnavailable` if not stored."""
-        self._bind()
-        plan, returned = self.plan_put(config, checkpoint, metadata, new_versions)
-        thread_id = str(config["configurable"]["thread_id"])
-        try:
-            full = False
-            if not self.check_write(await self._put(keys=plan.keys, args=plan.args()), thread_id):
-                full = True  # a delta base or message is gone (deleted/expired): send all
-                self.check_write(
-                    await self._put(keys=plan.keys, args=plan.args(full=True)), thread_id
-                )
-        except redis.RedisError as exc:
-            raise self._fail("put", exc) from exc
-        self.remember_put(plan, full=full)
-        self.remember_thread(thread_id)
-        return returned
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Store pending writes of a task atomically."""
-        self._bind()
-        plan = self.plan_put_writes(config, writes, task_id, task_path)
-        thread_id = str(config["configurable"]["thread_id"])
-        try:
-            reply = await self._put_writes(keys=plan.keys, args=plan.args())
-            if not self.check_write(reply, thread_id):
-                # a message this process stored earlier is gone (deleted/expired): send all
-                reply = await self._put_writes(keys=plan.keys, args=plan.args(full=True))
-                self.check_write(reply, thread_id)
-        except redis.RedisError as exc:
-            raise self._fail("put_writes", exc) from exc
-        self.remember_stored(plan.keys[0], plan.messages)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        """Delete the thread's data (one script, one hash slot), leaving a short "deleted"
-        tombstone so that no process reports it as expired."""
-        self._bind()
-        try:
-            await self._delete_thread(
-                keys=self.keys_for(str(thread_id)), args=[self.expiry_notice_seconds]
-            )
-        except redis.RedisError as exc:
-            raise self._fail("delete_thread", exc) from exc
-        self.forget_thread(str(thread_id))
-
-    # ------------------------------------------------------------------ extended contract
-    async def adelete_checkpoints(self, thread_id: str, fields: Sequence[str]) -> None:
-        """Delete checkpoints (``"ns\\0id"`` fields) of a thread with their writes; heads
-        move to the newest remaining checkpoint, unreferenced data is collected."""
-        self._bind()
-        thread_id = str(thread_id)
-        try:
-            reply = await self._delete_checkpoints(
-                keys=self.keys_for(thread_id),
-                args=[self._ttl, self.expiry_notice_seconds, *fields],
-            )
-        except redis.RedisError as exc:
-            raise self._fail("delete_for_runs", exc) from exc
-        self.forget_thread(thread_id)
-        self.check_write(reply, thread_id)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete every checkpoint whose metadata ``run_id`` is one of ``run_ids`` (with its
-        writes), on every thread of this key prefix (a SCAN: a maintenance operation)."""
-        self._bind()
-        wanted = {str(run_id) for run_id in run_ids}
-        if not wanted:
-            return
-        for thread_id in await self._thread_ids(None):
-            try:
-                records: Any = await self.client.hgetall(self.keys_for(thread_id)[0])
-            except redis.RedisError as exc:
-                raise self._fail("delete_for_runs", exc) from exc
-            fields = [f for f, rec in records.items() if self.run_id_of(rec) in wanted]
-            if fields:
-                await self.adelete_checkpoints(thread_id, fields)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Make ``target_thread_id`` a copy of ``source_thread_id`` (see
-        ``RedisSaver.copy_thread``)."""
-        self._bind()
-        source, target = str(source_thread_id), str(target_thread_id)
-        try:
-            reply: Any = await self._dump(keys=self.keys_for(source), args=[])
-            status = reply[0].decode() if isinstance(reply[0], bytes) else reply[0]
-            if status:
-                self.absent(status, source, 0)
-                return
-            payloads = [p or b"" for p in reply[1:]]
-            restored = await self._restore(
-                keys=self.keys_for(target),
-                args=[self._ttl, self.expiry_notice_seconds, *payloads],
-            )
-        except redis.RedisError as exc:
-            raise self._fail("copy_thread", exc) from exc
-        self.forget_thread(target)
-        self.check_write(restored, target)
-        self.remember_thread(target)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """``"keep_latest"``: each namespace keeps only its head checkpoint (and its
-        writes); ``"delete"``: the threads are deleted."""
-        self._bind()
-        if strategy not in ("keep_latest", "delete"):
-            raise ConfigurationError(f"unknown prune strategy {strategy!r}")
-        for thread_id in map(str, thread_ids):
-            if strategy == "delete":
-                await self.adelete_thread(thread_id)
-                continue
-            try:
-                reply = await self._prune(
-                    keys=self.keys_for(thread_id), args=[self._ttl, self.expiry_notice_seconds]
-                )
-            except redis.RedisError as exc:
-                raise self._fail("prune", exc) from exc
-            self.forget_thread(thread_id)
-            self.check_write(reply, thread_id)
-
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        """Writes and seed of ``channels`` along the parent chain of ``config``'s checkpoint,
-        in one script."""
-        self._bind()
-        if not channels:
-            return {}
-        thread_id, target = self.history_target(config)
-        try:
-            reply: Any = await self._history(
-                keys=self.keys_for(thread_id), args=[*target, *channels]
-            )
-        except redis.RedisError as exc:
-            raise self._fail("get_delta_channel_history", exc) from exc
-        return self.decode_history(reply, thread_id, channels)
-
-    async def aturn_lock_probe(self, thread_id: str) -> None:
-        """Take and release the turn lock of ``thread_id`` once (setup's permission probe)."""
-        keys = self.keys_for(thread_id)
-        token, _ = await self._acquire(keys=keys, args=[1000, 0])
-        await self._release(keys=keys, args=[token, 0])
+    async def _aiterate(self, op: Op[Any]) -> AsyncIterator[Any]:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        async for item in aiterate(op, self._aexecute):
+            yield item
 
     # ------------------------------------------------------------------ sync bridges
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -520,69 +284,8 @@ class AsyncRedisSaver(BaseRedisSaver):
             )
         return asyncio.run_coroutine_threadsafe(coro, loop).result()
 
-    def setup(self) -> None:
-        """Sync bridge to :meth:`asetup` (from another thread)."""
-        self._run(self.asetup())
+    def _drive(self, op: Op[T]) -> T:
+        return self._run(adrive(op, self._aexecute))
 
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """Sync bridge to :meth:`aget_tuple` (from another thread)."""
-        return self._run(self.aget_tuple(config))
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        """Sync bridge to :meth:`alist` (from another thread)."""
-
-        async def collect() -> list[CheckpointTuple]:
-            return [
-                item async for item in self.alist(config, filter=filter, before=before, limit=limit)
-            ]
-
-        yield from self._run(collect())
-
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        """Sync bridge to :meth:`aput` (from another thread)."""
-        return self._run(self.aput(config, checkpoint, metadata, new_versions))
-
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        """Sync bridge to :meth:`aput_writes` (from another thread)."""
-        self._run(self.aput_writes(config, writes, task_id, task_path))
-
-    def delete_thread(self, thread_id: str) -> None:
-        """Sync bridge to :meth:`adelete_thread` (from another thread)."""
-        self._run(self.adelete_thread(thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Sync bridge to :meth:`adelete_for_runs` (from another thread)."""
-        self._run(self.adelete_for_runs(run_ids))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Sync bridge to :meth:`acopy_thread` (from another thread)."""
-        self._run(self.acopy_thread(source_thread_id, target_thread_id))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """Sync bridge to :meth:`aprune` (from another thread)."""
-        self._run(self.aprune(thread_ids, strategy=strategy))
-
-    def get_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        """Sync bridge to :meth:`aget_delta_channel_history` (from another thread)."""
-        return self._run(self.aget_delta_channel_history(config=config, channels=channels))
+    def _iterate(self, op: Op[Any]) -> Iterator[Any]:
+        yield from self._run(_collect(aiterate(op, self._aexecute)))

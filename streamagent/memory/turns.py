@@ -71,11 +71,11 @@ def check_strategy(strategy: str | None) -> str:
     return chosen
 
 
-def turn_saver(checkpointer: Any) -> BaseRedisSaver | None:
+def turn_saver(checkpointer: Any) -> BaseRedisSaver[Any] | None:
     """The streamagent Redis saver behind a graph's checkpointer (unwrapping
     ``InstrumentedSaver``), or None: only those hold turn locks."""
     for _ in range(4):
-        if isinstance(checkpointer, BaseRedisSaver) and hasattr(checkpointer, "_acquire"):
+        if isinstance(checkpointer, BaseRedisSaver):
             return checkpointer
         # InstrumentedSaver keeps the wrapped saver in its own __dict__ (no __getattr__ use)
         inner = getattr(checkpointer, "__dict__", {}).get("saver")
@@ -85,19 +85,11 @@ def turn_saver(checkpointer: Any) -> BaseRedisSaver | None:
     return None
 
 
-async def _call(saver: BaseRedisSaver, script: Any, keys: list[str], args: list[Any]) -> Any:
-    from streamagent.memory.aio import AsyncRedisSaver
-
-    if isinstance(saver, AsyncRedisSaver):
-        return await script(keys=keys, args=args)
-    return await asyncio.to_thread(lambda: script(keys=keys, args=args))
-
-
 @dataclass
 class Turn:
     """A held thread: its token, and the heartbeat that renews the lease."""
 
-    saver: BaseRedisSaver
+    saver: BaseRedisSaver[Any]
     thread_id: str
     token: str
     lease_seconds: float
@@ -110,9 +102,6 @@ class Turn:
         configurable[FENCE_KEY] = self.token
         return cast("RunnableConfig", {**config, "configurable": configurable})
 
-    def _keys(self) -> list[str]:
-        return self.saver.keys_for(self.thread_id)
-
     def start(self) -> None:
         self._heartbeat = asyncio.get_running_loop().create_task(self._renew())
 
@@ -121,8 +110,8 @@ class Turn:
         while True:
             await asyncio.sleep(self.lease_seconds / 3)
             try:
-                held = await _call(
-                    self.saver, self.saver._release, self._keys(), [self.token, lease_ms]
+                held = await self.saver._adrive(
+                    self.saver._release_turn_op(self.thread_id, self.token, lease_ms=lease_ms)
                 )
             except Exception:  # noqa: BLE001 - a missed renewal is retried; fencing protects
                 logger.warning("could not renew the turn lock of %s", self.thread_id)
@@ -147,7 +136,7 @@ class Turn:
             heartbeat.cancel()
             await asyncio.wait((heartbeat,))
         try:
-            await _call(self.saver, self.saver._release, self._keys(), [self.token, 0])
+            await self.saver._adrive(self.saver._release_turn_op(self.thread_id, self.token))
         except Exception:  # noqa: BLE001 - the lease frees the thread anyway
             logger.warning("could not release the turn lock of %s", self.thread_id)
 
@@ -163,9 +152,12 @@ async def _finish(awaitable: Any) -> Any:
         raise
 
 
-async def _acquire(saver: BaseRedisSaver, keys: list[str], args: list[Any]) -> tuple[Any, int]:
+async def _acquire(
+    saver: BaseRedisSaver[Any], thread_id: str, *, lease_ms: int, marker_ms: int
+) -> tuple[str, int]:
     """One acquisition attempt; a cancel meanwhile frees a thread it took, then is raised."""
-    task = asyncio.ensure_future(_call(saver, saver._acquire, keys, args))
+    attempt = saver._acquire_turn_op(thread_id, lease_ms=lease_ms, marker_ms=marker_ms)
+    task = asyncio.ensure_future(saver._adrive(attempt))
     try:
         token, busy_ms = await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -173,9 +165,9 @@ async def _acquire(saver: BaseRedisSaver, keys: list[str], args: list[Any]) -> t
         if not task.cancelled() and task.exception() is None:
             token, busy_ms = task.result()
             if not busy_ms:
-                await _finish(_call(saver, saver._release, keys, [token, 0]))
+                await _finish(saver._adrive(saver._release_turn_op(thread_id, token)))
         raise
-    return token, int(busy_ms)
+    return token, busy_ms
 
 
 async def begin_turn(
@@ -195,17 +187,15 @@ async def begin_turn(
     if saver is None or thread_id is None:
         return None
     thread_id = str(thread_id)
-    keys = saver.keys_for(thread_id)
     new_marker_s = (saver.ttl_seconds or 0) and saver.ttl_seconds + saver.expiry_notice_seconds
-    args = [int(lease_seconds * 1000), int(new_marker_s * 1000)]
+    lease_ms, marker_ms = int(lease_seconds * 1000), int(new_marker_s * 1000)
     wait = ENQUEUE_WAIT_SECONDS if wait_seconds is None else wait_seconds
     deadline = time.monotonic() + (wait if chosen == "enqueue" else 0.0)
     delay = 0.02
     while True:
-        token, busy_ms = await _acquire(saver, keys, args)
+        token, busy_ms = await _acquire(saver, thread_id, lease_ms=lease_ms, marker_ms=marker_ms)
         if not busy_ms:
-            text = token.decode() if isinstance(token, bytes) else str(token)
-            turn = Turn(saver, thread_id, text, lease_seconds)
+            turn = Turn(saver, thread_id, token, lease_seconds)
             turn.start()
             return turn
         remaining = deadline - time.monotonic()

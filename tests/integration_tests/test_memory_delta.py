@@ -61,7 +61,7 @@ async def test_delta_channel_threads_replay_exactly(
         )
         assert native == walked
     # snapshots of messages reference the stored messages instead of copying them
-    stored = sync_client.hgetall(saver.keys_for("d")[3])
+    stored = sync_client.hgetall(saver.keys_for("d").blobs)
     blobs = [v for f, v in stored.items() if b"\x00messages\x00" in f]
     assert any(v.startswith(b"S\x00") for v in blobs)
     assert not any(b"q0" in v for v in blobs)

@@ -29,7 +29,6 @@ from streamagent.errors import (
 )
 from streamagent.memory import RedisSaver, UnsafeDeserializationError
 from streamagent.memory._setup import EvictionRiskWarning
-from streamagent.memory.base import KEY_KINDS
 from tests.integration_tests.memory_worker import skew_checkpoint_clock
 from tests.redis_fixtures import *  # noqa: F403
 from tests.redis_fixtures import PrivateRedis
@@ -75,7 +74,7 @@ def test_tampered_checkpoint_values_are_refused_with_a_typed_error(
     builder.add_edge(START, "n")
     graph = builder.compile(checkpointer=saver)
     graph.invoke({"note": "first"}, {"configurable": {"thread_id": "t"}})
-    blobs = saver.keys_for("t")[3]
+    blobs = saver.keys_for("t").blobs
     fields = [f for f in sync_client.hkeys(blobs) if f.split(b"\x00")[1] == b"note"]
     assert fields
     for field in fields:
@@ -178,7 +177,7 @@ def test_a_lost_key_is_a_typed_error_naming_the_thread_and_piece(
 ) -> None:
     saver: RedisSaver = make_saver("sync")
     graph = _two_turns(saver)
-    key = saver.keys_for("t")[KEY_KINDS.index(kind)]
+    key = getattr(saver.keys_for("t"), kind)
     assert sync_client.delete(key) == 1
     config = {"configurable": {"thread_id": "t"}}
     with pytest.raises(CheckpointCorruptedError) as info:
@@ -202,18 +201,18 @@ def test_a_lost_message_blob_or_write_field_is_a_typed_error(
     _two_turns(saver)
     keys = saver.keys_for("t")
     config = {"configurable": {"thread_id": "t"}}
-    stored = sync_client.hgetall(keys[4])
-    sync_client.hdel(keys[4], *stored)  # every message field lost, the key itself kept
-    sync_client.hset(keys[4], "0" * 24, b"unused")
+    stored = sync_client.hgetall(keys.msgs)
+    sync_client.hdel(keys.msgs, *stored)  # every message field lost, the key itself kept
+    sync_client.hset(keys.msgs, "0" * 24, b"unused")
     with pytest.raises(CheckpointCorruptedError, match="message"):
         saver.get_tuple(config)
-    sync_client.hset(keys[4], mapping=stored)
+    sync_client.hset(keys.msgs, mapping=stored)
     assert saver.get_tuple(config) is not None
     head = saver.get_tuple(config)
     assert head is not None
-    blob_fields = [f for f in sync_client.hkeys(keys[3]) if b"messages" in f]
+    blob_fields = [f for f in sync_client.hkeys(keys.blobs) if b"messages" in f]
     for field in blob_fields:
-        sync_client.hdel(keys[3], field)
+        sync_client.hdel(keys.blobs, field)
     with pytest.raises(CheckpointCorruptedError, match="blob messages"):
         saver.get_tuple(config)
 
@@ -304,6 +303,30 @@ def test_a_thread_expired_by_ttl_is_a_notice_in_another_process(
     time.sleep(2.2)
     later = worker(redis_url, key_prefix, "x", "remember me?", ttl=1)
     assert later[0]["error"] == "ThreadExpiredError" and not later[0]["ok"]
+
+
+def test_a_thread_without_ttl_that_lost_every_data_key_is_lost_for_any_process(
+    make_saver: Any, sync_client: redis.Redis
+) -> None:
+    """Every data key gone (evicted, deleted by hand) but the live tombstone kept: without a
+    TTL the data cannot have expired, so even a process that never saw the thread reports
+    it lost; with a TTL it reads as expired (the two cannot be told apart)."""
+    for ttl, reason in ((None, "lost"), (3600, "expired")):
+        thread = f"gone-{reason}"
+        _two_turns(make_saver("sync", ttl_seconds=ttl), thread)
+        keys = make_saver("sync").keys_for(thread)
+        assert sync_client.delete(*keys.data) >= 6
+        assert sync_client.hget(keys.seen, "s") == b"1"
+        stranger = make_saver("sync", ttl_seconds=ttl)  # a process that never saw it
+        with pytest.raises(ThreadExpiredError) as info:
+            stranger.get_tuple({"configurable": {"thread_id": thread}})
+        assert info.value.reason == reason
+        with pytest.raises(ThreadExpiredError):
+            stranger.get_delta_channel_history(
+                config={"configurable": {"thread_id": thread}}, channels=["messages"]
+            )
+        stranger.delete_thread(thread)  # acknowledged: the id starts over
+        assert stranger.get_tuple({"configurable": {"thread_id": thread}}) is None
 
 
 def test_redis_restarted_empty_is_a_notice_for_processes_that_saw_the_thread(
@@ -598,7 +621,7 @@ def test_a_tampered_thread_refuses_the_next_turn_in_another_process(
     first = worker(redis_url, key_prefix, "x", "one")
     assert acknowledged(first) == ["one"]
     saver = make_saver("sync")
-    msgs = saver.keys_for("x")[4]
+    msgs = saver.keys_for("x").msgs
     fields = sync_client.hkeys(msgs)
     planted = b"msgpack\x00" + ormsgpack.packb({"lc": 2, "type": "constructor", "id": ["x", "Y"]})
     original = {f: sync_client.hget(msgs, f) for f in fields}

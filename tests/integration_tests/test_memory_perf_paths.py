@@ -15,6 +15,7 @@ from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 
 from streamagent.memory import AsyncRedisSaver, RedisSaver
+from streamagent.memory._decode import parse_read
 from tests.redis_fixtures import *  # noqa: F403
 
 
@@ -85,10 +86,12 @@ def test_a_read_does_not_fetch_messages_the_saver_holds_decoded(
     held = saver.held_messages("t")
     assert len(held) == 5
     keys = saver.keys_for("t")
-    reply = saver._read(keys=keys, args=saver.read_args([("", "")], held))
-    assert reply[2] in (b"", "") and reply[3] == []  # nothing sent back
-    reply = saver._read(keys=keys, args=saver.read_args([("", "")]))
-    assert len(reply[3]) == 5 and all(reply[3])
+    reply = parse_read(
+        saver._drive(saver._read_reply_op("t", saver.read_args([("", "")], held))), 1
+    )
+    assert reply.refs == "" and reply.values == []  # nothing sent back
+    reply = parse_read(saver._drive(saver._read_reply_op("t", saver.read_args([("", "")]))), 1)
+    assert len(reply.values) == 5 and all(reply.values)
     # one more message: only that one is fetched, the list still reads back whole
     written = _put_history(saver, "t2", range(5))
     _latest(saver, "t2")
@@ -97,10 +100,12 @@ def test_a_read_does_not_fetch_messages_the_saver_holds_decoded(
     ck = _checkpoint(99, more, saver, None)
     saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
     held = saver.held_messages("t2")
-    reply = saver._read(keys=saver.keys_for("t2"), args=saver.read_args([("", "")], held))
-    assert len(reply[3]) == 1
+    reply = parse_read(
+        saver._drive(saver._read_reply_op("t2", saver.read_args([("", "")], held))), 1
+    )
+    assert len(reply.values) == 1
     assert _latest(saver, "t2") == more
-    assert sync_client.hlen(keys[4]) == 5
+    assert sync_client.hlen(keys.msgs) == 5
 
 
 def test_reads_after_a_thread_is_deleted_and_rewritten_return_the_new_messages(
@@ -140,8 +145,8 @@ def test_keep_last_puts_skip_checks_and_keep_every_referenced_message(
     written = _put_history(saver, "t", range(12))
     fresh = make_saver("sync", key_prefix=key_prefix, message_cache_bytes=0)
     assert _latest(fresh, "t") == written
-    assert sync_client.hlen(saver.keys_for("t")[4]) == 12  # one copy of each, none lost
-    assert sync_client.hlen(saver.keys_for("t")[0]) == 1
+    assert sync_client.hlen(saver.keys_for("t").msgs) == 12  # one copy of each, none lost
+    assert sync_client.hlen(saver.keys_for("t").cp) == 1
 
 
 async def test_async_saver_reads_are_copies_and_agree_with_the_sync_saver(
@@ -178,7 +183,7 @@ def test_long_histories_are_written_and_read_in_bounded_command_chunks(
     ck = _checkpoint(0, history, saver, None)
     cfg: Any = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
     saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
-    assert sync_client.hlen(saver.keys_for("long")[4]) == 2_600
+    assert sync_client.hlen(saver.keys_for("long").msgs) == 2_600
     fresh = make_saver("sync", key_prefix=key_prefix, message_cache_bytes=0)
     assert _latest(fresh, "long") == history
     assert _latest(saver, "long") == history
@@ -204,8 +209,10 @@ def test_held_reads_fetch_only_new_messages_for_windows_reorders_and_removals(
         ck = _checkpoint(100 + step, shape, saver, None)
         cfg = saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
         held = saver.held_messages("w")
-        reply = saver._read(keys=saver.keys_for("w"), args=saver.read_args([("", "")], held))
+        reply = parse_read(
+            saver._drive(saver._read_reply_op("w", saver.read_args([("", "")], held))), 1
+        )
         new = [m for m in shape if m not in base]
-        assert len(reply[3]) == len(new), shape
+        assert len(reply.values) == len(new), shape
         assert _latest(saver, "w") == shape
         assert _latest(fresh, "w") == shape

@@ -17,10 +17,18 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.graph import START, MessagesState, StateGraph
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from streamagent.errors import ConfigurationError, MemoryUnavailable, ThreadExpiredError
-from streamagent.memory import EmbeddedRedis, RedisSaver, UnsafeDeserializationError
+from streamagent.memory import (
+    AsyncRedisSaver,
+    EmbeddedRedis,
+    RedisSaver,
+    UnsafeDeserializationError,
+)
 from streamagent.memory.embedded import free_port
+from streamagent.memory.keys import ThreadKeys
 from tests.redis_fixtures import *  # noqa: F403
 
 
@@ -41,13 +49,13 @@ def _turns(graph: Any, thread: str, n: int) -> None:
         )
 
 
-def _referenced(client: redis.Redis, keys: list[str]) -> set[bytes]:
+def _referenced(client: redis.Redis, keys: ThreadKeys) -> set[bytes]:
     """Message refs referenced by the thread's blobs and writes (raw storage format)."""
     payloads = []
-    for value in client.hvals(keys[3]):
+    for value in client.hvals(keys.blobs):
         if value[:2] in (b"R\x00", b"D\x00"):
             payloads.append(value.split(b"\x00", 2)[-1] if value[:1] == b"D" else value[2:])
-    for value in client.hvals(keys[5]):
+    for value in client.hvals(keys.w):
         if value[:2] == b"R\x00":
             payloads.append(value.split(b"\x00", 3)[3])
     return {p[i : i + 24] for p in payloads for i in range(0, len(p), 24)}
@@ -109,17 +117,17 @@ def test_keep_last_keeps_newest_checkpoints_and_drops_unreferenced_data(
     keys = saver.keys_for("t")
     # the 10 messages of the state + inputs (still without ids) in the kept checkpoints'
     # writes, nothing else; an unbounded thread also keeps every older input
-    stored = set(sync_client.hkeys(keys[4]))
+    stored = set(sync_client.hkeys(keys.msgs))
     assert stored == _referenced(sync_client, keys) and 10 <= len(stored) <= 12
     unbounded = make_saver("sync")
     _turns(_chat_graph(unbounded), "u", 5)
-    assert sync_client.hlen(unbounded.keys_for("u")[4]) > len(stored) + 2
+    assert sync_client.hlen(unbounded.keys_for("u").msgs) > len(stored) + 2
     graph.update_state(config, {"messages": [AIMessage("x", id="x")]})
-    assert set(sync_client.hkeys(keys[4])) == _referenced(sync_client, keys)
+    assert set(sync_client.hkeys(keys.msgs)) == _referenced(sync_client, keys)
     shallow = make_saver("sync", keep_last=1)
     _turns(_chat_graph(shallow), "s", 3)
     assert len(list(shallow.list({"configurable": {"thread_id": "s"}}))) == 1
-    blob_fields = sync_client.hkeys(shallow.keys_for("s")[3])
+    blob_fields = sync_client.hkeys(shallow.keys_for("s").blobs)
     assert len(blob_fields) <= 6
 
 
@@ -131,10 +139,10 @@ def test_delete_thread_leaves_no_key(make_saver: Any, sync_client: redis.Redis) 
     assert _thread_keys(sync_client, saver, "t") == []
     # only the short "deleted" tombstone is left
     assert list(sync_client.scan_iter(match=f"{{{saver.key_prefix}:t}}*")) == [
-        saver.keys_for("t")[9].encode()
+        saver.keys_for("t").seen.encode()
     ]
-    assert sync_client.hget(saver.keys_for("t")[9], "s") == b"0"
-    assert 0 < sync_client.ttl(saver.keys_for("t")[9]) <= saver.expiry_notice_seconds
+    assert sync_client.hget(saver.keys_for("t").seen, "s") == b"0"
+    assert 0 < sync_client.ttl(saver.keys_for("t").seen) <= saver.expiry_notice_seconds
     assert saver.get_tuple({"configurable": {"thread_id": "other"}}) is not None
     _turns(_chat_graph(saver), "t", 1)  # reuse after delete (delta bases forgotten)
     assert (
@@ -154,7 +162,7 @@ def test_each_message_is_stored_once_and_storage_grows_linearly(
         sizes.append(sum(sync_client.memory_usage(k) or 0 for k in saver.keys_for("t")))
     # each message at most twice (as its node wrote it, before add_messages gave it an id,
     # and as it is in the state), never once per checkpoint (60 checkpoints here)
-    assert 40 <= sync_client.hlen(saver.keys_for("t")[4]) <= 80
+    assert 40 <= sync_client.hlen(saver.keys_for("t").msgs) <= 80
     assert sizes[1] < 2.6 * sizes[0]  # linear: ~2x for twice the turns (quadratic: ~4x)
 
 
@@ -293,9 +301,9 @@ def test_setup_migrates_a_schema_1_prefix(make_saver: Any, sync_client: redis.Re
     before = graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"]
     for thread in ("m", "n"):  # back to schema 1: no head/manifest/tombstone, bare refs
         keys = saver.keys_for(thread)
-        sync_client.delete(keys[8], keys[9], keys[10])
-        for field, value in sync_client.hgetall(keys[1]).items():
-            sync_client.hset(keys[1], field, value.split(b"\x02", 1)[1])
+        sync_client.delete(keys.head, keys.seen, keys.turn)
+        for field, value in sync_client.hgetall(keys.refs).items():
+            sync_client.hset(keys.refs, field, value.split(b"\x02", 1)[1])
     sync_client.set(saver.schema_key(), "1")
     fresh = make_saver("sync", keep_last=3)  # its setup() migrates
     assert sync_client.get(saver.schema_key()) == b"2"
@@ -307,3 +315,56 @@ def test_setup_migrates_a_schema_1_prefix(make_saver: Any, sync_client: redis.Re
     assert history["messages"]["seed"]  # the parent chain is readable again
     _turns(graph, "m", 1)
     assert len(graph.get_state({"configurable": {"thread_id": "m"}}).values["messages"]) == 8
+
+
+async def test_a_send_stuck_past_socket_timeout_raises_and_the_client_recovers(
+    private_redis: Any,
+) -> None:
+    """``from_url``'s async client bounds each send by ``socket_timeout`` (with
+    ``asyncio.timeout``, not a task per command): while the server stops reading, a large
+    write gives up with redis' TimeoutError (before the server wakes); the next command,
+    once the server reads again, works on a new connection."""
+    from streamagent.memory.aio import TimedSendConnection, async_redis_client
+
+    client = async_redis_client(private_redis.url, socket_timeout=0.3)
+    assert client.connection_pool.connection_class is TimedSendConnection
+    admin = private_redis.client()
+    probe = redis.Redis(port=private_redis.port, socket_timeout=0.1, retry=Retry(NoBackoff(), 0))
+    try:
+        assert await client.ping()
+        sleeper = threading.Thread(target=lambda: admin.execute_command("DEBUG", "SLEEP", 4))
+        sleeper.start()
+        while True:  # until the server is asleep: it reads nothing
+            try:
+                probe.ping()
+            except redis.TimeoutError:
+                break
+            time.sleep(0.02)
+        with pytest.raises(redis.TimeoutError):  # after the client's own retries
+            await client.set("big", b"x" * (64 << 20))
+        assert sleeper.is_alive()  # it gave up by itself, the server is still asleep
+        sleeper.join()
+        assert await client.set("small", b"y") and await client.get("small") == b"y"
+    finally:
+        await client.aclose()
+        admin.close()
+        probe.close()
+
+
+async def test_async_script_calls_retry_on_a_dropped_connection(private_redis: Any) -> None:
+    """Script calls (the async saver's hot path) keep the client's retry policy: a
+    connection the server dropped is replaced and the call succeeds, with no error seen."""
+    admin = private_redis.client()
+    async with AsyncRedisSaver.from_url(private_redis.url, key_prefix="retry") as saver:
+        await saver.asetup()
+        graph = _chat_graph(saver)
+        config = {"configurable": {"thread_id": "t"}}
+        await graph.ainvoke({"messages": [HumanMessage("before")]}, config)
+        for _ in range(2):
+            assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+            state = await graph.aget_state(config)
+            assert [m.content for m in state.values["messages"]][0] == "before"
+        await graph.ainvoke({"messages": [HumanMessage("after")]}, config)
+        state = await graph.aget_state(config)
+        assert len(state.values["messages"]) == 4
+    admin.close()

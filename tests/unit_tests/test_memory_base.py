@@ -1,4 +1,5 @@
-"""Pure parts of the Redis savers: keys, plans, list ordering, strict serde, config (no I/O)."""
+"""Pure parts of the Redis savers: keys, plans, list ordering, strict serde, config (no I/O:
+the savers are built on clients that never connect)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,30 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import redis
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from pydantic import BaseModel
 
 from streamagent.errors import ConfigurationError
-from streamagent.memory import MemoryConfig, StrictSerializer, UnsafeDeserializationError
-from streamagent.memory.base import FULL_EVERY, BaseRedisSaver, thread_keys
+from streamagent.memory import (
+    MemoryConfig,
+    RedisSaver,
+    StrictSerializer,
+    UnsafeDeserializationError,
+)
+from streamagent.memory._reads import list_targets
+from streamagent.memory.base import FULL_EVERY
+from streamagent.memory.keys import KEY_KINDS, thread_keys
 
 
 class Opaque(BaseModel):
     x: int = 1
+
+
+def _saver(**options: Any) -> RedisSaver:
+    """A saver whose client never connects (every test here is pure logic)."""
+    return RedisSaver(redis.Redis(port=1), **options)
 
 
 def _hash_tag(key: str) -> str:
@@ -29,11 +43,11 @@ def test_all_keys_of_a_thread_share_one_hash_tag() -> None:
         keys = thread_keys("sa", thread)
         assert len(keys) == 11
         assert len({_hash_tag(k) for k in keys}) == 1
+        assert [getattr(keys, kind) for kind in KEY_KINDS] == list(keys)
+        assert keys.data == tuple(keys)[:9] and keys.seen not in keys.data
 
 
-def _plan(
-    saver: BaseRedisSaver, messages: list[Any], version: str, parent: str | None = None
-) -> Any:
+def _plan(saver: RedisSaver, messages: list[Any], version: str, parent: str | None = None) -> Any:
     ck = empty_checkpoint()
     ck["channel_values"] = {"messages": messages, "n": 1}
     ck["channel_versions"] = {"messages": version, "n": "1"}
@@ -44,7 +58,7 @@ def _plan(
 
 
 def test_messages_are_stored_by_ref_and_appends_become_deltas() -> None:
-    saver = BaseRedisSaver()
+    saver = _saver()
     history = [HumanMessage("hi", id="1"), AIMessage("yo", id="2")]
     plan, returned = _plan(saver, history, "1")
     assert returned["configurable"]["thread_id"] == "t"
@@ -55,13 +69,17 @@ def test_messages_are_stored_by_ref_and_appends_become_deltas() -> None:
     plan2, _ = _plan(saver, [*history, HumanMessage("more", id="3")], "2")
     delta = dict(plan2.blobs)["messages\x002"]
     assert delta.startswith(b"D\x001\x00") and len(delta) == len(b"D\x001\x00") + 24
-    assert plan2.known == set(plan.messages)  # stored messages are only checked, not resent
+    # the stored messages are neither resent nor checked: the base blob witnesses them
+    assert plan2.covered == set(plan.messages) and plan2.known == set()
+    args = plan2.args()
+    assert not any(v in args for v in plan.messages.values())
+    assert plan2.messages[next(r for r in plan2.messages if r not in plan.messages)] in args
     full = plan2.args(full=True)
     assert all(v in full for v in plan2.messages.values())
 
 
 def test_delta_chains_are_cut_every_full_every_versions_and_off_with_keep_last() -> None:
-    saver = BaseRedisSaver()
+    saver = _saver()
     history: list[Any] = []
     kinds = []
     for i in range(FULL_EVERY + 2):
@@ -70,7 +88,7 @@ def test_delta_chains_are_cut_every_full_every_versions_and_off_with_keep_last()
         kinds.append(dict(plan.blobs)[f"messages\x00{i}"][:1])
         saver.remember_put(plan, full=False)
     assert kinds[0] == b"R" and kinds[1] == b"D" and kinds.count(b"R") == 2
-    bounded = BaseRedisSaver(keep_last=3)
+    bounded = _saver(keep_last=3)
     for i in range(3):
         plan, _ = _plan(bounded, [HumanMessage(str(j), id=str(j)) for j in range(i + 1)], str(i))
         bounded.remember_put(plan, full=False)
@@ -78,14 +96,13 @@ def test_delta_chains_are_cut_every_full_every_versions_and_off_with_keep_last()
 
 
 def test_list_targets_follow_in_memory_saver_order_and_filters() -> None:
-    saver = BaseRedisSaver()
     members = ["\x00a1", "\x00a3", "\x00a2", "sub\x00a4"]
-    assert saver.list_targets(["", "sub"], members, None, None) == [
+    assert list_targets(["", "sub"], members, None, None) == [
         ("", "a3"), ("", "a2"), ("", "a1"), ("sub", "a4"),
     ]  # fmt: skip
     cfg: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     before: Any = {"configurable": {"checkpoint_id": "a3"}}
-    assert saver.list_targets(["", "sub"], members, cfg, before) == [("", "a2"), ("", "a1")]
+    assert list_targets(["", "sub"], members, cfg, before) == [("", "a2"), ("", "a1")]
 
 
 def test_strict_serializer_keeps_safe_types_and_refuses_others() -> None:
@@ -99,7 +116,7 @@ def test_strict_serializer_keeps_safe_types_and_refuses_others() -> None:
 
 
 def test_names_with_separator_characters_are_refused() -> None:
-    saver = BaseRedisSaver()
+    saver = _saver()
     cfg: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": "a\x00b", "checkpoint_id": "c"}}
     with pytest.raises(ValueError, match="checkpoint_ns"):
         saver.plan_put_writes(cfg, [("x", 1)], "task")
@@ -113,3 +130,32 @@ def test_memory_config_validates_and_hides_password() -> None:
     cfg = MemoryConfig(password="pw-123", db=2)
     assert "pw-123" not in repr(cfg)
     assert cfg.redis_url() == "redis://:pw-123@127.0.0.1:6379/2"
+
+
+def test_every_lua_file_is_a_loaded_script_carrying_only_the_pieces_it_needs() -> None:
+    from importlib import resources
+
+    from streamagent.memory import _lua
+
+    root = resources.files("streamagent.memory") / "lua"
+    files = {p.name.removesuffix(".lua") for p in root.iterdir() if p.name.endswith(".lua")}
+    pieces = {p.name.removesuffix(".lua") for p in (root / "lib").iterdir()}
+    assert files == set(_lua.NAMES) and pieces == set(_lua.LIBRARY)
+    scripts = {name: getattr(_lua, name.upper()) for name in _lua.NAMES}
+    for name, script in scripts.items():
+        assert script.name == name and script.text.startswith("-- needs:")
+        assert script.text.endswith((root / f"{name}.lua").read_text())
+    # the thread's keys by name first, everywhere; gc code only where checkpoints are removed
+    keys = (root / "lib" / "keys.lua").read_text()
+    assert all(s.text.startswith(keys) for s in scripts.values())
+    with_gc = {n for n, s in scripts.items() if "local function collect_garbage" in s.text}
+    assert with_gc == {"put", "delete_checkpoints", "prune"}
+
+
+def test_script_calls_are_packed_exactly_as_redis_py_packs_them() -> None:
+    from streamagent.memory._protocol import pack_command
+
+    args = ("EVALSHA", "a" * 40, 11, "ké🙂", b"\x00\r\n", b"", 0, -3, 2.5, b"x" * 70_000)
+    assert pack_command(args) == b"".join(redis.Connection().pack_command(*args))
+    with pytest.raises(TypeError, match="bool"):
+        pack_command(("SET", "k", True))

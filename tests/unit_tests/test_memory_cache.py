@@ -12,12 +12,12 @@ import copy
 from typing import Any
 
 import pytest
+import redis
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import empty_checkpoint
 
 from streamagent.errors import ConfigurationError
-from streamagent.memory import StrictSerializer
-from streamagent.memory.base import BaseRedisSaver
+from streamagent.memory import RedisSaver, StrictSerializer
 from streamagent.memory.serde import DecodeCache, MessageTemplate, copy_message
 
 
@@ -104,6 +104,11 @@ def test_decode_cache_is_bounded_by_stored_bytes_and_keeps_recent_entries() -> N
     assert len(cache) == 0
 
 
+def _saver(**options: Any) -> RedisSaver:
+    """A saver whose client never connects (these tests are pure logic)."""
+    return RedisSaver(redis.Redis(port=1), **options)
+
+
 def test_decode_cache_serves_only_the_serializer_that_decoded_the_entry() -> None:
     strict, other = StrictSerializer(), StrictSerializer()
     cache = DecodeCache(max_bytes=1_000)
@@ -113,7 +118,7 @@ def test_decode_cache_serves_only_the_serializer_that_decoded_the_entry() -> Non
 
 
 def test_a_saver_cloned_with_an_allowlist_does_not_reuse_the_original_templates() -> None:
-    saver = BaseRedisSaver()
+    saver = _saver()
     clone = saver.with_allowlist([("some.module", "Thing")])
     assert clone.serde is not saver.serde
     saver._decoded.put(saver.serde, "r", HumanMessage("x", id="1"), 10)
@@ -122,13 +127,13 @@ def test_a_saver_cloned_with_an_allowlist_does_not_reuse_the_original_templates(
 
 def test_message_cache_size_is_validated_and_zero_disables_held_reads() -> None:
     with pytest.raises(ConfigurationError, match="message_cache_bytes"):
-        BaseRedisSaver(message_cache_bytes=-1)
-    off = BaseRedisSaver(message_cache_bytes=0)
+        _saver(message_cache_bytes=-1)
+    off = _saver(message_cache_bytes=0)
     assert off.held_messages("t") == {}
     assert off.read_args([("", "")]) == [0, off.expiry_notice_seconds, "", "", ""]
 
 
-def _plan(saver: BaseRedisSaver, messages: list[Any], version: str) -> Any:
+def _plan(saver: RedisSaver, messages: list[Any], version: str) -> Any:
     ck = empty_checkpoint()
     ck["channel_values"] = {"messages": messages}
     ck["channel_versions"] = {"messages": version}
@@ -145,7 +150,7 @@ def _count_args(plan: Any, *, full: bool = False) -> tuple[int, int, int, int]:
 
 @pytest.mark.parametrize("keep_last", [None, 2])
 def test_puts_skip_only_messages_the_previous_list_guarantees(keep_last: int | None) -> None:
-    saver = BaseRedisSaver(keep_last=keep_last)
+    saver = _saver(keep_last=keep_last)
     history = [HumanMessage(f"m{i}", id=str(i)) for i in range(10)]
     first = _plan(saver, history, "1")
     assert _count_args(first) == (1, 10, 0, 0)  # nothing known: every message is sent
