@@ -63,7 +63,10 @@ def final_message(chunks: list[AIMessageChunk]) -> AIMessage:
         raise StreamBrokenError(_NO_FINISH)
     data = merged.model_dump(exclude=_NOT_REPLY_FIELDS)
     data["tool_calls"], invalid = strict_tool_calls(merged)
-    data["invalid_tool_calls"] = [*data.get("invalid_tool_calls", []), *invalid]
+    # a call parsed strictly replaces LangChain's partial-parse entry for it (one entry per id)
+    parsed = {c["id"] for c in data["tool_calls"]} | {c["id"] for c in invalid}
+    kept = [c for c in data.get("invalid_tool_calls", []) if c.get("id") not in parsed]
+    data["invalid_tool_calls"] = [*kept, *invalid]
     return AIMessage(**data)
 
 
