@@ -22,7 +22,7 @@ def test_embedded_server_starts_and_persists_across_restarts(tmp_path: Path) -> 
     server = EmbeddedRedis(data_dir=tmp_path / "data")
     url = server.start()
     try:
-        assert url.startswith("redis://")
+        assert url.startswith("unix://") and redis.Redis.from_url(url).ping()
         assert server.start() == url  # idempotent
         client = redis.Redis.from_url(url)
         client.set("k", "v")
