@@ -18,11 +18,10 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.checkpoint.base.id import uuid6
 
 from streamagent.memory import AsyncRedisSaver, RedisSaver
 from streamagent.memory.turns import begin_turn
+from tests._support.checkpoints import checkpoint
 from tests.redis_fixtures import *  # noqa: F403
 
 Trip = tuple[str, ...]
@@ -74,15 +73,6 @@ def async_counting(trips: Trips) -> type[aioredis.Connection]:
     return Counting
 
 
-def _checkpoint(step: int, history: list[Any], saver: Any, prev: str | None) -> Any:
-    ck = empty_checkpoint()
-    ck["id"] = str(uuid6(clock_seq=step))
-    version = saver.get_next_version(prev, None)
-    ck["channel_values"] = {"messages": list(history)}
-    ck["channel_versions"] = {"messages": version}
-    return ck
-
-
 def _history(n: int) -> list[Any]:
     return [
         (HumanMessage if i % 2 == 0 else AIMessage)(f"message {i}", id=f"m{i}") for i in range(n)
@@ -107,14 +97,14 @@ async def scenario(
     await measured("setup", "setup")
     cfg: Any = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
     history = _history(4)
-    first = _checkpoint(1, history, saver, None)
+    first = checkpoint(1, history, saver, None)
     v1 = first["channel_versions"]["messages"]
     cfg = await measured("put (new thread)", "put", cfg, first, {"step": 1}, {"messages": v1})
     await measured("put_writes", "put_writes", cfg, [("messages", [AIMessage("w", id="w")])], "k")
     await measured("get_tuple (head)", "get_tuple", {"configurable": {"thread_id": "t"}})
     await measured("get_tuple (by id)", "get_tuple", cfg)
     history = [*history, AIMessage("five", id="m5")]
-    second = _checkpoint(2, history, saver, v1)
+    second = checkpoint(2, history, saver, v1)
     v2 = second["channel_versions"]["messages"]
     cfg = await measured("put (append)", "put", cfg, second, {"step": 2}, {"messages": v2})
     # another worker deletes that checkpoint: the delta base / witness of the next put is
@@ -122,7 +112,7 @@ async def scenario(
     other = RedisSaver(raw, key_prefix=saver.key_prefix)
     other.delete_checkpoints("t", [f"\x00{second['id']}"])
     assert not raw.hexists(saver.keys_for("t").blobs, f"\x00messages\x00{v2}")
-    third = _checkpoint(3, [*history, HumanMessage("six", id="m6")], saver, v2)
+    third = checkpoint(3, [*history, HumanMessage("six", id="m6")], saver, v2)
     v3 = third["channel_versions"]["messages"]
     cfg = await measured("put (base gone)", "put", cfg, third, {"step": 3}, {"messages": v3})
     raw.script_flush()  # a server that lost its scripts (restart, failover)

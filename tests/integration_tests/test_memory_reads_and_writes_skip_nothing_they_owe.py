@@ -1,5 +1,6 @@
-"""The savers' fast paths on a real Redis: reads that skip messages the saver holds decoded,
-copies that protect the cache, and puts that skip messages a stored blob guarantees.
+"""What the savers skip on a real Redis never changes a result: reads that skip messages the
+saver holds decoded, copies that protect the cache, and puts that skip messages a stored blob
+guarantees.
 
 Every test checks what a read returns against what was written (or against a fresh saver
 without caches), never timing.
@@ -11,26 +12,16 @@ from typing import Any
 
 import redis
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
-from langgraph.checkpoint.base import empty_checkpoint
-from langgraph.checkpoint.base.id import uuid6
 
 from streamagent.memory import AsyncRedisSaver, RedisSaver
 from streamagent.memory._decode import parse_read
+from tests._support.checkpoints import checkpoint
 from tests.redis_fixtures import *  # noqa: F403
 
 
 def _message(i: int) -> BaseMessage:
     cls = HumanMessage if i % 2 == 0 else AIMessage
     return cls(f"message {i} " * 30, id=f"m{i}", additional_kwargs={"n": [i]}, response_metadata={})
-
-
-def _checkpoint(step: int, history: list[BaseMessage], saver: Any, prev: str | None) -> Any:
-    ck = empty_checkpoint()
-    ck["id"] = str(uuid6(clock_seq=step))
-    version = saver.get_next_version(prev, None)
-    ck["channel_values"] = {"messages": list(history)}
-    ck["channel_versions"] = {"messages": version}
-    return ck
 
 
 def _put_history(saver: RedisSaver, thread: str, sizes: range) -> list[BaseMessage]:
@@ -40,7 +31,7 @@ def _put_history(saver: RedisSaver, thread: str, sizes: range) -> list[BaseMessa
     prev = None
     for step in sizes:
         history = [*history, _message(step)]
-        ck = _checkpoint(step, history, saver, prev)
+        ck = checkpoint(step, history, saver, prev)
         prev = ck["channel_versions"]["messages"]
         cfg = saver.put(cfg, ck, {"step": step}, dict(ck["channel_versions"]))
     return history
@@ -97,7 +88,7 @@ def test_a_read_does_not_fetch_messages_the_saver_holds_decoded(
     _latest(saver, "t2")
     cfg: Any = {"configurable": {"thread_id": "t2", "checkpoint_ns": ""}}
     more = [*written, _message(99)]
-    ck = _checkpoint(99, more, saver, None)
+    ck = checkpoint(99, more, saver, None)
     saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
     held = saver.held_messages("t2")
     reply = parse_read(
@@ -132,7 +123,7 @@ def test_a_put_whose_previous_list_is_gone_stores_every_message(
         other.delete_thread(thread)  # another process deletes the thread under the writer
         cfg: Any = {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
         more = [*history, _message(50)]
-        ck = _checkpoint(50, more, writer, None)
+        ck = checkpoint(50, more, writer, None)
         writer.put(cfg, ck, {}, dict(ck["channel_versions"]))
         fresh = make_saver("sync", key_prefix=key_prefix, message_cache_bytes=0)
         assert _latest(fresh, thread) == more
@@ -166,7 +157,7 @@ async def test_async_saver_reads_are_copies_and_agree_with_the_sync_saver(
             _mutate_all(messages)
         assert len(saver.held_messages("t")) == 5
         more = [*written, _message(7)]
-        ck = _checkpoint(7, more, saver, None)
+        ck = checkpoint(7, more, saver, None)
         await saver.aput(cfg, ck, {}, dict(ck["channel_versions"]))
         got = await saver.aget_tuple(cfg)
         assert got is not None and got.checkpoint["channel_values"]["messages"] == more
@@ -180,7 +171,7 @@ def test_long_histories_are_written_and_read_in_bounded_command_chunks(
 ) -> None:
     saver = make_saver("sync")
     history = [HumanMessage(f"m{i}", id=f"id{i}") for i in range(2_600)]
-    ck = _checkpoint(0, history, saver, None)
+    ck = checkpoint(0, history, saver, None)
     cfg: Any = {"configurable": {"thread_id": "long", "checkpoint_ns": ""}}
     saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
     assert sync_client.hlen(saver.keys_for("long").msgs) == 2_600
@@ -203,10 +194,10 @@ def test_held_reads_fetch_only_new_messages_for_windows_reorders_and_removals(
         [_message(12), *base],  # prepend
     ]
     for step, shape in enumerate(shapes):
-        ck = _checkpoint(step, base, saver, None)
+        ck = checkpoint(step, base, saver, None)
         cfg = saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
         assert _latest(saver, "w") == base  # holds the base messages
-        ck = _checkpoint(100 + step, shape, saver, None)
+        ck = checkpoint(100 + step, shape, saver, None)
         cfg = saver.put(cfg, ck, {}, dict(ck["channel_versions"]))
         held = saver.held_messages("w")
         reply = parse_read(
