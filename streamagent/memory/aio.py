@@ -57,10 +57,26 @@ T = TypeVar("T")
 
 
 # redis-py's pool method without its deprecation wrapper (which inspects the arguments of
-# every call; this module never passes any)
-_get_pooled_connection = getattr(
+# every call; this module passes none, except the command name redis-py < 5.3 requires)
+_RAW_GET_CONNECTION: Any = getattr(
     aioredis.ConnectionPool.get_connection, "__wrapped__", aioredis.ConnectionPool.get_connection
 )
+
+
+def _required_arguments(method: Any) -> list[str]:
+    parameters = list(inspect.signature(method).parameters.values())[1:]
+    return [
+        p.name for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD
+    ]
+
+
+_GET_CONNECTION_ARGS: tuple[str, ...] = (
+    ("EVALSHA",) if _required_arguments(_RAW_GET_CONNECTION) else ()
+)
+
+
+async def _get_pooled_connection(pool: Any) -> Any:
+    return await _RAW_GET_CONNECTION(pool, *_GET_CONNECTION_ARGS)
 
 
 class QueueingConnectionPool(aioredis.ConnectionPool):
@@ -181,9 +197,7 @@ def _connection_getter(pool_class: Any) -> Callable[[Any], Awaitable[Any]] | Non
     method = pool_class.get_connection
     if method is aioredis.ConnectionPool.get_connection:
         return _get_pooled_connection  # without the deprecation wrapper
-    parameters = list(inspect.signature(method).parameters.values())[1:]
-    required = [p for p in parameters if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
-    return None if required else cast("Callable[[Any], Awaitable[Any]]", method)
+    return None if _required_arguments(method) else cast("Callable[[Any], Awaitable[Any]]", method)
 
 
 async def _send_and_read(conn: Any, command: bytes) -> Any:
