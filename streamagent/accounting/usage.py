@@ -38,7 +38,13 @@ from langchain_core.outputs import ChatGeneration, LLMResult
 
 from streamagent.accounting.cost import CostCalculator, Usage
 
-__all__ = ["AgentUsage", "UsageTracker", "agent_of_metadata", "without_tracker"]
+__all__ = [
+    "AgentUsage",
+    "UsageTracker",
+    "agent_of_metadata",
+    "without_handlers",
+    "without_tracker",
+]
 
 _OWN_TAG = "streamagent:"
 _NS_SEP = "|"
@@ -70,21 +76,28 @@ def agent_of_metadata(metadata: dict[str, Any] | None) -> str:
     return str(metadata.get("lc_agent_name") or metadata.get("langgraph_node") or "model")
 
 
+def without_handlers(callbacks: Any, *classes: type | None) -> Any:
+    """``callbacks`` without the handlers of ``classes`` (``None`` entries are skipped): a
+    manager copied once, or the same object when there is nothing to remove."""
+    wanted = tuple(c for c in classes if c is not None)
+    if not wanted or not isinstance(callbacks, BaseCallbackManager):
+        return callbacks
+    unwanted = [h for h in callbacks.handlers if isinstance(h, wanted)]
+    if not unwanted:
+        return callbacks
+    trimmed = callbacks.copy()
+    for handler in unwanted:
+        trimmed.remove_handler(handler)
+    return trimmed
+
+
 def without_tracker(callbacks: Any) -> Any:
     """``callbacks`` without the run's tracker, for streamagent's own model calls.
 
     The tracker ignores those calls anyway, but LangChain would still dispatch every token to
     it (~5 µs a token on the fast path); a copy of the manager per call is far cheaper.
     """
-    if not isinstance(callbacks, BaseCallbackManager):
-        return callbacks
-    trackers = [h for h in callbacks.handlers if isinstance(h, UsageTracker)]
-    if not trackers:
-        return callbacks
-    trimmed = callbacks.copy()
-    for handler in trackers:
-        trimmed.remove_handler(handler)
-    return trimmed
+    return without_handlers(callbacks, UsageTracker)
 
 
 class UsageTracker(BaseCallbackHandler):

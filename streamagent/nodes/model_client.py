@@ -29,7 +29,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any, cast
 
-from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
@@ -37,7 +36,7 @@ from langchain_core.tools import BaseTool
 from langgraph.constants import TAG_NOSTREAM
 
 from streamagent._upstream import langgraph_private
-from streamagent.accounting.usage import without_tracker
+from streamagent.accounting.usage import UsageTracker, without_handlers
 from streamagent.config import ModelConfig
 from streamagent.llm import create_chat_model
 from streamagent.streaming.protocol import AGENT_METADATA_KEY
@@ -71,16 +70,7 @@ def without_messages_mode(callbacks: Any) -> Any:
     it for every token (an event dispatch per chunk, ~10 % of a paced token's CPU); user
     callbacks and tracers stay.
     """
-    handler_class = langgraph_private.StreamMessagesHandler
-    if handler_class is None or not isinstance(callbacks, BaseCallbackManager):
-        return callbacks
-    unwanted = [h for h in callbacks.handlers if isinstance(h, handler_class)]
-    if not unwanted:
-        return callbacks
-    trimmed = callbacks.copy()
-    for handler in unwanted:
-        trimmed.remove_handler(handler)
-    return trimmed
+    return without_handlers(callbacks, langgraph_private.StreamMessagesHandler)
 
 
 class ModelClient:
@@ -149,10 +139,12 @@ class ModelClient:
         tags = llm_config.get("tags") or []
         own = [*self._tags, TAG_NOSTREAM] if nostream else self._tags
         llm_config["tags"] = [*tags, *(t for t in own if t not in tags)]
-        if nostream:
-            llm_config["callbacks"] = without_messages_mode(llm_config.get("callbacks"))
-        # astream_chunks' tracker of *other* models' usage: not on this call's token path
-        llm_config["callbacks"] = without_tracker(llm_config.get("callbacks"))
+        # astream_chunks' tracker of *other* models' usage is not on this call's token path, nor
+        # (with nostream) LangGraph's messages-mode handler: one copy of the manager drops both
+        messages_mode = langgraph_private.StreamMessagesHandler if nostream else None
+        llm_config["callbacks"] = without_handlers(
+            llm_config.get("callbacks"), UsageTracker, messages_mode
+        )
         llm_config["metadata"] = {**(llm_config.get("metadata") or {}), **self._metadata}
         return cast("RunnableConfig", llm_config)
 
