@@ -31,6 +31,7 @@ from pydantic import SecretStr
 from streamagent._upstream import fast_path_available
 from streamagent.config import ModelConfig
 from streamagent.llm.lean.chat_model import LeanChatOpenAI
+from streamagent.llm.loop_client import PerLoopAsyncClient
 
 __all__ = ["create_chat_model"]
 
@@ -44,19 +45,23 @@ def create_chat_model(config: ModelConfig, *, lean: bool | None = None) -> ChatO
     The model node owns retries (see :mod:`streamagent.llm.retry`), so the SDK's are off.
     ``lean`` overrides ``config.fast_path``; the lean class is used only when the fast path's
     private pieces are all present (else one warning names the missing one). No network I/O
-    happens here.
+    happens here. The async HTTP client keeps one connection pool per event loop
+    (:mod:`streamagent.llm.loop_client`), so the model works from any loop.
     """
     config.require_endpoint()
     want_lean = config.fast_path if lean is None else lean
     cls = LeanChatOpenAI if want_lean and fast_path_available() else ChatOpenAI
+    # the SDK's own Timeout class: httpx's in openai 2, httpx2's in openai 3
+    timeout = openai.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds)
     return cls(
         model=config.model,
         api_key=SecretStr(config.api_key or _PLACEHOLDER_KEY),
         base_url=config.base_url,
         max_tokens=config.max_tokens,  # type: ignore[call-arg]
         temperature=config.temperature,
-        # the SDK's own Timeout class: httpx's in openai 2, httpx2's in openai 3
-        timeout=openai.Timeout(config.timeout_seconds, connect=config.connect_timeout_seconds),
+        timeout=timeout,
+        # usable from any event loop (a second asyncio.run, a worker thread's loop)
+        http_async_client=PerLoopAsyncClient(timeout=timeout),
         max_retries=0,
         streaming=True,
         stream_usage=True,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import openai
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
@@ -48,8 +49,8 @@ def chat_model(
     server: ScriptedOpenAIServer, *, cls: type[ChatOpenAI] = ChatOpenAI, **overrides: Any
 ) -> ChatOpenAI:
     """A chat model of class ``cls`` (``ChatOpenAI`` or the streamagent client) reaching
-    ``server``: streaming with usage, no retries, a 10 s timeout, the key ``config_for`` gives;
-    ``overrides`` replace any of these or add options."""
+    ``server``: streaming with usage, no retries, a 10 s timeout (and an HTTP client of its
+    own), the key ``config_for`` gives; ``overrides`` replace any of these or add options."""
     options: dict[str, Any] = {
         "model": "gpt-4o",
         "base_url": server.base_url,
@@ -57,7 +58,10 @@ def chat_model(
         "max_retries": 0,
         "streaming": True,
         "stream_usage": True,
-        "timeout": 10,
+        # an SDK Timeout is unhashable, so langchain-openai builds this model a client of its
+        # own: its process-wide client per (base URL, timeout) would carry a closed test loop's
+        # connections to the next test whose server got the same port
+        "timeout": openai.Timeout(10.0),
         **overrides,
     }
     return cls(**options)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+import openai
 import orjson
 import pytest
 from langchain_core.messages import HumanMessage
@@ -131,6 +132,7 @@ async def test_the_wire_format_is_the_responses_event_stream(make_server):
         use_responses_api=True,
         max_retries=0,
         streaming=True,
+        timeout=openai.Timeout(10.0),  # a client of its own (see tests/_support/agents.py)
     )
     chunks = [c async for c in llm.astream([HumanMessage("hi")])]
     merged = chunks[0]

@@ -7,7 +7,8 @@ the stock path *for the request shapes the differential tests cover*. Only those
 - the model's configuration: every ``ChatOpenAI`` field whose value differs from its default
   is in :data:`LEAN_FIELDS` (a new option of a newer langchain-openai is therefore *not* in
   it, and takes the stock path until it has been compared);
-- the client: a plain string API key, no custom HTTP client, no proxy, no gateway or
+- the client: a plain string API key, no custom HTTP client (the factory's per-loop one is
+  the default), no proxy, no gateway or
   provider runtime, no response headers in the output, ``n`` of 1;
 - each request's body: every key is in :data:`LEAN_PAYLOAD_KEYS` (``response_format``,
   the Responses API's keys, ``logprobs``, audio, prediction … are not), ``stream_options``
