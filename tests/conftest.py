@@ -58,7 +58,7 @@ def config_for(server: ScriptedOpenAIServer, **overrides: Any) -> AgentConfig:
 
 
 #: Modules the floors' quick run takes whole (besides the unit tier and ``smoke`` tests).
-_FLOORS_MODULES = ("test_memory_saver.py",)
+_FLOORS_MODULES = ("test_memory_saver.py", "test_models_work_from_any_event_loop.py")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
