@@ -47,6 +47,11 @@ class AsyncRedisStore(BaseRedisStore):
     Takes a ``redis.asyncio`` client (or ``RedisCluster``). The sync ``batch`` works from
     other threads while the store's event loop runs (as LangGraph's async stores do).
 
+    ``setup_on_first_use=True`` runs :meth:`asetup` before the first batch (once, however many
+    batches start together): the schema check and the search path a synchronous caller such
+    as ``build_agent`` cannot await. A failing setup fails that batch, which writes nothing,
+    and the next batch tries again.
+
     Example:
         >>> import redis.asyncio as aioredis
         >>> store = AsyncRedisStore(aioredis.Redis(), key_prefix="app:store")
@@ -54,13 +59,21 @@ class AsyncRedisStore(BaseRedisStore):
         '{app:store:users}:idx'
     """
 
-    def __init__(self, client: aioredis.Redis | aiocluster.RedisCluster, **options: Any) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis | aiocluster.RedisCluster,
+        *,
+        setup_on_first_use: bool = False,
+        **options: Any,
+    ) -> None:
         super().__init__(**options)
         check_client(client)
         self.client = client
         self._where = describe_client(client)
         self._cluster = isinstance(client, aiocluster.RedisCluster)
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.setup_on_first_use = setup_on_first_use
+        self._setup_lock = asyncio.Lock()  # binds to a loop on first use, not here
 
     @classmethod
     @asynccontextmanager
@@ -91,6 +104,12 @@ class AsyncRedisStore(BaseRedisStore):
         except redis.RedisError as exc:
             raise store_error(self._where, exc) from exc
         await run_async(self.plan_setup(), self._execute, self._embed)
+        self.is_set_up = True
+
+    async def _setup_once(self) -> None:
+        async with self._setup_lock:
+            if not self.is_set_up:
+                await self.asetup()
 
     async def amigrate_storage(self) -> int:
         """Async :meth:`RedisStore.migrate_storage`."""
@@ -155,6 +174,8 @@ class AsyncRedisStore(BaseRedisStore):
         """Run ``ops`` (reads first, then writes); bad input raises before any write."""
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
+        if self.setup_on_first_use and not self.is_set_up:
+            await self._setup_once()
         return await run_async(self.plan_batch(ops), self._execute, self._embed)
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:

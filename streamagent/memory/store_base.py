@@ -129,6 +129,8 @@ class BaseRedisStore(SchemaPlanner, SearchPlanner, BaseStore):
         self.server_vector_index = False
         #: "server" when setup() chose the server's vector index, else "exact".
         self.search_path = "exact"
+        #: True once setup() (or asetup()) has completed.
+        self.is_set_up = False
         self._cache = SnapshotCache()
 
     # ------------------------------------------------------------------ convenience methods

@@ -24,15 +24,15 @@ __all__ = ["default_store"]
 def default_store(checkpointer: Any = None, **options: Any) -> BaseRedisStore:
     """The store ``build_agent`` uses by default, on the checkpointer's Redis: a set-up
     :class:`RedisStore` on a sync redis-py client, an :class:`AsyncRedisStore` on an async
-    one (its scripts load on first use), else a :class:`RedisStore` on ``REDIS_URL`` / the
-    embedded server.
+    one (set up by its first batch: this function cannot await), else a
+    :class:`RedisStore` on ``REDIS_URL`` / the embedded server.
 
     Example:
         >>> store = default_store()  # doctest: +SKIP
     """
     client = getattr(checkpointer, "client", None)
     if isinstance(client, aioredis.Redis | aiocluster.RedisCluster):
-        return AsyncRedisStore(client, **options)
+        return AsyncRedisStore(client, setup_on_first_use=True, **options)
     if not isinstance(client, redis.Redis | redis.RedisCluster):
         client = redis.Redis.from_url(default_redis_url(), **CONNECTION_DEFAULTS)
     store = RedisStore(client, **options)

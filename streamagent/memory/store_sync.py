@@ -155,6 +155,7 @@ class RedisStore(BaseRedisStore):
         except redis.RedisError as exc:
             raise store_error(self._where, exc) from exc
         run_sync(self.plan_setup(), self._execute, self._embed)
+        self.is_set_up = True
         logger.info("store at %s: %s vector search", self._where, self.search_path)
 
     def migrate_storage(self) -> int:

@@ -42,7 +42,7 @@ from streamagent.nodes.model_attempts import Attempt, ModelAttempts, TokenWatch
 from streamagent.nodes.model_budget import ModelBudget, output_cap
 from streamagent.nodes.model_client import ChatRunnable, ModelClient
 from streamagent.nodes.model_input import model_input
-from streamagent.nodes.model_reply import final_invoked, invoked_reply, streamed_reply
+from streamagent.nodes.model_reply import invoked_reply, streamed_reply
 from streamagent.observability.observer import AgentObserver, NullObserver
 from streamagent.streaming.sink import graph_namespace, sink_of
 
@@ -216,15 +216,9 @@ class ModelNode:
         model, llm_config, kwargs = self.client.prepared(
             config, runnable, max_output_tokens=attempt.max_output_tokens
         )
-        watch = TokenWatch(attempt)
-        callbacks = llm_config.get("callbacks")
-        if isinstance(callbacks, BaseCallbackManager):
-            callbacks = callbacks.copy()
-            callbacks.add_handler(watch, inherit=False)
-            llm_config["callbacks"] = callbacks
-        message = final_invoked(await model.ainvoke(messages, llm_config, **kwargs))
-        message.response_metadata["streamed_chunks"] = watch.deltas
-        return message
+        watch = _watch_tokens(llm_config, attempt)
+        reply = await model.ainvoke(messages, llm_config, **kwargs)
+        return invoked_reply(reply, streamed_chunks=watch.deltas)
 
     # ------------------------------------------------------------------ sync shell
     def invoke(self, state: dict[str, Any], config: RunnableConfig) -> dict[str, Any]:
@@ -257,10 +251,10 @@ class ModelNode:
         model, llm_config, kwargs = self.client.prepared(
             config, runnable, max_output_tokens=attempt.max_output_tokens
         )
-        if protocol_streaming(llm_config):  # stream_events v3
+        if protocol_streaming(llm_config):  # stream_events v3: as _ainvoke_protocol
+            watch = _watch_tokens(llm_config, attempt)
             reply = model.invoke(messages, llm_config, **kwargs)
-            attempt.emitted = True  # its tokens went out through LangGraph as they came
-            return invoked_reply(reply)
+            return invoked_reply(reply, streamed_chunks=watch.deltas)
         chunks = CompactChunks()  # a long reply keeps its text, not every chunk object
         note_chunk = attempt.note_chunk
         for chunk in model.stream(messages, llm_config, **kwargs):
@@ -268,3 +262,15 @@ class ModelNode:
                 note_chunk(chunk)
                 chunks.append(chunk)
         return streamed_reply(chunks)
+
+
+def _watch_tokens(llm_config: RunnableConfig, attempt: Attempt) -> TokenWatch:
+    """A :class:`TokenWatch` on a copy of the call's callback manager: it marks ``attempt`` as
+    having emitted tokens at the first protocol content delta, and counts them."""
+    watch = TokenWatch(attempt)
+    callbacks = llm_config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        callbacks = callbacks.copy()
+        callbacks.add_handler(watch, inherit=False)
+        llm_config["callbacks"] = callbacks
+    return watch

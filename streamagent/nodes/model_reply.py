@@ -2,7 +2,7 @@
 
 A streamed reply is merged from its chunks (:func:`final_message`); an invoked one (LangGraph's
 v3 stream, where the model is invoked so that LangChain fires protocol events) is checked the
-same way (:func:`final_invoked`, :func:`invoked_reply`). Either way a reply without a
+same way (:func:`invoked_reply`). Either way a reply without a
 ``finish_reason`` is a :class:`~streamagent.errors.StreamBrokenError` — a truncated stream is
 never a silent success — and tool-call arguments are parsed strictly
 (:func:`strict_tool_calls`): a truncated argument string is an invalid tool call, not a
@@ -37,7 +37,6 @@ from streamagent.llm.responses import responses_finish_reason
 from streamagent.nodes._quirks import dedupe_tool_names, infer_finish_reason
 
 __all__ = [
-    "final_invoked",
     "final_message",
     "invoked_reply",
     "streamed_reply",
@@ -77,35 +76,23 @@ def streamed_reply(chunks: CompactChunks) -> AIMessage:
     return message
 
 
-def final_invoked(message: BaseMessage) -> AIMessage:
-    """An invoked reply (the async v3 path), checked as :func:`final_message` checks streams.
-
-    Protocol streaming returns text as content blocks: they are joined into one string, as
-    the streamed path stores text.
-    """
-    if not isinstance(message, AIMessage):
-        raise StreamBrokenError(f"the model returned a {type(message).__name__}, not a reply")
-    content = message.content
+def invoked_reply(reply: BaseMessage, *, streamed_chunks: int = 0) -> AIMessage:
+    """The reply of an invoked call (LangGraph's v3 stream, sync and async), checked as
+    :func:`final_message` checks a stream: a new ``AIMessage`` (chunk fields dropped), text
+    content blocks joined into one string as the streamed path stores text, marked with
+    ``streamed_chunks`` (the content deltas the protocol events carried)."""
+    if not isinstance(reply, AIMessage):
+        raise StreamBrokenError(f"the model returned a {type(reply).__name__}, not a reply")
+    content = reply.content
     if isinstance(content, list) and all(
         isinstance(b, dict) and b.get("type") == "text" for b in content
     ):
-        message.content = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
-    responses_finish_reason(message)  # the Responses API reports a status instead
-    if not message.response_metadata.get("finish_reason"):
-        raise StreamBrokenError(_NO_FINISH)
-    return message
-
-
-def invoked_reply(reply: BaseMessage) -> AIMessage:
-    """The reply of an invoked call on the sync v3 path, checked like a streamed one: a new
-    ``AIMessage`` (chunk fields dropped) with ``streamed_chunks`` 0."""
-    if not isinstance(reply, AIMessage):
-        raise StreamBrokenError(f"the model returned {type(reply).__name__}, not an AI message")
-    responses_finish_reason(reply)
+        content = "".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    responses_finish_reason(reply)  # the Responses API reports a status instead
     if not reply.response_metadata.get("finish_reason"):
-        raise StreamBrokenError("the model stream ended without a finish_reason")
-    message = AIMessage(**reply.model_dump(exclude=_NOT_REPLY_FIELDS))
-    message.response_metadata["streamed_chunks"] = 0
+        raise StreamBrokenError(_NO_FINISH)
+    message = AIMessage(**{**reply.model_dump(exclude=_NOT_REPLY_FIELDS), "content": content})
+    message.response_metadata["streamed_chunks"] = streamed_chunks
     return message
 
 

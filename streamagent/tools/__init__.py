@@ -34,7 +34,9 @@ SandboxMode = Literal["auto", "bwrap", "none"]
 logger = logging.getLogger(__name__)
 
 
-def _choose_bwrap(sandbox: SandboxMode, *, available: bool) -> str | None:
+def _choose_bwrap(sandbox: SandboxMode) -> str | None:
+    """The bubblewrap binary the tools use, or ``None``; the mode is checked before bubblewrap
+    is probed (a probe starts a process)."""
     if sandbox not in {"auto", "bwrap", "none"}:
         raise ConfigurationError(f"sandbox must be 'auto', 'bwrap' or 'none', not {sandbox!r}")
     if sandbox == "none":
@@ -43,7 +45,7 @@ def _choose_bwrap(sandbox: SandboxMode, *, available: bool) -> str | None:
             "(scrubbed environment, but the host's files, processes and network are reachable)"
         )
         return None
-    if available:
+    if sandbox_available():
         return find_bwrap()
     if sandbox == "bwrap":
         raise ConfigurationError(
@@ -107,8 +109,7 @@ def default_tools(
         bash_timeout_seconds=bash_timeout_seconds,
     )
     ws = Workspace.from_path(workspace)
-    available = sandbox != "none" and sandbox_available()
-    bwrap = _choose_bwrap(sandbox, available=available)
+    bwrap = _choose_bwrap(sandbox)
     policy = SandboxPolicy(
         workspace=ws.root, allow_network=allow_network, env_allowlist=tuple(env_allowlist)
     )

@@ -4,8 +4,10 @@ that follows the checkpointer."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any, TypedDict
 
+import pytest
 import redis
 import redis.asyncio as aioredis
 from langchain_core.tools import tool
@@ -16,7 +18,13 @@ from langgraph.prebuilt import InjectedStore
 from langgraph.store.base import BaseStore
 
 from streamagent import astream_chunks, build_agent, create_agent_graph
-from streamagent.memory import AsyncRedisSaver, AsyncRedisStore, RedisSaver, RedisStore
+from streamagent.memory import (
+    AsyncRedisSaver,
+    AsyncRedisStore,
+    RedisSaver,
+    RedisStore,
+    StoreSchemaError,
+)
 from streamagent.memory.store_tools import memory_tools
 from streamagent.testing import Reply, ToolCall
 from tests.conftest import config_for
@@ -154,6 +162,53 @@ def test_default_store_follows_the_checkpointer(
     assert isinstance(
         build_agent(config=config_for(server), checkpointer=asaver).store, AsyncRedisStore
     )
+
+
+async def test_the_async_default_store_sets_itself_up_on_its_first_batch(
+    make_server: Any, store_url: str, store_prefix: str
+) -> None:
+    """``build_agent`` cannot await ``asetup()``: the ``AsyncRedisStore`` it makes for an
+    async saver runs it before its first batch, once, however many batches start together."""
+    aclient = aioredis.Redis.from_url(store_url)
+    try:
+        asaver = AsyncRedisSaver(aclient, key_prefix=f"{store_prefix}-saver")
+        made = build_agent(config=config_for(make_server([])), checkpointer=asaver).store
+        assert isinstance(made, AsyncRedisStore) and made.setup_on_first_use
+        assert not made.is_set_up  # nothing was sent to Redis at build time
+
+        setups = 0
+
+        class Counting(AsyncRedisStore):
+            async def asetup(self) -> None:
+                nonlocal setups
+                setups += 1
+                await super().asetup()
+
+        store = Counting(aclient, key_prefix=store_prefix, setup_on_first_use=True)
+        await asyncio.gather(*(store.aput(("u", str(i)), "k", {"i": i}) for i in range(10)))
+        assert setups == 1 and store.is_set_up
+        assert await aclient.get(f"{store_prefix}:schema") == b"2"  # the schema was marked
+        assert len(await store.asearch(("u",), limit=20)) == 10
+    finally:
+        await aclient.aclose()
+
+
+async def test_a_first_batch_on_data_of_another_schema_fails_and_writes_nothing(
+    store_url: str, store_prefix: str
+) -> None:
+    aclient = aioredis.Redis.from_url(store_url)
+    try:
+        await aclient.set(f"{store_prefix}:schema", "1")
+        store = AsyncRedisStore(aclient, key_prefix=store_prefix, setup_on_first_use=True)
+        for _ in range(2):  # not set up: the next batch checks again
+            with pytest.raises(StoreSchemaError, match="schema"):
+                await store.aput(("u",), "k", {"v": 1})
+        assert not store.is_set_up
+        assert [k async for k in aclient.scan_iter(f"*{store_prefix}*")] == [
+            f"{store_prefix}:schema".encode()
+        ]
+    finally:
+        await aclient.aclose()
 
 
 async def test_a_tool_with_injected_store_reaches_the_redis_store(

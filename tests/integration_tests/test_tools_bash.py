@@ -231,10 +231,3 @@ def test_auto_mode_without_bwrap_leaves_bash_out_and_bwrap_mode_refuses(ws, monk
     assert names == ["read_file", "write_file", "git_operation"]
     with pytest.raises(ConfigurationError, match="bubblewrap"):
         default_tools(ws, sandbox="bwrap")
-
-
-def test_an_unknown_sandbox_mode_is_refused(ws):
-    from streamagent.errors import ConfigurationError
-
-    with pytest.raises(ConfigurationError, match="sandbox must be"):
-        default_tools(ws, sandbox="docker")  # type: ignore[arg-type]

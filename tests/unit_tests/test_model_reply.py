@@ -11,7 +11,6 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from streamagent.errors import StreamBrokenError
 from streamagent.llm.chunk_merge import CompactChunks
 from streamagent.nodes.model_reply import (
-    final_invoked,
     final_message,
     invoked_reply,
     streamed_reply,
@@ -149,27 +148,30 @@ def test_an_invoked_reply_joins_protocol_text_blocks() -> None:
         content=[{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}],
         response_metadata={"finish_reason": "stop"},
     )
-    assert final_invoked(message).content == "Hello"
+    assert invoked_reply(message).content == "Hello"
 
 
 def test_an_invoked_reply_keeps_mixed_content_blocks() -> None:
     blocks = [{"type": "text", "text": "a"}, {"type": "reasoning", "summary": []}]
     message = AIMessage(content=blocks, response_metadata={"finish_reason": "stop"})
-    assert final_invoked(message).content == blocks
+    assert invoked_reply(message).content == blocks
 
 
-@pytest.mark.parametrize("check", [final_invoked, invoked_reply])
-def test_an_invoked_reply_needs_a_finish_reason_and_an_ai_message(check: Any) -> None:
+def test_an_invoked_reply_needs_a_finish_reason_and_an_ai_message() -> None:
     with pytest.raises(StreamBrokenError, match="finish_reason"):
-        check(AIMessage("cut"))
+        invoked_reply(AIMessage("cut"))
     with pytest.raises(StreamBrokenError, match="HumanMessage"):
-        check(HumanMessage("not a reply"))
+        invoked_reply(HumanMessage("not a reply"))
 
 
-def test_the_sync_invoked_reply_is_a_fresh_message_with_no_streamed_chunks() -> None:
-    original = AIMessageChunk(content="hi", response_metadata={"status": "completed"})
-    reply = invoked_reply(original)
+def test_an_invoked_reply_is_a_fresh_message_marked_with_its_streamed_deltas() -> None:
+    original = AIMessageChunk(
+        content=[{"type": "text", "text": "h"}, {"type": "text", "text": "i"}],
+        response_metadata={"status": "completed"},
+    )
+    reply = invoked_reply(original, streamed_chunks=2)
     assert type(reply) is AIMessage and reply is not original
-    assert reply.content == "hi"
+    assert reply.content == "hi" and original.content != "hi"  # the caller's is left alone
     assert reply.response_metadata["finish_reason"] == "stop"
-    assert reply.response_metadata["streamed_chunks"] == 0
+    assert reply.response_metadata["streamed_chunks"] == 2
+    assert invoked_reply(original).response_metadata["streamed_chunks"] == 0

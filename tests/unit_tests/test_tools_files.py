@@ -270,3 +270,9 @@ def test_workspace_must_exist_and_not_be_root(tmp_path):
         default_tools(tmp_path / "missing", sandbox="none")
     with pytest.raises(ConfigurationError, match="not allowed"):
         default_tools("/", sandbox="none")
+
+
+def test_an_unknown_sandbox_mode_is_refused_before_bubblewrap_is_probed(tmp_path: Path) -> None:
+    # the unit tier refuses subprocesses: probing bubblewrap first would fail differently
+    with pytest.raises(ConfigurationError, match="sandbox must be 'auto', 'bwrap' or 'none'"):
+        default_tools(tmp_path, sandbox="docker")  # type: ignore[arg-type]
