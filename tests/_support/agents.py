@@ -64,4 +64,6 @@ def chat_model(
         "timeout": openai.Timeout(10.0),
         **overrides,
     }
+    if isinstance(options["timeout"], int | float):  # hashable: would share that client again
+        options["timeout"] = openai.Timeout(float(options["timeout"]))
     return cls(**options)
