@@ -70,7 +70,6 @@ from streamagent.llm.lean.transport import (
     env_proxy_for,
     status_response,
 )
-from streamagent.llm.loop_client import is_per_loop_client
 
 __all__ = ["LeanChatOpenAI", "LeanRequest"]
 
@@ -122,12 +121,7 @@ class LeanChatOpenAI(ChatOpenAI):
         return self._lean_eligible
 
     def _eligible_model(self) -> bool:
-        unsupported = [
-            name
-            for name in unsupported_fields(self)
-            # the factory's per-loop client is the default one, made loop-safe
-            if not (name == "http_async_client" and is_per_loop_client(self.http_async_client))
-        ]
+        unsupported = unsupported_fields(self)  # a custom HTTP client or proxy among them
         if unsupported:
             logger.debug("lean transport off for this model: options %s", unsupported)
             return False
@@ -135,8 +129,6 @@ class LeanChatOpenAI(ChatOpenAI):
         return (
             type(client) is openai.AsyncOpenAI  # not Azure or another SDK subclass
             and not self.include_response_headers
-            and self.http_client is None
-            and (self.http_async_client is None or is_per_loop_client(self.http_async_client))
             and not self.openai_proxy
             and self.n in (None, 1)
             and isinstance(client.api_key, str)

@@ -30,6 +30,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from streamagent.llm.loop_client import is_per_loop_client
+
 __all__ = [
     "LEAN_FIELDS",
     "LEAN_PAYLOAD_KEYS",
@@ -138,8 +140,14 @@ def non_default_fields(model: BaseModel) -> list[str]:
 
 
 def unsupported_fields(model: BaseModel) -> list[str]:
-    """The non-default fields of ``model`` that are not in :data:`LEAN_FIELDS`."""
-    return [name for name in non_default_fields(model) if name not in LEAN_FIELDS]
+    """The non-default fields of ``model`` that are not in :data:`LEAN_FIELDS`; an
+    ``http_async_client`` the factory made (a per-loop one) counts as the default client."""
+    return [
+        name
+        for name in non_default_fields(model)
+        if name not in LEAN_FIELDS
+        and not (name == "http_async_client" and is_per_loop_client(getattr(model, name)))
+    ]
 
 
 def payload_is_lean(payload: Mapping[str, Any]) -> bool:
